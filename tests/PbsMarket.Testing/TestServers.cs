@@ -1,0 +1,54 @@
+namespace PbsMarket.Testing;
+
+/// <summary>
+/// The real servers of one test assembly, each started on first use and stopped (with its files
+/// deleted) when the assembly's tests are done, whether they passed or not. Register it with
+/// <c>[assembly: AssemblyFixture(typeof(TestServers))]</c> and take it in a test class constructor.
+/// </summary>
+public sealed class TestServers : IAsyncDisposable
+{
+    readonly SemaphoreSlim _gate = new(1, 1);
+    readonly List<ServerProcess> _started = [];
+    RedisServer? _redis;
+    PostgresServer? _postgres;
+    AnvilNode? _anvil;
+
+    public Task<RedisServer> RedisAsync() => GetAsync(() => _redis, s => _redis = s, () => new RedisServer());
+    public Task<PostgresServer> PostgresAsync() => GetAsync(() => _postgres, s => _postgres = s, () => new PostgresServer());
+    public Task<AnvilNode> AnvilAsync() => GetAsync(() => _anvil, s => _anvil = s, () => new AnvilNode());
+
+    /// <summary>A server of this test's own (to stop, kill or restart), disposed with the assembly.</summary>
+    public async Task<T> StartOwnAsync<T>(T server) where T : ServerProcess
+    {
+        lock (_started) _started.Add(server);
+        await server.StartAsync();
+        return server;
+    }
+
+    async Task<T> GetAsync<T>(Func<T?> get, Action<T> set, Func<T> create) where T : ServerProcess
+    {
+        if (get() is { } existing) return existing;
+        await _gate.WaitAsync();
+        try
+        {
+            if (get() is { } again) return again;
+            var server = create();
+            lock (_started) _started.Add(server);
+            await server.StartAsync();
+            set(server);
+            return server;
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        ServerProcess[] servers;
+        lock (_started) servers = [.. _started];
+        await Task.WhenAll(servers.Select(s => s.DisposeAsync().AsTask()));
+        _gate.Dispose();
+    }
+}
