@@ -34,7 +34,7 @@ public sealed class AnvilNode(long chainId = 31337, int? blockTimeSeconds = null
     {
         var psi = new ProcessStartInfo(RepoPaths.Require("anvil", "npm installs it into tools/bin")) { WorkingDirectory = Dir };
         var args = new List<string> { "--host", "127.0.0.1", "--port", Port.ToString(), "--chain-id", ChainId.ToString(),
-            "--accounts", accounts.ToString(), "--silent", "--gas-limit", "60000000" };
+            "--accounts", accounts.ToString(), "--silent", "--config-out", Path.Combine(Dir, "anvil-config.json"), "--gas-limit", "60000000" };
         if (blockTimeSeconds is { } bt) args.AddRange(["--block-time", bt.ToString()]);
         foreach (var a in args) psi.ArgumentList.Add(a);
         psi.Environment["HOME"] = Dir; // anvil keeps caches under ~/.foundry
