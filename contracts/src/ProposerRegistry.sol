@@ -152,9 +152,9 @@ contract ProposerRegistry is IPbsErrors, ReentrancyGuardTransient {
         _remove(msg.sender, eff);
         p.status = Status.Exiting;
         p.exitEpoch = eff;
-        uint256 at = (epochStartMs(eff) + 999) / 1000 + EXIT_DELAY;
-        p.withdrawableAt = uint48(at);
-        emit ProposerExitRequested(msg.sender, eff, uint64(at));
+        uint256 unlockAt = (epochStartMs(eff) + 999) / 1000 + EXIT_DELAY;
+        p.withdrawableAt = uint48(unlockAt);
+        emit ProposerExitRequested(msg.sender, eff, uint64(unlockAt));
     }
 
     function withdrawBond() external nonReentrant {

@@ -129,8 +129,8 @@ contract EquivocationTest is Fixture {
         address p = registry.proposerForSlot(SLOT);
         vm.prank(p);
         registry.requestExit();
-        (,,,, uint64 at) = registry.proposerInfo(p);
-        vm.warp(at);
+        (,,,, uint64 unlockAt) = registry.proposerInfo(p);
+        vm.warp(unlockAt);
         vm.prank(p);
         registry.withdrawBond();
         bytes memory sa = _proposal(p, SLOT, HA);

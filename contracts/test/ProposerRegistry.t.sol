@@ -195,17 +195,17 @@ contract ProposerRegistryTest is Fixture {
 
         uint64 exitEpoch = registry.currentEpoch() + 2;
         _exit(p);
-        uint256 at = (registry.epochStartMs(exitEpoch) + 999) / 1000 + EXIT_DELAY;
+        uint256 unlockAt = (registry.epochStartMs(exitEpoch) + 999) / 1000 + EXIT_DELAY;
         (,,, uint64 ee, uint64 wat) = registry.proposerInfo(p);
         assertEq(ee, exitEpoch);
-        assertEq(wat, at);
+        assertEq(wat, unlockAt);
 
-        vm.warp(at - 1);
+        vm.warp(unlockAt - 1);
         vm.prank(p);
-        vm.expectRevert(abi.encodeWithSelector(IPbsErrors.ExitDelayNotOver.selector, at));
+        vm.expectRevert(abi.encodeWithSelector(IPbsErrors.ExitDelayNotOver.selector, unlockAt));
         registry.withdrawBond();
 
-        vm.warp(at);
+        vm.warp(unlockAt);
         uint256 before = p.balance;
         vm.prank(p);
         registry.withdrawBond();

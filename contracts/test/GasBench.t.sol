@@ -1,0 +1,82 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.24;
+
+import {Fixture} from "./utils/Fixture.sol";
+import {PostedHeader} from "../src/PbsTypes.sol";
+import {Inbox} from "../src/Inbox.sol";
+
+/// @notice Gas per header of Inbox.postHeaders for batches of 1, 8 and 32 headers, with the calldata cost
+/// computed apart (it is charged by the transaction, not metered by gasleft()).
+/// Reproduce: `forge test --match-contract GasBench -vv` from contracts/.
+contract GasBenchTest is Fixture {
+    uint256 internal constant PAYLOAD_BYTES = 1024;
+
+    struct Result {
+        uint256 exec;
+        uint256 calldataGas;
+        uint256 floorGas;
+        uint256 calldataBytes;
+    }
+
+    function _payload(uint256 len) internal pure returns (bytes memory p) {
+        if (len <= 1) return hex"c0";
+        p = new bytes(len);
+        for (uint256 i = 0; i < len; i += 32) {
+            bytes32 w = keccak256(abi.encode(i));
+            for (uint256 j = 0; j < 32 && i + j < len; ++j) p[i + j] = w[j];
+        }
+    }
+
+    function _measure(uint256 n, uint256 payloadLen) internal returns (Result memory r) {
+        PostedHeader[] memory a = chain(1000, n, bytes32(0), 0, _payload(payloadLen));
+        bytes memory cd = abi.encodeCall(Inbox.postHeaders, (a));
+        uint256 zeros;
+        for (uint256 i = 0; i < cd.length; ++i) if (cd[i] == 0) ++zeros;
+        uint256 nonZeros = cd.length - zeros;
+        r.calldataGas = 4 * zeros + 16 * nonZeros; // EIP-2028
+        r.floorGas = 21_000 + 10 * (zeros + 4 * nonZeros); // EIP-7623 floor (Prague)
+        r.calldataBytes = cd.length;
+        address target = address(inbox);
+        uint256 g0 = gasleft();
+        (bool ok,) = target.call(cd);
+        r.exec = g0 - gasleft();
+        require(ok, "postHeaders failed");
+        assertEq(inbox.headerCount(), n);
+    }
+
+    /// @dev Each measurement runs in its own test (a fresh transaction after setUp), so that storage written by
+    /// setUp is cold exactly as it would be on chain.
+    function _report(uint256 n, uint256 payloadLen) internal {
+        Result memory r = _measure(n, payloadLen);
+        string memory tag = string.concat("batch ", vm.toString(n), ", payload ", vm.toString(payloadLen), " B: ");
+        log(string.concat(tag, "exec gas/header"), r.exec / n);
+        log(string.concat(tag, "calldata gas/header (EIP-2028)"), r.calldataGas / n);
+        log(string.concat(tag, "calldata bytes/header"), r.calldataBytes / n);
+        log(string.concat(tag, "tx gas/header = (21000 + exec + calldata) / n"), (21_000 + r.exec + r.calldataGas) / n);
+        log(string.concat(tag, "EIP-7623 floor/header"), r.floorGas / n);
+    }
+
+    function test_gasPerHeader_batch1_empty() public {
+        _report(1, 1);
+    }
+
+    function test_gasPerHeader_batch1_payload() public {
+        _report(1, PAYLOAD_BYTES);
+    }
+
+    function test_gasPerHeader_batch8_empty() public {
+        _report(8, 1);
+    }
+
+    function test_gasPerHeader_batch8_payload() public {
+        _report(8, PAYLOAD_BYTES);
+    }
+
+    function test_gasPerHeader_batch32_empty() public {
+        _report(32, 1);
+    }
+
+    function test_gasPerHeader_batch32_payload() public {
+        _report(32, PAYLOAD_BYTES);
+    }
+}
