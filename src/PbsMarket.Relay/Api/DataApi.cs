@@ -1,0 +1,120 @@
+using System.Text.Json;
+using PbsMarket.Core;
+using PbsMarket.Relay.Archive;
+using PbsMarket.Relay.Auctions;
+using PbsMarket.Relay.Chain;
+using PbsMarket.Relay.Infrastructure;
+
+namespace PbsMarket.Relay.Api;
+
+/// <summary>The public data API and event stream. Nothing here reveals an open auction's bids.</summary>
+public static class DataApi
+{
+    public const int MaxLimit = 200;
+
+    public static IEndpointRouteBuilder MapDataApi(this IEndpointRouteBuilder app)
+    {
+        var group = app.MapGroup("/relay/v1/data").WithTags("data");
+        group.MapGet("/slots", ListSlots).WithSummary("Slots, newest first, with cursor pagination (limit <= 200).");
+        group.MapGet("/slots/{slot}", GetSlot).WithSummary("One slot; bids and result once its auction closed.");
+        group.MapGet("/slots/{slot}/proof/{headerHash}", GetProof).WithSummary("Merkle proof of one bid in the slot's bids root.");
+        group.MapGet("/builders", Builders).WithSummary("Builder standings.");
+        group.MapGet("/proposers", Proposers).WithSummary("The proposer rotation for the coming slots and each proposer's record.");
+        group.MapGet("/stream", Stream).WithSummary("Server-sent events as slots open, close, are proposed, posted or missed.");
+        return app;
+    }
+
+    static IResult Json(object value) => Results.Text(JsonSerializer.Serialize(value, value.GetType(), WireJson.Options), "application/json");
+
+    static async Task<IResult> ListSlots(string? limit, string? cursor, SlotReader reader, Market market, CancellationToken ct)
+    {
+        var n = 20;
+        if (limit is not null && (!int.TryParse(limit, out n) || n < 1 || n > MaxLimit))
+            return new Rejection("malformed", $"limit must be an integer from 1 to {MaxLimit}").ToResult();
+        var before = market.Clock.SlotAt(market.Clock.NowMs) + 2; // includes the open auction
+        if (cursor is not null && !Wire.TryParseUInt64(cursor, out before, out var err))
+            return new Rejection("malformed", $"cursor: {err}").ToResult();
+        var (slots, next) = await reader.ListAsync(before, n, ct);
+        return Json(new SlotPage(slots, next?.ToString()));
+    }
+
+    static async Task<IResult> GetSlot(string slot, SlotReader reader, CancellationToken ct)
+    {
+        if (!Wire.TryParseUInt64(slot, out var s, out var err)) return new Rejection("malformed", $"slot: {err}").ToResult();
+        var view = await reader.GetAsync(s, ct);
+        return view is null ? new Rejection("not_found", $"slot {s} has no auction on this relay").ToResult() : Json(view);
+    }
+
+    static async Task<IResult> GetProof(string slot, string headerHash, SlotReader reader, CancellationToken ct)
+    {
+        if (!Wire.TryParseUInt64(slot, out var s, out var err)) return new Rejection("malformed", $"slot: {err}").ToResult();
+        if (!Hash32.TryParse(headerHash, out var hash)) return new Rejection("malformed", "header_hash: expected 0x and 64 hex digits").ToResult();
+        var view = await reader.GetAsync(s, ct);
+        if (view is not SlotView closed || closed.Bids is null)
+            return new Rejection("not_found", $"slot {s} has no closed auction on this relay").ToResult();
+        var leaves = closed.Bids.Select(b => (b.HeaderHash, b.ReceivedAtMs)).ToList();
+        var bid = closed.Bids.FirstOrDefault(b => b.HeaderHash == hash);
+        if (bid is null) return new Rejection("not_found", $"no bid {hash} in slot {s}").ToResult();
+        var proof = BidsMerkle.Proof(leaves, hash, bid.ReceivedAtMs)!;
+        return Json(new ProofView(s, hash, bid.ReceivedAtMs, BidsMerkle.LeafHash(hash, bid.ReceivedAtMs), closed.BidsRoot!.Value, proof));
+    }
+
+    static async Task<IResult> Builders(SlotReader reader, CancellationToken ct) => Json(new { builders = await reader.BuildersAsync(ct) });
+
+    static async Task<IResult> Proposers(SlotReader reader, Market market, IChainView chain, CancellationToken ct)
+    {
+        var records = await reader.ProposerRecordsAsync(ct);
+        var current = market.Clock.CurrentSlot;
+        var rotation = new List<object>();
+        for (var s = current; s < current + 16; s++)
+            rotation.Add(new { slot = s.ToString(), proposer = market.ProposerOf(s, chain)?.ToString(), starts_at_ms = market.Clock.StartMs(s).ToString() });
+        var set = chain.ProposerSet(market.EpochOf(current)) ?? [];
+        var proposers = set.Distinct().Select(p => new
+        {
+            proposer = p.ToString(),
+            record = records.GetValueOrDefault(p) ?? new ProposerRecord(0, 0, 0, 0, 0),
+        });
+        return Json(new { epoch = market.EpochOf(current).ToString(), rotation, proposers });
+    }
+
+    static async Task Stream(HttpContext http, EventHub hub, Market market)
+    {
+        var ct = http.RequestAborted;
+        http.Response.ContentType = "text/event-stream";
+        http.Response.Headers.CacheControl = "no-cache";
+        http.Response.Headers["X-Accel-Buffering"] = "no";
+        using var sub = hub.Subscribe();
+        // First event: where the market is, so a (re)connecting client can catch up with the data API.
+        await http.Response.WriteAsync($"retry: 2000\nevent: hello\ndata: {{\"slot\":\"{market.Clock.CurrentSlot}\",\"now_ms\":\"{market.Clock.NowMs}\",\"slot_ms\":\"{market.Options.SlotMs}\",\"genesis_ms\":\"{market.Options.GenesisMs}\",\"close_offset_ms\":\"{market.Options.CloseOffsetMs}\"}}\n\n", ct);
+        await http.Response.Body.FlushAsync(ct);
+        using var heartbeat = new PeriodicTimer(TimeSpan.FromSeconds(15));
+        var tick = heartbeat.WaitForNextTickAsync(ct).AsTask();
+        try
+        {
+            while (!ct.IsCancellationRequested)
+            {
+                var read = sub.Reader.WaitToReadAsync(ct).AsTask();
+                var done = await Task.WhenAny(read, tick);
+                if (done == tick)
+                {
+                    await http.Response.WriteAsync(": keep-alive\n\n", ct);
+                    tick = heartbeat.WaitForNextTickAsync(ct).AsTask();
+                }
+                else if (!await read)
+                {
+                    break;
+                }
+                while (sub.Reader.TryRead(out var json))
+                {
+                    using var doc = JsonDocument.Parse(json);
+                    var type = doc.RootElement.GetProperty("type").GetString();
+                    await http.Response.WriteAsync($"event: {type}\ndata: {json}\n\n", ct);
+                }
+                await http.Response.Body.FlushAsync(ct);
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
+}

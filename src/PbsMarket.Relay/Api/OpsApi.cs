@@ -1,0 +1,61 @@
+using PbsMarket.Relay.Archive;
+using PbsMarket.Relay.Auctions;
+using PbsMarket.Relay.Chain;
+using PbsMarket.Relay.Infrastructure;
+using StackExchange.Redis;
+
+namespace PbsMarket.Relay.Api;
+
+/// <summary>Liveness, readiness (Redis, PostgreSQL and L1 all answer) and Prometheus metrics.</summary>
+public static class OpsApi
+{
+    public static IEndpointRouteBuilder MapOpsApi(this IEndpointRouteBuilder app)
+    {
+        app.MapGet("/livez", () => Results.Text("ok\n")).WithTags("ops");
+        app.MapGet("/readyz", Ready).WithTags("ops");
+        app.MapGet("/metrics", Metrics).WithTags("ops");
+        return app;
+    }
+
+    static async Task<IResult> Ready(IConnectionMultiplexer redis, Npgsql.NpgsqlDataSource db, IChainView chain, Archiver archiver)
+    {
+        var problems = new List<string>();
+        try
+        {
+            await redis.GetDatabase().PingAsync().WaitAsync(TimeSpan.FromSeconds(1));
+        }
+        catch (Exception e) when (e is RedisException or TimeoutException)
+        {
+            problems.Add($"redis: {e.Message}");
+        }
+        try
+        {
+            using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(1));
+            await using var conn = await db.OpenConnectionAsync(cts.Token);
+        }
+        catch (Exception e) when (e is Npgsql.NpgsqlException or OperationCanceledException or TimeoutException)
+        {
+            problems.Add($"postgres: {e.Message}");
+        }
+        if (chain.Problem is { } l1) problems.Add($"l1: {l1}");
+        if (archiver.Problem is { } a && !problems.Any(p => p.StartsWith("postgres", StringComparison.Ordinal))) problems.Add($"archive: {a}");
+        return problems.Count == 0
+            ? Results.Text("ready\n")
+            : Results.Text(string.Join('\n', problems) + "\n", statusCode: StatusCodes.Status503ServiceUnavailable);
+    }
+
+    static async Task<IResult> Metrics(RelayMetrics metrics, ArchiveQueue archive, EventHub hub)
+    {
+        long backlog;
+        try
+        {
+            backlog = await archive.BacklogAsync();
+        }
+        catch (RedisException)
+        {
+            backlog = -1;
+        }
+        var text = metrics.Render([("pbs_archive_backlog", backlog), ("pbs_stream_clients", hub.ClientCount)]);
+        return Results.Text(text, "text/plain; version=0.0.4");
+    }
+}

@@ -1,0 +1,97 @@
+using System.Text.Json;
+using PbsMarket.Relay.Chain;
+using StackExchange.Redis;
+
+namespace PbsMarket.Relay.Auctions;
+
+/// <summary>
+/// Runs on every relay instance: opens each slot's auction when its window starts, closes it at the
+/// close time (whichever instance gets there first; the scripts make it happen once), and marks slots
+/// that nobody proposed as missed. Sleeps until the next boundary rather than polling hard.
+/// </summary>
+public sealed class AuctionScheduler(
+    AuctionStore store, ResultService results, Market market, IChainView chain, IConnectionMultiplexer redis,
+    Infrastructure.EventHub events, ILogger<AuctionScheduler> log) : BackgroundService
+{
+    ulong _nextToClose;
+    ulong _nextMissCheck;
+    public volatile string? Problem = "starting";
+
+    protected override async Task ExecuteAsync(CancellationToken ct)
+    {
+        var clock = market.Clock;
+        _nextToClose = clock.CurrentSlot > 4 ? clock.CurrentSlot - 4 : 0;
+        _nextMissCheck = _nextToClose;
+        while (!ct.IsCancellationRequested)
+        {
+            try
+            {
+                await TickAsync();
+                Problem = null;
+            }
+            catch (Exception e) when (e is RedisException or TimeoutException or InvalidOperationException)
+            {
+                if (Problem is null) log.LogWarning("auction scheduler paused: {Error}", e.Message);
+                Problem = e.Message;
+            }
+            var now = clock.NowMs;
+            var next = Math.Min(clock.AuctionClosesMs(_nextToClose), clock.StartMs(clock.SlotAt(now) + 1));
+            var wait = next > now ? Math.Min(next - now, 250UL) : 20UL;
+            try
+            {
+                await Task.Delay(TimeSpan.FromMilliseconds(wait), ct);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+        }
+    }
+
+    async Task TickAsync()
+    {
+        var clock = market.Clock;
+        var now = clock.NowMs;
+        var current = clock.SlotAt(now);
+
+        // Open: the auction whose window is running (or the next one, in the gap after a close).
+        var open = clock.OpenAuctionSlot(now) ?? current + 1;
+        var proposer = market.ProposerOf(open, chain);
+        if (proposer is { } p)
+            await store.EnsureAuctionAsync(open, p, clock.AuctionClosesMs(open), clock.StartMs(open));
+        else
+            Problem = $"proposer set for epoch {market.EpochOf(open)} not known (L1: {chain.Problem ?? "syncing"})";
+
+        // Close every slot whose close time has passed.
+        while (clock.AuctionClosesMs(_nextToClose) <= now)
+        {
+            var closed = await results.EnsureClosedAsync(_nextToClose);
+            if (closed is null && await store.GetAuctionAsync(_nextToClose) is not null
+                && (long)clock.AuctionClosesMs(_nextToClose) + 2000 > (long)now)
+                break; // Redis's clock has not reached the close yet: try again shortly
+            _nextToClose++;
+        }
+
+        // Missed: no proposal by the time the next slot's auction closed.
+        while (_nextMissCheck + 1 <= current && clock.AuctionClosesMs(_nextMissCheck + 1) <= now)
+        {
+            await CheckMissedAsync(_nextMissCheck);
+            _nextMissCheck++;
+        }
+    }
+
+    async Task CheckMissedAsync(ulong slot)
+    {
+        if (await store.GetAuctionAsync(slot) is null) return;
+        if (await store.GetProposalAsync(slot) is not null) return;
+        var db = redis.GetDatabase();
+        var resultJson = await store.GetResultJsonAsync(slot);
+        var view = resultJson is null ? null : JsonSerializer.Deserialize<Api.SlotView>(resultJson, Api.WireJson.Options)!;
+        var reason = view is null ? "auction never closed" : view.Winner is null ? "no bids" : "no proposal before the next auction closed";
+        if (!await db.HashSetAsync(store.Keys.Auction(slot), "missed", reason, When.NotExists)) return;
+        // The winner will never be charged for a missed slot: release what it was booked to owe.
+        if (view?.Winner is { } w && view.Price is { } price && price > 0) await results.AddOwedAsync(w.Builder, -price);
+        await events.PublishAsync(JsonSerializer.Serialize(new { type = "missed", slot = slot.ToString(), reason }));
+        log.LogInformation("slot {Slot} missed: {Reason}", slot, reason);
+    }
+}

@@ -1,0 +1,193 @@
+using System.Globalization;
+using PbsMarket.Core;
+using StackExchange.Redis;
+
+namespace PbsMarket.Relay.Auctions;
+
+/// <summary>The auction state in Redis, changed only through the atomic scripts in <see cref="Scripts"/>.</summary>
+public sealed class AuctionStore(IConnectionMultiplexer redis, RedisKeys keys, RelayOptions options)
+{
+    IDatabase Db => redis.GetDatabase();
+    public RedisKeys Keys => keys;
+
+    public sealed record AuctionState(ulong Slot, string Status, Hash32 Parent, ulong Number, Address Proposer, ulong ClosesAtMs, ulong TimestampMs)
+    {
+        public bool IsOpen => Status == "open";
+    }
+
+    public sealed record Head(Hash32 Hash, ulong Number, ulong Slot)
+    {
+        public static readonly Head Genesis = new(Hash32.Zero, 0, 0);
+    }
+
+    public async Task<Head> GetHeadAsync()
+    {
+        var v = await Db.HashGetAsync(keys.Head, ["hash", "number", "slot"]);
+        if (v[0].IsNull) return Head.Genesis;
+        return new Head(Hash32.Parse((string)v[0]!), ulong.Parse((string)v[1]!, CultureInfo.InvariantCulture), ulong.Parse((string)v[2]!, CultureInfo.InvariantCulture));
+    }
+
+    /// <summary>Moves the global head forward (by number) and carries it into the open auction of <paramref name="openSlot"/>.</summary>
+    public async Task<bool> AdvanceHeadAsync(Head head, ulong? openSlot)
+    {
+        var moved = (long)await Db.ScriptEvaluateAsync(Scripts.AdvanceHead, new
+        {
+            head = keys.Head,
+            hash = head.Hash.ToString(),
+            number = head.Number.ToString(CultureInfo.InvariantCulture),
+            slot = head.Slot.ToString(CultureInfo.InvariantCulture),
+        }) == 1;
+        if (openSlot is { } s) await MoveAuctionHeadAsync(s, await GetHeadAsync());
+        return moved;
+    }
+
+    async Task MoveAuctionHeadAsync(ulong slot, Head head) =>
+        await Db.ScriptEvaluateAsync(Scripts.MoveHead, new
+        {
+            auction = keys.Auction(slot),
+            parent = head.Hash.ToString(),
+            number = (head.Number + 1).ToString(CultureInfo.InvariantCulture),
+        });
+
+    /// <summary>Creates the slot's auction on the current head if no instance has yet.</summary>
+    public async Task EnsureAuctionAsync(ulong slot, Address proposer, ulong closesAtMs, ulong timestampMs)
+    {
+        var head = await GetHeadAsync();
+        await Db.ScriptEvaluateAsync(Scripts.Create, new
+        {
+            auction = keys.Auction(slot),
+            parent = head.Hash.ToString(),
+            number = (head.Number + 1).ToString(CultureInfo.InvariantCulture),
+            proposer = proposer.ToString(),
+            closesAt = closesAtMs.ToString(CultureInfo.InvariantCulture),
+            timestampMs = timestampMs.ToString(CultureInfo.InvariantCulture),
+            ttl = options.SlotTtlSeconds,
+        });
+        // The head may have moved between reading it and creating the auction: carry it over.
+        var now = await GetHeadAsync();
+        if (now.Number > head.Number) await MoveAuctionHeadAsync(slot, now);
+    }
+
+    public async Task<AuctionState?> GetAuctionAsync(ulong slot)
+    {
+        var v = await Db.HashGetAsync(keys.Auction(slot), ["status", "parent", "number", "proposer", "closes_at", "timestamp_ms"]);
+        if (v[0].IsNull) return null;
+        return new AuctionState(slot, (string)v[0]!, Hash32.Parse((string)v[1]!), ulong.Parse((string)v[2]!, CultureInfo.InvariantCulture),
+            Address.Parse((string)v[3]!), ulong.Parse((string)v[4]!, CultureInfo.InvariantCulture), ulong.Parse((string)v[5]!, CultureInfo.InvariantCulture));
+    }
+
+    public abstract record AcceptOutcome;
+    public sealed record Accepted(ulong ReceivedAtMs, long Sequence) : AcceptOutcome;
+    public sealed record Duplicate(ulong ReceivedAtMs) : AcceptOutcome;
+    public sealed record Refused(string Code, string Detail) : AcceptOutcome;
+
+    public async Task<AcceptOutcome> AcceptAsync(Header header, Hash32 headerHash, Signature signature, int txCount, byte[] payload)
+    {
+        var r = (RedisResult[])(await Db.ScriptEvaluateAsync(Scripts.Accept, new
+        {
+            bids = keys.Bids(header.Slot),
+            auction = keys.Auction(header.Slot),
+            counts = keys.Counts(header.Slot),
+            payloads = keys.Payloads(header.Slot),
+            hash = headerHash.ToString(),
+            proposer = header.Proposer.ToString(),
+            parent = header.ParentHash.ToString(),
+            number = header.Number.ToString(CultureInfo.InvariantCulture),
+            builder = header.Builder.ToString(),
+            maxBids = options.MaxBidsPerBuilderPerSlot,
+            record = StoredBid.RecordJson(header, signature, txCount),
+            payload,
+            ttl = options.SlotTtlSeconds,
+        }))!;
+        return (string)r[0]! switch
+        {
+            "ok" => new Accepted((ulong)(long)r[1], (long)r[2]),
+            "dup" => new Duplicate(StoredBid.ReceivedAtOf((string)r[1]!)),
+            _ => new Refused((string)r[1]!, (string)r[2]!),
+        };
+    }
+
+    public abstract record CloseOutcome;
+    public sealed record NotYet(long MsLeft) : CloseOutcome;
+    public sealed record NoAuction : CloseOutcome;
+    public sealed record ClosedAuction(Hash32 Parent, ulong Number, Address Proposer, ulong ClosedAtMs, IReadOnlyList<StoredBid> Bids) : CloseOutcome;
+
+    /// <summary>Closes the auction if its time has come (on Redis's clock) and returns its final bids.</summary>
+    public async Task<CloseOutcome> CloseAsync(ulong slot)
+    {
+        var r = (RedisResult[])(await Db.ScriptEvaluateAsync(Scripts.Close, new { auction = keys.Auction(slot), bids = keys.Bids(slot) }))!;
+        switch ((string)r[0]!)
+        {
+            case "early": return new NotYet((long)r[1]);
+            case "none": return new NoAuction();
+        }
+        var bids = new List<StoredBid>((r.Length - 5) / 2);
+        for (var i = 5; i + 1 < r.Length; i += 2) bids.Add(StoredBid.FromRecord((string)r[i + 1]!));
+        return new ClosedAuction(Hash32.Parse((string)r[1]!), ulong.Parse((string)r[2]!, CultureInfo.InvariantCulture),
+            Address.Parse((string)r[3]!), ulong.Parse((string)r[4]!, CultureInfo.InvariantCulture), bids);
+    }
+
+    public async Task<byte[]?> GetPayloadAsync(ulong slot, Hash32 headerHash)
+    {
+        var v = await Db.HashGetAsync(keys.Payloads(slot), headerHash.ToString());
+        return v.IsNull ? null : (byte[])v!;
+    }
+
+    public async Task<StoredBid?> GetBidAsync(ulong slot, Hash32 headerHash)
+    {
+        var v = await Db.HashGetAsync(keys.Bids(slot), headerHash.ToString());
+        return v.IsNull ? null : StoredBid.FromRecord(v!);
+    }
+
+    public async Task<string?> GetResultJsonAsync(ulong slot)
+    {
+        var v = await Db.StringGetAsync(keys.Result(slot));
+        return v.IsNull ? null : (string)v!;
+    }
+
+    /// <summary>Stores the slot's result once; returns true for the instance that stored it.</summary>
+    public Task<bool> TryStoreResultAsync(ulong slot, string json) =>
+        Db.StringSetAsync(keys.Result(slot), json, TimeSpan.FromSeconds(options.SlotTtlSeconds), When.NotExists);
+
+    public abstract record ProposeOutcome;
+    public sealed record NewProposal : ProposeOutcome;
+    public sealed record SameProposal : ProposeOutcome;
+    public sealed record Conflict(Hash32 FirstHash, Signature FirstSignature) : ProposeOutcome;
+
+    public async Task<ProposeOutcome> ProposeAsync(ulong slot, Hash32 headerHash, Signature signature, ulong nowMs, string source)
+    {
+        var r = (RedisResult[])(await Db.ScriptEvaluateAsync(Scripts.Propose, new
+        {
+            proposal = keys.Proposal(slot),
+            evidence = keys.Evidence(slot),
+            hash = headerHash.ToString(),
+            signature = signature.ToString(),
+            now = nowMs.ToString(CultureInfo.InvariantCulture),
+            source,
+            ttl = options.SlotTtlSeconds,
+        }))!;
+        return (string)r[0]! switch
+        {
+            "new" => new NewProposal(),
+            "same" => new SameProposal(),
+            _ => new Conflict(Hash32.Parse((string)r[1]!), Signature.Parse((string)r[2]!)),
+        };
+    }
+
+    public sealed record ProposalRecord(Hash32 HeaderHash, Signature Signature, ulong ReceivedMs, string Source, string? L1TxHash);
+
+    public async Task<ProposalRecord?> GetProposalAsync(ulong slot)
+    {
+        var v = await Db.HashGetAsync(keys.Proposal(slot), ["header_hash", "signature", "received_ms", "source", "l1_tx"]);
+        if (v[0].IsNull) return null;
+        return new ProposalRecord(Hash32.Parse((string)v[0]!), Signature.Parse((string)v[1]!), ulong.Parse((string)v[2]!, CultureInfo.InvariantCulture), (string)v[3]!, v[4].IsNull ? null : (string)v[4]!);
+    }
+
+    public Task MarkPostedAsync(ulong slot, string txHash) => Db.HashSetAsync(keys.Proposal(slot), "l1_tx", txHash);
+
+    public async Task<long> RedisTimeMsAsync()
+    {
+        var t = (RedisResult[])(await Db.ExecuteAsync("TIME"))!;
+        return (long)t[0] * 1000 + (long)t[1] / 1000;
+    }
+}

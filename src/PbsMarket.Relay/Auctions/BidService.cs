@@ -1,0 +1,107 @@
+using System.Diagnostics;
+using PbsMarket.Core;
+using PbsMarket.Relay.Api;
+using PbsMarket.Relay.Chain;
+using PbsMarket.Relay.Infrastructure;
+using StackExchange.Redis;
+
+namespace PbsMarket.Relay.Auctions;
+
+/// <summary>
+/// Checks a builder's bid, cheapest check first, each refusal with its own code, and accepts it in
+/// one atomic Redis step. A refused bid changes nothing; the same bid sent twice gets the same receipt.
+/// </summary>
+public sealed class BidService(AuctionStore store, Market market, IChainView chain, RelayKey key, IConnectionMultiplexer redis, RelayMetrics metrics)
+{
+    public abstract record Outcome;
+    public sealed record Receipt(Hash32 HeaderHash, ulong ReceivedAtMs, Signature RelaySignature, bool Duplicate) : Outcome;
+    public sealed record Refused(Rejection Rejection) : Outcome;
+
+    readonly WireLimits _wireLimits = new(market.Options.MaxPayloadBytes);
+    readonly PayloadLimits _payloadLimits = new(market.Options.MaxPayloadBytes, market.Options.MaxTxsPerBlock);
+
+    public async Task<Outcome> SubmitAsync(ReadOnlyMemory<byte> body, CancellationToken ct)
+    {
+        var started = Stopwatch.GetTimestamp();
+        var outcome = await CheckAndAcceptAsync(body, ct);
+        var code = outcome is Refused r ? r.Rejection.Code : "accepted";
+        metrics.Count("pbs_bids_total", $"result=\"{code}\"");
+        metrics.Observe("pbs_bid_seconds", Stopwatch.GetElapsedTime(started).TotalSeconds, RelayMetrics.LatencyBuckets);
+        return outcome;
+    }
+
+    static Refused No(string code, string message) => new(new Rejection(code, message));
+
+    async Task<Outcome> CheckAndAcceptAsync(ReadOnlyMemory<byte> body, CancellationToken ct)
+    {
+        // 1. shape and formats
+        var parsed = Wire.ParseBidSubmission(body.Span, _wireLimits);
+        if (!parsed.TryGet(out var bid, out var error)) return No(error.Code, error.Message);
+        var h = bid.Header;
+        var clock = market.Clock;
+
+        // 2. the slot: its auction must be open now (on this instance's clock; Redis decides at the edge)
+        var now = clock.NowMs;
+        if (now >= clock.AuctionClosesMs(h.Slot))
+            return No("auction_closed", $"the auction for slot {h.Slot} closed at {clock.AuctionClosesMs(h.Slot)} (now {now})");
+        if (now < clock.AuctionOpensMs(h.Slot))
+            return No("wrong_slot", $"the auction for slot {h.Slot} opens at {clock.AuctionOpensMs(h.Slot)}; the open auction is slot {clock.OpenAuctionSlot(now)?.ToString() ?? "none"}");
+        if (h.TimestampMs != clock.StartMs(h.Slot))
+            return No("wrong_timestamp", $"timestamp_ms {h.TimestampMs} is not the start of slot {h.Slot} ({clock.StartMs(h.Slot)})");
+
+        // 3. the auction's state: head, number, proposer (re-checked atomically on accept)
+        var auction = await store.GetAuctionAsync(h.Slot);
+        if (auction is null) return No("unavailable", $"the auction for slot {h.Slot} is not open yet on this relay (proposer set not known); retry shortly");
+        if (!auction.IsOpen) return No("auction_closed", $"the auction for slot {h.Slot} is closed");
+        if (h.ParentHash != auction.Parent) return No("stale_parent", $"parent_hash {h.ParentHash} is not the head {auction.Parent}");
+        if (h.Number != auction.Number) return No("stale_parent", $"number {h.Number} does not extend the head (expected {auction.Number})");
+        if (h.Proposer != auction.Proposer) return No("wrong_proposer", $"proposer {h.Proposer} is not slot {h.Slot}'s proposer {auction.Proposer}");
+
+        // 4. chain, gas, payload
+        if (h.L2ChainId != market.L2ChainId) return No("wrong_chain_id", $"l2_chain_id {h.L2ChainId} is not {market.L2ChainId}");
+        if (GasCheck.CheckLimits(h.GasUsed, h.GasLimit, (ulong)market.Options.MaxGasLimit) is { } gasError) return No(gasError.Code, gasError.Message);
+        if (Keccak.Hash(bid.Payload) != h.PayloadHash)
+            return No("payload_mismatch", $"keccak256(payload) {Keccak.Hash(bid.Payload)} is not payload_hash {h.PayloadHash}");
+        var decoded = PayloadCodec.Decode(bid.Payload, market.L2ChainId, _payloadLimits);
+        if (!decoded.IsOk) return No(decoded.Error.Code, decoded.Error.Message);
+        if (GasCheck.CheckAgainstTransactions(h.GasUsed, decoded.Transactions) is { } txGasError) return No(txGasError.Code, txGasError.Message);
+
+        // 5. value, signature, collateral
+        if (h.Value < market.Reserve) return No("below_reserve", $"value {h.Value} is below the reserve price {market.Reserve}");
+        var headerHash = Eip712.HashStruct(h);
+        if (!SignatureRecovery.TryRecover(Eip712.Digest(market.Domain, headerHash), bid.Signature, out var signer))
+            return No("invalid_signature", "the signature does not recover to any address");
+        if (signer != h.Builder) return No("invalid_signature", $"the signature is by {signer}, not the builder {h.Builder}");
+        var collateral = await chain.CollateralAsync(h.Builder, ct);
+        var owedValue = await redis.GetDatabase().HashGetAsync(store.Keys.Owed, h.Builder.ToString());
+        var owed = owedValue.IsNull ? BigInteger.Zero : BigInteger.Parse((string)owedValue!, System.Globalization.CultureInfo.InvariantCulture);
+        if (h.Value > collateral - owed)
+            return No("insufficient_collateral", $"value {h.Value} exceeds the builder's free collateral {BigInteger.Max(collateral - owed, 0)} (escrow {collateral}, owed {owed})");
+
+        // 6. the atomic step: still open, still on the head, within the builder's bid limit
+        var accepted = await store.AcceptAsync(h, headerHash, bid.Signature, decoded.Transactions.Count, bid.Payload);
+        switch (accepted)
+        {
+            case AuctionStore.Accepted a:
+                return new Receipt(headerHash, a.ReceivedAtMs, SignReceipt(headerHash, a.ReceivedAtMs), false);
+            case AuctionStore.Duplicate d:
+                return new Receipt(headerHash, d.ReceivedAtMs, SignReceipt(headerHash, d.ReceivedAtMs), true);
+            case AuctionStore.Refused r:
+                return r.Code switch
+                {
+                    "auction_closed" => No("auction_closed", $"the auction for slot {h.Slot} closed"),
+                    "stale_parent" => No("stale_parent", $"parent_hash {h.ParentHash} is not the head {r.Detail}"),
+                    "stale_parent_number" => No("stale_parent", $"number {h.Number} does not extend the head (expected {r.Detail})"),
+                    "wrong_proposer" => No("wrong_proposer", $"proposer {h.Proposer} is not slot {h.Slot}'s proposer {r.Detail}"),
+                    "rate_limited" => No("rate_limited", $"builder {h.Builder} reached {r.Detail} bids for slot {h.Slot}"),
+                    _ => No(r.Code, r.Detail),
+                };
+            default:
+                throw new UnreachableException();
+        }
+    }
+
+    /// <summary>ECDSA here is deterministic (RFC 6979), so re-signing a duplicate gives the same receipt.</summary>
+    Signature SignReceipt(Hash32 headerHash, ulong receivedAtMs) =>
+        key.Key.Sign(Eip712.Digest(market.Domain, new BidReceipt(headerHash, receivedAtMs)));
+}

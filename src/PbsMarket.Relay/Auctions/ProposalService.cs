@@ -1,0 +1,187 @@
+using System.Text.Json;
+using PbsMarket.Core;
+using PbsMarket.Relay.Api;
+using PbsMarket.Relay.Archive;
+using PbsMarket.Relay.Chain;
+using PbsMarket.Relay.Infrastructure;
+using StackExchange.Redis;
+
+namespace PbsMarket.Relay.Auctions;
+
+/// <summary>
+/// The proposer side: serving the winning header to the slot's proposer only, accepting its signed
+/// proposal once (keeping a conflicting second one as equivocation evidence), moving the head and
+/// queueing the block for L1; and adopting headers proposed elsewhere.
+/// </summary>
+public sealed class ProposalService(
+    AuctionStore store, ResultService results, Market market, IChainView chain, ArchiveQueue archive,
+    IConnectionMultiplexer redis, EventHub events, RelayMetrics metrics, ILogger<ProposalService> log)
+{
+    public abstract record HeaderOutcome;
+    public sealed record WinningHeader(StoredBid Bid, SlotView Result) : HeaderOutcome;
+    public sealed record NoBid : HeaderOutcome;
+    public sealed record HeaderRefused(Rejection Rejection) : HeaderOutcome;
+
+    public async Task<HeaderOutcome> GetHeaderAsync(ulong slot, string? signatureHeader)
+    {
+        if (!Signature.TryParse(signatureHeader, out var signature, out var sigError))
+            return new HeaderRefused(new("not_proposer", $"X-Pbs-Signature: {(signatureHeader is null ? "missing" : sigError)}"));
+        var proposer = await ScheduledProposerAsync(slot);
+        if (proposer is null)
+            return new HeaderRefused(new("unavailable", $"the proposer of slot {slot} is not known yet"));
+        var digest = Eip712.Digest(market.Domain, new HeaderRequest(slot, proposer.Value));
+        if (!SignatureRecovery.TryRecover(digest, signature, out var signer) || signer != proposer.Value)
+            return new HeaderRefused(new("not_proposer", $"only slot {slot}'s proposer {proposer} may fetch its header"));
+        var now = market.Clock.NowMs;
+        var closesAt = market.Clock.AuctionClosesMs(slot);
+        if (now < closesAt) return new HeaderRefused(new("too_early", $"the auction for slot {slot} closes at {closesAt} (in {closesAt - now} ms)"));
+        var closed = await results.EnsureClosedAsync(slot);
+        if (closed is null)
+        {
+            // Our clock says closed but Redis's has not quite reached it, or no auction ever opened.
+            return await store.GetAuctionAsync(slot) is null
+                ? new NoBid()
+                : new HeaderRefused(new("too_early", $"the auction for slot {slot} is closing"));
+        }
+        if (closed.Winner is null) return new NoBid();
+        metrics.Count("pbs_headers_served_total");
+        return new WinningHeader(closed.Winner, closed.View);
+    }
+
+    async Task<Address?> ScheduledProposerAsync(ulong slot) =>
+        (await store.GetAuctionAsync(slot))?.Proposer ?? market.ProposerOf(slot, chain);
+
+    public abstract record ProposeOutcome;
+    public sealed record Payload(byte[] Bytes) : ProposeOutcome;
+    public sealed record ProposeRefused(Rejection Rejection) : ProposeOutcome;
+
+    public async Task<ProposeOutcome> ProposeAsync(ReadOnlyMemory<byte> body)
+    {
+        var parsed = Wire.ParseProposalSubmission(body.Span);
+        if (!parsed.TryGet(out var p, out var error)) return Refuse(error.Code, error.Message);
+        var proposer = await ScheduledProposerAsync(p.Slot);
+        if (proposer is null) return Refuse("unavailable", $"the proposer of slot {p.Slot} is not known yet");
+        var digest = Eip712.Digest(market.Domain, new Proposal(p.Slot, p.HeaderHash));
+        if (!SignatureRecovery.TryRecover(digest, p.Signature, out var signer) || signer != proposer.Value)
+            return Refuse("not_proposer", $"the proposal is not signed by slot {p.Slot}'s proposer {proposer}");
+
+        var now = market.Clock.NowMs;
+        var closed = await results.EnsureClosedAsync(p.Slot);
+        if (closed is null) return Refuse("too_early", $"the auction for slot {p.Slot} has not closed");
+
+        if (closed.Winner is null || closed.Winner.HeaderHash != p.HeaderHash)
+        {
+            // A validly signed proposal for another header: evidence if the proposer already chose one.
+            var previous = await store.GetProposalAsync(p.Slot);
+            if (previous is not null && previous.HeaderHash != p.HeaderHash)
+                return await EquivocationAsync(p.Slot, proposer.Value, previous.HeaderHash, previous.Signature, p.HeaderHash, p.Signature, now);
+            return Refuse("not_winner", $"header {p.HeaderHash} is not the winning header of slot {p.Slot}");
+        }
+        var deadline = market.Clock.AuctionClosesMs(p.Slot + 1);
+        var outcome = await store.ProposeAsync(p.Slot, p.HeaderHash, p.Signature, now, "auction");
+        switch (outcome)
+        {
+            case AuctionStore.Conflict c:
+                return await EquivocationAsync(p.Slot, proposer.Value, c.FirstHash, c.FirstSignature, p.HeaderHash, p.Signature, now);
+            case AuctionStore.NewProposal when now >= deadline:
+                // Too late to build on: undo is not needed for evidence, but the head must not move back in time.
+                log.LogWarning("slot {Slot} proposed after the next auction closed; kept, head not moved", p.Slot);
+                break;
+            case AuctionStore.NewProposal:
+                await AdoptAsync(closed.Winner.Header, closed.Winner.HeaderHash, p.Slot);
+                break;
+        }
+        var payload = await store.GetPayloadAsync(p.Slot, p.HeaderHash);
+        if (payload is null) return Refuse("unavailable", $"the payload of {p.HeaderHash} is no longer held");
+        if (outcome is AuctionStore.NewProposal)
+        {
+            await QueueForL1Async(closed.Winner.Header, closed.Winner.HeaderHash, closed.Winner.Signature, p.Signature, payload,
+                closed.View.Price ?? 0, closed.View.BidsRoot ?? Hash32.Zero, "auction", now);
+            metrics.Count("pbs_proposals_total", "source=\"auction\"");
+        }
+        return new Payload(payload);
+    }
+
+    public abstract record AnnounceOutcome;
+    public sealed record Announced(bool Adopted, AuctionStore.Head Head) : AnnounceOutcome;
+    public sealed record AnnounceRefused(Rejection Rejection) : AnnounceOutcome;
+
+    /// <summary>A header proposed elsewhere (another relay, or the proposer's own fallback block).</summary>
+    public async Task<AnnounceOutcome> AnnounceAsync(ReadOnlyMemory<byte> body)
+    {
+        var parsed = Wire.ParseHeadAnnouncement(body.Span, new WireLimits(market.Options.MaxPayloadBytes));
+        if (!parsed.TryGet(out var a, out var error)) return new AnnounceRefused(new(error.Code, error.Message));
+        var h = a.Header;
+        if (h.L2ChainId != market.L2ChainId) return new AnnounceRefused(new("wrong_chain_id", $"l2_chain_id {h.L2ChainId} is not {market.L2ChainId}"));
+        if (h.TimestampMs != market.Clock.StartMs(h.Slot))
+            return new AnnounceRefused(new("wrong_timestamp", $"timestamp_ms {h.TimestampMs} is not the start of slot {h.Slot}"));
+        var proposer = market.ProposerOf(h.Slot, chain);
+        if (proposer is null) return new AnnounceRefused(new("unavailable", $"the proposer of slot {h.Slot} is not known yet"));
+        if (h.Proposer != proposer.Value) return new AnnounceRefused(new("wrong_proposer", $"proposer {h.Proposer} is not slot {h.Slot}'s proposer {proposer}"));
+        if (Keccak.Hash(a.Payload) != h.PayloadHash) return new AnnounceRefused(new("payload_mismatch", "keccak256(payload) is not payload_hash"));
+        var decoded = PayloadCodec.Decode(a.Payload, market.L2ChainId, new PayloadLimits(market.Options.MaxPayloadBytes, market.Options.MaxTxsPerBlock));
+        if (!decoded.IsOk) return new AnnounceRefused(new(decoded.Error.Code, decoded.Error.Message));
+        var headerHash = Eip712.HashStruct(h);
+        if (!SignatureRecovery.Verify(Eip712.Digest(market.Domain, headerHash), a.BuilderSignature, h.Builder))
+            return new AnnounceRefused(new("invalid_signature", $"builder_signature is not by the builder {h.Builder}"));
+        if (!SignatureRecovery.Verify(Eip712.Digest(market.Domain, new Proposal(h.Slot, headerHash)), a.ProposalSignature, proposer.Value))
+            return new AnnounceRefused(new("invalid_signature", $"proposal_signature is not by slot {h.Slot}'s proposer {proposer}"));
+
+        var now = market.Clock.NowMs;
+        var outcome = await store.ProposeAsync(h.Slot, headerHash, a.ProposalSignature, now, "announced");
+        if (outcome is AuctionStore.Conflict c)
+        {
+            var refused = await EquivocationAsync(h.Slot, proposer.Value, c.FirstHash, c.FirstSignature, headerHash, a.ProposalSignature, now);
+            return new AnnounceRefused(((ProposeRefused)refused).Rejection);
+        }
+        var head = await store.GetHeadAsync();
+        var adopted = false;
+        if (h.ParentHash == head.Hash && h.Number == head.Number + 1)
+        {
+            await AdoptAsync(h, headerHash, h.Slot);
+            adopted = true;
+        }
+        if (outcome is AuctionStore.NewProposal)
+        {
+            // Not ours: no price is known here, so it is posted without payment (the auctioning relay posts first).
+            await QueueForL1Async(h, headerHash, a.BuilderSignature, a.ProposalSignature, a.Payload, 0, Hash32.Zero, "announced", now);
+            metrics.Count("pbs_proposals_total", "source=\"announced\"");
+        }
+        return new Announced(adopted, await store.GetHeadAsync());
+    }
+
+    async Task AdoptAsync(Header header, Hash32 headerHash, ulong slot)
+    {
+        var openSlot = market.Clock.OpenAuctionSlot(market.Clock.NowMs);
+        await store.AdvanceHeadAsync(new AuctionStore.Head(headerHash, header.Number, slot), openSlot);
+        // The auction after this slot may already exist and be open even outside the "open" window edge.
+        if (openSlot != slot + 1) await store.AdvanceHeadAsync(new AuctionStore.Head(headerHash, header.Number, slot), slot + 1);
+        await events.PublishAsync(JsonSerializer.Serialize(new { type = "proposed", slot = slot.ToString(), header_hash = headerHash.ToString(), number = header.Number.ToString() }));
+        log.LogInformation("head is now {Hash} (number {Number}, slot {Slot})", headerHash, header.Number, slot);
+    }
+
+    async Task QueueForL1Async(Header header, Hash32 headerHash, Signature builderSig, Signature proposalSig, byte[] payload,
+        BigInteger price, Hash32 bidsRoot, string source, ulong now)
+    {
+        var headerJson = System.Text.Encoding.UTF8.GetString(Wire.ToUtf8(header, Wire.WriteHeader));
+        var item = new L1Item(header.Slot, headerHash, headerJson, builderSig.ToString(), proposalSig.ToString(),
+            "0x" + Convert.ToHexStringLower(payload), price, bidsRoot, source);
+        await redis.GetDatabase().StreamAddAsync(store.Keys.L1Queue, "item", JsonSerializer.Serialize(item, WireJson.Options));
+        await archive.EnqueueProposalAsync(new ProposalRecord(header.Slot, headerHash, proposalSig.ToString(), source, headerJson,
+            builderSig.ToString(), item.PayloadHex, now));
+    }
+
+    async Task<ProposeOutcome> EquivocationAsync(ulong slot, Address proposer, Hash32 firstHash, Signature firstSig, Hash32 secondHash, Signature secondSig, ulong now)
+    {
+        await archive.EnqueueEquivocationAsync(new EquivocationRecord(slot, proposer, firstHash, firstSig.ToString(), secondHash, secondSig.ToString(), now));
+        metrics.Count("pbs_equivocations_total");
+        log.LogWarning("equivocation by {Proposer} in slot {Slot}: {First} and {Second}; evidence kept", proposer, slot, firstHash, secondHash);
+        return Refuse("equivocation", $"slot {slot} already has a proposal for {firstHash} by {proposer}; this conflicting one is kept as evidence");
+    }
+
+    static ProposeRefused Refuse(string code, string message) => new(new Rejection(code, message));
+}
+
+/// <summary>A proposed block waiting to be posted to the L1 inbox.</summary>
+public sealed record L1Item(ulong Slot, Hash32 HeaderHash, string HeaderJson, string BuilderSignature, string ProposalSignature,
+    string PayloadHex, BigInteger Price, Hash32 BidsRoot, string Source);

@@ -1,0 +1,34 @@
+using StackExchange.Redis;
+
+namespace PbsMarket.Relay.Auctions;
+
+/// <summary>
+/// Every Redis key the relay uses, built in one place. A slot's keys share the hash tag
+/// <c>{net:s:N}</c> so that the atomic scripts touching them work on Redis Cluster too.
+/// </summary>
+public sealed class RedisKeys(string network)
+{
+    string Tag(ulong slot) => $"{{{network}:s:{slot}}}";
+
+    public RedisKey Auction(ulong slot) => $"pbs:{Tag(slot)}:auction";
+    public RedisKey Bids(ulong slot) => $"pbs:{Tag(slot)}:bids";
+    public RedisKey Payloads(ulong slot) => $"pbs:{Tag(slot)}:payloads";
+    public RedisKey Counts(ulong slot) => $"pbs:{Tag(slot)}:counts";
+    public RedisKey Result(ulong slot) => $"pbs:{Tag(slot)}:result";
+    public RedisKey Proposal(ulong slot) => $"pbs:{Tag(slot)}:proposal";
+    public RedisKey Evidence(ulong slot) => $"pbs:{Tag(slot)}:evidence";
+
+    /// <summary>The latest proposed header: hash, number, slot (global; slot copies are authoritative for bids).</summary>
+    public RedisKey Head => $"pbs:{{{network}}}:head";
+    /// <summary>Wei each builder owes for won auctions not yet settled on L1.</summary>
+    public RedisKey Owed => $"pbs:{{{network}}}:owed";
+    /// <summary>Durable queue of archive records (results, proposals, evidence, L1 postings).</summary>
+    public RedisKey ArchiveStream => $"pbs:{{{network}}}:archive";
+    /// <summary>Queue of proposed headers for the L1 poster.</summary>
+    public RedisKey L1Queue => $"pbs:{{{network}}}:l1queue";
+    public RedisKey L1Lease => $"pbs:{{{network}}}:l1lease";
+    public RedisKey Slot(ulong slot) => Auction(slot);
+    public RedisChannel Events => RedisChannel.Literal($"pbs:{network}:events");
+
+    public const string ArchiveGroup = "archivers";
+}

@@ -1,0 +1,44 @@
+using System.Text;
+using System.Text.Json;
+using PbsMarket.Core;
+
+namespace PbsMarket.Relay.Auctions;
+
+/// <summary>An accepted bid as the relay keeps it: the signed header, its receipt time and order.</summary>
+public sealed record StoredBid(Header Header, Hash32 HeaderHash, Signature Signature, int TxCount, ulong ReceivedAtMs, long Sequence)
+{
+    public AcceptedBid ToAccepted() => new(HeaderHash, Header.Builder, Header.Value, ReceivedAtMs, Header.ParentHash, Sequence, Header.GasUsed, TxCount);
+
+    /// <summary>The JSON part of the Redis record (the script prefixes "received_ms|seq|").</summary>
+    public static string RecordJson(Header header, Signature signature, int txCount)
+    {
+        using var buffer = new MemoryStream();
+        using (var w = new Utf8JsonWriter(buffer))
+        {
+            w.WriteStartObject();
+            w.WritePropertyName("header");
+            Wire.WriteHeader(w, header);
+            w.WriteString("signature", signature.ToString());
+            w.WriteNumber("tx_count", txCount);
+            w.WriteEndObject();
+        }
+        return Encoding.UTF8.GetString(buffer.ToArray());
+    }
+
+    /// <summary>Parses "received_ms|seq|json" as stored by the accept script.</summary>
+    public static StoredBid FromRecord(string record)
+    {
+        var first = record.IndexOf('|');
+        var second = record.IndexOf('|', first + 1);
+        var received = ulong.Parse(record.AsSpan(0, first));
+        var seq = long.Parse(record.AsSpan(first + 1, second - first - 1));
+        using var doc = JsonDocument.Parse(record.AsMemory(second + 1));
+        var root = doc.RootElement;
+        var header = Wire.ParseHeader(root.GetProperty("header")).Value;
+        var signature = Signature.Parse(root.GetProperty("signature").GetString()!);
+        var txCount = root.GetProperty("tx_count").GetInt32();
+        return new StoredBid(header, Eip712.HashStruct(header), signature, txCount, received, seq);
+    }
+
+    public static ulong ReceivedAtOf(string record) => ulong.Parse(record.AsSpan(0, record.IndexOf('|')));
+}

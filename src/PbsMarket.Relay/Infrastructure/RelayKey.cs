@@ -1,0 +1,35 @@
+using Nethereum.KeyStore;
+using PbsMarket.Core;
+
+namespace PbsMarket.Relay.Infrastructure;
+
+/// <summary>
+/// The relay's own signing key (receipts and auction results), from a keystore file or the
+/// configuration. The key itself is never logged: only its address.
+/// </summary>
+public sealed class RelayKey
+{
+    public RelayKey(RelayOptions options, ILogger<RelayKey> log)
+    {
+        Key = Load(options);
+        log.LogInformation("relay signing address {Address}", Key.Address);
+    }
+
+    public ProtocolKey Key { get; }
+    public Address Address => Key.Address;
+
+    static ProtocolKey Load(RelayOptions o)
+    {
+        if (!string.IsNullOrEmpty(o.KeystorePath))
+        {
+            if (string.IsNullOrEmpty(o.KeystorePasswordFile))
+                throw new InvalidOperationException("Relay:KeystorePath needs Relay:KeystorePasswordFile");
+            var json = File.ReadAllText(o.KeystorePath);
+            var password = File.ReadAllText(o.KeystorePasswordFile).TrimEnd('\r', '\n');
+            var secret = new KeyStoreService().DecryptKeyStoreFromJson(password, json);
+            return new ProtocolKey(secret);
+        }
+        if (!string.IsNullOrEmpty(o.SigningKey)) return ProtocolKey.FromHex(o.SigningKey);
+        throw new InvalidOperationException("no relay signing key: set Relay:KeystorePath (+ Relay:KeystorePasswordFile) or Relay:SigningKey (env PBS_Relay__SigningKey)");
+    }
+}

@@ -1,0 +1,128 @@
+using Microsoft.Extensions.Options;
+using Npgsql;
+using PbsMarket.Relay.Api;
+using PbsMarket.Relay.Archive;
+using PbsMarket.Relay.Auctions;
+using PbsMarket.Relay.Chain;
+using PbsMarket.Relay.Infrastructure;
+using StackExchange.Redis;
+
+namespace PbsMarket.Relay;
+
+/// <summary>The relay's composition: services, then endpoints. `pbs relay` and the tests both start it here.</summary>
+public static class RelayHost
+{
+    public static WebApplication Build(string[] args, Action<WebApplicationBuilder>? configure = null)
+    {
+        var builder = WebApplication.CreateSlimBuilder(args);
+        builder.Configuration.AddEnvironmentVariables("PBS_");
+        configure?.Invoke(builder);
+        builder.AddRelay();
+        var app = builder.Build();
+        app.UseRelayErrors();
+        app.MapOpsApi();
+        app.MapBuilderApi();
+        app.MapProposerApi();
+        app.MapDataApi();
+        app.MapOpenApi("/openapi/{documentName}.json");
+        app.MapDashboard();
+        return app;
+    }
+
+    static void AddRelay(this WebApplicationBuilder builder)
+    {
+        var s = builder.Services;
+        s.AddOptions<RelayOptions>().BindConfiguration(RelayOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        s.AddSingleton(sp => sp.GetRequiredService<IOptions<RelayOptions>>().Value);
+        s.AddSingleton(TimeProvider.System);
+        s.AddSingleton<Market>();
+        s.AddSingleton(sp => new InstanceInfo(sp.GetRequiredService<RelayOptions>().InstanceId ?? $"{Environment.MachineName}-{Environment.ProcessId}-{Guid.NewGuid().ToString("N")[..6]}"));
+        s.AddSingleton<IConnectionMultiplexer>(sp =>
+        {
+            var o = sp.GetRequiredService<RelayOptions>();
+            var config = ConfigurationOptions.Parse(o.Redis);
+            config.AbortOnConnectFail = false; // start without Redis and answer 503 until it is there
+            config.ConnectTimeout = Math.Min(config.ConnectTimeout, 2000);
+            config.SyncTimeout = Math.Min(config.SyncTimeout, 2000);
+            config.AsyncTimeout = Math.Min(config.AsyncTimeout, 2000);
+            config.ClientName = "pbs-relay";
+            return ConnectionMultiplexer.Connect(config);
+        });
+        s.AddSingleton(sp => new RedisKeys(sp.GetRequiredService<RelayOptions>().Network));
+        s.AddSingleton(sp =>
+        {
+            var csb = new NpgsqlConnectionStringBuilder(sp.GetRequiredService<RelayOptions>().Postgres);
+            if (csb.Timeout > 5) csb.Timeout = 5;
+            return new NpgsqlDataSourceBuilder(csb.ConnectionString).Build();
+        });
+        s.AddSingleton<RelayKey>();
+        s.AddSingleton<RelayMetrics>();
+        s.AddSingleton<L1ChainView>();
+        s.AddSingleton<IChainView>(sp => sp.GetRequiredService<L1ChainView>());
+        s.AddHostedService(sp => sp.GetRequiredService<L1ChainView>());
+        s.AddSingleton<AuctionStore>();
+        s.AddSingleton<ArchiveQueue>();
+        s.AddSingleton<EventHub>();
+        s.AddHostedService(sp => sp.GetRequiredService<EventHub>());
+        s.AddSingleton<ResultService>();
+        s.AddSingleton<BidService>();
+        s.AddSingleton<ProposalService>();
+        s.AddSingleton<SlotReader>();
+        s.AddSingleton<Archiver>();
+        s.AddHostedService(sp => sp.GetRequiredService<Archiver>());
+        s.AddSingleton<AuctionScheduler>();
+        s.AddHostedService(sp => sp.GetRequiredService<AuctionScheduler>());
+        s.AddOpenApi();
+        builder.Logging.AddSimpleConsole(o =>
+        {
+            o.SingleLine = true;
+            o.TimestampFormat = "HH:mm:ss.fff ";
+        });
+    }
+
+    /// <summary>
+    /// Every failure becomes problem+json with a stable code: Redis unreachable is a fast 503 with
+    /// Retry-After; anything unexpected is a 500 whose body names no internals.
+    /// </summary>
+    static void UseRelayErrors(this WebApplication app)
+    {
+        var log = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("PbsMarket.Relay.Errors");
+        app.Use(async (http, next) =>
+        {
+            try
+            {
+                await next(http);
+            }
+            catch (Exception e) when (e is RedisConnectionException or RedisTimeoutException && !http.Response.HasStarted)
+            {
+                log.LogWarning("{Method} {Path}: Redis unavailable: {Error}", http.Request.Method, http.Request.Path, e.Message);
+                await new Rejection("unavailable", "the relay's state store is unreachable; retry shortly").ToResult(1).ExecuteAsync(http);
+            }
+            catch (Exception e) when (e is not OperationCanceledException && !http.Response.HasStarted)
+            {
+                log.LogError(e, "{Method} {Path} failed", http.Request.Method, http.Request.Path);
+                await new Rejection("internal", "internal error; it has been logged").ToResult().ExecuteAsync(http);
+            }
+        });
+    }
+
+    /// <summary>Serves the dashboard (web/dist) at / when it has been built.</summary>
+    static void MapDashboard(this WebApplication app)
+    {
+        var dir = Environment.GetEnvironmentVariable("PBS_WEB_ROOT") ?? FindWebRoot();
+        if (dir is null || !Directory.Exists(dir)) return;
+        var files = new Microsoft.Extensions.FileProviders.PhysicalFileProvider(dir);
+        app.UseDefaultFiles(new DefaultFilesOptions { FileProvider = files });
+        app.UseStaticFiles(new StaticFileOptions { FileProvider = files });
+    }
+
+    static string? FindWebRoot()
+    {
+        for (var d = new DirectoryInfo(AppContext.BaseDirectory); d is not null; d = d.Parent)
+        {
+            var candidate = Path.Combine(d.FullName, "web", "dist");
+            if (Directory.Exists(candidate)) return candidate;
+        }
+        return null;
+    }
+}
