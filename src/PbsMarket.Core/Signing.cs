@@ -131,7 +131,8 @@ public static class SignatureRecovery
     public static bool Verify(Hash32 digest, Signature sig, Address expected) =>
         TryRecover(digest, sig, out var signer) && signer == expected;
 
-    internal static bool TryRecoverNative(Hash32 digest, Signature sig, out Address signer)
+    /// <summary>Native libsecp256k1 recovery (throws DllNotFoundException if the library cannot load).</summary>
+    public static bool TryRecoverNative(Hash32 digest, Signature sig, out Address signer)
     {
         signer = default;
         if (sig.IsDefault) return false;
@@ -147,7 +148,8 @@ public static class SignatureRecovery
         return true;
     }
 
-    internal static bool TryRecoverManaged(Hash32 digest, Signature sig, out Address signer)
+    /// <summary>Managed Nethereum/BouncyCastle recovery (about 6x slower), the fallback.</summary>
+    public static bool TryRecoverManaged(Hash32 digest, Signature sig, out Address signer)
     {
         signer = default;
         if (sig.IsDefault) return false;
