@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using Nethereum.Web3;
 using PbsMarket.Core;
+using PbsMarket.L1;
 using PbsMarket.Relay.Auctions;
 using Polly;
 using Polly.Retry;
@@ -33,7 +34,7 @@ public sealed class L1ChainView : BackgroundService, IChainView
             throw new InvalidOperationException("Relay:Registry and Relay:Escrow (contract addresses) are required; `pbs deploy` writes them");
         _registry = o.Registry;
         _escrow = o.Escrow;
-        _web3 = L1.Connect(o.L1Rpc, TimeSpan.FromSeconds(3));
+        _web3 = L1Rpc.Connect(o.L1Rpc, TimeSpan.FromSeconds(3));
         _retry = new ResiliencePipelineBuilder()
             .AddRetry(new RetryStrategyOptions
             {

@@ -3,7 +3,7 @@ using Nethereum.Contracts;
 using Nethereum.JsonRpc.Client;
 using Nethereum.Web3;
 
-namespace PbsMarket.Relay.Chain;
+namespace PbsMarket.L1;
 
 // The view functions the relay reads, as Nethereum function messages (ABI from contracts/src).
 
@@ -25,7 +25,7 @@ public sealed class HeaderOfSlotFunction : FunctionMessage
     [Parameter("uint64", "slot", 1)] public ulong Slot { get; set; }
 }
 
-public static class L1
+public static class L1Rpc
 {
     /// <summary>A Web3 client whose every RPC call gives up after <paramref name="timeout"/>.</summary>
     public static Web3 Connect(string rpcUrl, TimeSpan? timeout = null, Nethereum.Web3.Accounts.Account? account = null)
