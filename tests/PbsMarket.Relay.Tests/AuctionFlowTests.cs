@@ -1,0 +1,103 @@
+using System.Net;
+using System.Text;
+using System.Text.Json;
+using PbsMarket.Builder;
+using PbsMarket.Core;
+using PbsMarket.Testing;
+
+namespace PbsMarket.Relay.Tests;
+
+/// <summary>One slot end to end through HTTP: bids, close, header to the proposer, proposal, head, data API.</summary>
+public sealed class AuctionFlowTests(TestServers servers) : IAsyncLifetime
+{
+    TestMarket _market = null!;
+    RelayInstance _relay = null!;
+
+    public async ValueTask InitializeAsync()
+    {
+        _market = await TestMarket.StartAsync(servers);
+        _relay = await _market.StartRelayAsync();
+    }
+
+    public async ValueTask DisposeAsync() => await _market.DisposeAsync();
+
+    [Fact]
+    public async Task A_slot_runs_from_bids_to_proposal()
+    {
+        var client = _relay.Client;
+        var a = await _market.NextAuctionAsync(client);
+        Assert.Equal(_market.ProposerOf(a.Slot).Address, a.Proposer);
+
+        var receipts = new List<(ProtocolKey Builder, BigInteger Value, BidReceiptResponse Receipt)>();
+        BigInteger[] values = [5_000, 9_000, 7_000];
+        for (var i = 0; i < 3; i++)
+        {
+            var (h, s, p) = TestMarket.Bid(a, TestMarket.Builders[i], values[i]);
+            var receipt = await client.SubmitAsync(h, s, p);
+            Assert.Equal(Eip712.HashStruct(h), receipt.HeaderHash);
+            Assert.True(BidSigner.VerifyReceipt(a.Domain, receipt, TestMarket.RelaySigner.Address));
+            receipts.Add((TestMarket.Builders[i], values[i], receipt));
+        }
+        // The same bid again: the same receipt.
+        var (h0, s0, p0) = TestMarket.Bid(a, TestMarket.Builders[0], values[0]);
+        var again = await client.SubmitAsync(h0, s0, p0);
+        Assert.Equal(receipts[0].Receipt, again);
+
+        // Before the close the proposer is told to come back; anyone else is refused.
+        var proposer = _market.ProposerOf(a.Slot);
+        var early = await GetHeaderAsync(a.Slot, proposer);
+        Assert.Equal(425, (int)early.StatusCode);
+        var stranger = TestMarket.Builders[0];
+        await _market.WaitClosedAsync(a.Slot);
+        var refused = await GetHeaderAsync(a.Slot, stranger);
+        Assert.Equal(HttpStatusCode.Forbidden, refused.StatusCode);
+        Assert.Contains("not_proposer", await refused.Content.ReadAsStringAsync());
+
+        var response = await GetHeaderAsync(a.Slot, proposer);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        using var doc = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
+        var root = doc.RootElement;
+        var winnerHash = Hash32.Parse(root.GetProperty("header_hash").GetString()!);
+        Assert.Equal(receipts[1].Receipt.HeaderHash, winnerHash);
+        Assert.Equal("7000", root.GetProperty("price").GetString()); // second price
+        Assert.Equal("3", root.GetProperty("bid_count").GetString());
+        var bidsRoot = Hash32.Parse(root.GetProperty("bids_root").GetString()!);
+        Assert.Equal(BidsMerkle.Root(receipts.Select(r => (r.Receipt.HeaderHash, r.Receipt.ReceivedAtMs))), bidsRoot);
+        var relaySig = Signature.Parse(root.GetProperty("relay_signature").GetString()!);
+        Assert.True(SignatureRecovery.Verify(Eip712.Digest(a.Domain, new AuctionResult(a.Slot, winnerHash, 7000, bidsRoot, 3)), relaySig, TestMarket.RelaySigner.Address));
+
+        // Propose: the payload comes back and the head moves.
+        var proposal = ProposalBody(a.Slot, winnerHash, proposer);
+        var (status, body) = await client.PostRawAsync("relay/v1/proposer/proposals", proposal);
+        Assert.Equal(200, status);
+        Assert.Equal("0xc0", JsonDocument.Parse(body).RootElement.GetProperty("payload").GetString());
+        var (statusAgain, bodyAgain) = await client.PostRawAsync("relay/v1/proposer/proposals", proposal);
+        Assert.Equal((200, body), (statusAgain, bodyAgain));
+
+        var next = await _market.NextAuctionAsync(client, 100);
+        Assert.Equal(winnerHash, next.ParentHash);
+        Assert.Equal(a.Number + 1, next.Number);
+
+        // A different header signed for the same slot is equivocation, refused and kept.
+        var (eqStatus, eqBody) = await client.PostRawAsync("relay/v1/proposer/proposals", ProposalBody(a.Slot, receipts[0].Receipt.HeaderHash, proposer));
+        Assert.Equal(409, eqStatus);
+        Assert.Contains("equivocation", eqBody);
+
+        // Every builder can check its bid is in the root.
+        foreach (var r in receipts) Assert.True(await client.VerifyInclusionAsync(a.Slot, r.Receipt));
+        using var slotDoc = await client.GetJsonAsync($"relay/v1/data/slots/{a.Slot}");
+        Assert.Equal("proposed", slotDoc.RootElement.GetProperty("status").GetString());
+        Assert.Equal(winnerHash.ToString(), slotDoc.RootElement.GetProperty("winner").GetProperty("header_hash").GetString());
+    }
+
+    byte[] ProposalBody(ulong slot, Hash32 headerHash, ProtocolKey proposer) =>
+        Wire.ToUtf8(new ProposalSubmission(slot, headerHash, proposer.Sign(Eip712.Digest(_market.Domain, new Proposal(slot, headerHash)))), Wire.WriteProposalSubmission);
+
+    async Task<HttpResponseMessage> GetHeaderAsync(ulong slot, ProtocolKey signer)
+    {
+        using var http = new HttpClient();
+        var request = new HttpRequestMessage(HttpMethod.Get, $"{_relay.Url}/relay/v1/proposer/header/{slot}");
+        request.Headers.Add("X-Pbs-Signature", signer.Sign(Eip712.Digest(_market.Domain, new HeaderRequest(slot, _market.ProposerOf(slot).Address))).ToString());
+        return await http.SendAsync(request);
+    }
+}

@@ -1,0 +1,188 @@
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.Logging;
+using Nethereum.Util;
+using PbsMarket.Builder;
+using PbsMarket.Core;
+using PbsMarket.L1;
+using PbsMarket.Relay;
+using PbsMarket.Testing;
+
+namespace PbsMarket.Relay.Tests;
+
+/// <summary>
+/// A whole market for one test class: its own anvil with the contracts deployed (4 genesis proposers,
+/// 3 builders with collateral), its own Redis key space and PostgreSQL database, and relay instances
+/// started in-process on real loopback ports.
+/// </summary>
+public sealed class TestMarket : IAsyncDisposable
+{
+    public const long SlotMs = 1000, CloseOffsetMs = 200;
+    public static readonly ProtocolKey[] Proposers = [.. AnvilNode.DevKeys[1..5].Select(ProtocolKey.FromHex)];
+    public static readonly ProtocolKey[] Builders = [.. AnvilNode.DevKeys[5..8].Select(ProtocolKey.FromHex)];
+    public static readonly ProtocolKey RelaySigner = ProtocolKey.FromHex(AnvilNode.DevKeys[9]);
+    public static readonly BigInteger Collateral = UnitConversion.Convert.ToWei(10);
+    public const long L2ChainId = 901;
+
+    readonly List<RelayInstance> _relays = [];
+    public required AnvilNode Anvil { get; init; }
+    public required RedisServer Redis { get; init; }
+    public required PostgresServer Postgres { get; init; }
+    public required string PostgresConnection { get; init; }
+    public required DeployedMarket Deployment { get; init; }
+    public required string Network { get; init; }
+    public Eip712Domain Domain => Eip712Domain.PbsMarket(Deployment.L1ChainId, Address.Parse(Deployment.Inbox));
+    public SlotClock Clock => new(TimeProvider.System, (ulong)Deployment.GenesisMs, SlotMs, CloseOffsetMs);
+
+    public static async Task<TestMarket> StartAsync(TestServers servers, RedisServer? ownRedis = null, PostgresServer? ownPostgres = null)
+    {
+        var anvil = await servers.StartOwnAsync(new AnvilNode());
+        var redis = ownRedis ?? await servers.RedisAsync();
+        var pg = ownPostgres ?? await servers.PostgresAsync();
+        var pgConn = await pg.CreateDatabaseAsync("relay");
+        var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        var genesis = now - now % SlotMs - 20 * SlotMs;
+        var deployment = await Deployer.DeployAsync(anvil.RpcUrl, AnvilNode.DevKeys[0], new DeployParameters(
+            L2ChainId, genesis, SlotMs, 32, GenesisProposers: [.. Proposers.Select(p => p.Address)]));
+        foreach (var b in Builders) await Deployer.DepositAsync(anvil.RpcUrl, deployment, ToHex(b), Collateral);
+        return new TestMarket
+        {
+            Anvil = anvil, Redis = redis, Postgres = pg, PostgresConnection = pgConn, Deployment = deployment,
+            Network = "t" + Guid.NewGuid().ToString("N")[..10],
+        };
+    }
+
+    static string ToHex(ProtocolKey key) => AnvilNode.DevKeys.First(k => ProtocolKey.FromHex(k).Address == key.Address);
+
+    public ProtocolKey ProposerOf(ulong slot) =>
+        Proposers.First(p => p.Address == ProposerSchedule.ProposerFor(slot, [.. Proposers.Select(x => x.Address)]));
+
+    public async Task<RelayInstance> StartRelayAsync(Action<Dictionary<string, string?>>? configure = null)
+    {
+        var port = FreePort.Next();
+        var settings = new Dictionary<string, string?>
+        {
+            ["Relay:Redis"] = Redis.ConnectionString,
+            ["Relay:Postgres"] = PostgresConnection,
+            ["Relay:L1Rpc"] = Anvil.RpcUrl,
+            ["Relay:Network"] = Network,
+            ["Relay:L1ChainId"] = Deployment.L1ChainId.ToString(),
+            ["Relay:L2ChainId"] = L2ChainId.ToString(),
+            ["Relay:Inbox"] = Deployment.Inbox,
+            ["Relay:Registry"] = Deployment.Registry,
+            ["Relay:Escrow"] = Deployment.Escrow,
+            ["Relay:GenesisMs"] = Deployment.GenesisMs.ToString(),
+            ["Relay:SlotMs"] = SlotMs.ToString(),
+            ["Relay:CloseOffsetMs"] = CloseOffsetMs.ToString(),
+            ["Relay:SigningKey"] = AnvilNode.DevKeys[9],
+            ["Relay:ReservePrice"] = "1000",
+            ["Relay:MaxBidsPerBuilderPerSlot"] = "50",
+            ["Relay:MaxPayloadBytes"] = "65536",
+            ["Relay:InstanceId"] = $"test-{port}",
+        };
+        configure?.Invoke(settings);
+        var app = RelayHost.Build([], b =>
+        {
+            b.Configuration.AddInMemoryCollection(settings);
+            b.WebHost.UseUrls($"http://127.0.0.1:{port}");
+            b.Logging.SetMinimumLevel(LogLevel.Warning);
+        });
+        await app.StartAsync();
+        var relay = new RelayInstance(app, $"http://127.0.0.1:{port}");
+        lock (_relays) _relays.Add(relay);
+        await relay.WaitReadyAsync();
+        return relay;
+    }
+
+    /// <summary>Waits for an open auction with at least <paramref name="minLeftMs"/> before its close.</summary>
+    public async Task<OpenAuction> NextAuctionAsync(BuilderClient client, long minLeftMs = 500)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(15);
+        while (DateTime.UtcNow < deadline)
+        {
+            try
+            {
+                var a = await client.GetAuctionAsync();
+                var left = (long)a.ClosesAtMs - DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+                if (left >= minLeftMs) return a;
+                await Task.Delay(TimeSpan.FromMilliseconds(Math.Max(left, 0) + 30));
+            }
+            catch (RelayRefusedException e) when (e.Code == "unavailable")
+            {
+                await Task.Delay(100);
+            }
+        }
+        throw new TimeoutException("no open auction within 15 s");
+    }
+
+    /// <summary>Waits until the slot's auction has closed (by the wall clock, plus a margin).</summary>
+    public async Task WaitClosedAsync(ulong slot)
+    {
+        var closes = (long)Clock.AuctionClosesMs(slot);
+        var wait = closes - DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() + 60;
+        if (wait > 0) await Task.Delay(TimeSpan.FromMilliseconds(wait));
+    }
+
+    public static (Header Header, Signature Signature, byte[] Payload) Bid(OpenAuction a, ProtocolKey builder, BigInteger value, byte[]? payload = null, ulong gasUsed = 0,
+        Func<Header, Header>? tweak = null)
+    {
+        payload ??= PayloadCodec.Empty;
+        var header = a.HeaderFor(builder.Address, payload, gasUsed, value);
+        if (tweak is not null) header = tweak(header);
+        return (header, builder.Sign(Eip712.Digest(a.Domain, header)), payload);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        RelayInstance[] relays;
+        lock (_relays) relays = [.. _relays];
+        foreach (var r in relays) await r.DisposeAsync();
+        await Anvil.DisposeAsync();
+    }
+}
+
+public sealed class RelayInstance(WebApplication app, string url) : IAsyncDisposable
+{
+    public string Url { get; } = url;
+    public WebApplication App { get; } = app;
+    public BuilderClient Client { get; } = new(url);
+    bool _stopped;
+
+    public async Task WaitReadyAsync()
+    {
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(2) };
+        var deadline = DateTime.UtcNow.AddSeconds(20);
+        string last = "";
+        while (DateTime.UtcNow < deadline)
+        {
+            try
+            {
+                using var r = await http.GetAsync($"{Url}/readyz");
+                if (r.IsSuccessStatusCode) return;
+                last = await r.Content.ReadAsStringAsync();
+            }
+            catch (HttpRequestException e)
+            {
+                last = e.Message;
+            }
+            await Task.Delay(100);
+        }
+        throw new TimeoutException($"relay at {Url} not ready: {last}");
+    }
+
+    public async Task StopAsync()
+    {
+        if (_stopped) return;
+        _stopped = true;
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        await App.StopAsync(cts.Token);
+        await App.DisposeAsync();
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        Client.Dispose();
+        await StopAsync();
+    }
+}
