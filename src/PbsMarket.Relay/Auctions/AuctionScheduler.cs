@@ -11,7 +11,7 @@ namespace PbsMarket.Relay.Auctions;
 /// </summary>
 public sealed class AuctionScheduler(
     AuctionStore store, ResultService results, Market market, IChainView chain, IConnectionMultiplexer redis,
-    Infrastructure.EventHub events, ILogger<AuctionScheduler> log) : BackgroundService
+    Infrastructure.EventHub events, Infrastructure.RelayMetrics metrics, ILogger<AuctionScheduler> log) : BackgroundService
 {
     ulong _nextToClose;
     ulong _nextMissCheck;
@@ -69,6 +69,7 @@ public sealed class AuctionScheduler(
             if (closed is null && await store.GetAuctionAsync(_nextToClose) is not null
                 && (long)clock.AuctionClosesMs(_nextToClose) + 2000 > (long)now)
                 break; // Redis's clock has not reached the close yet: try again shortly
+            metrics.ReleaseThrough(_nextToClose);
             _nextToClose++;
         }
 

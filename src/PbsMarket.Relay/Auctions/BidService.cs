@@ -23,20 +23,32 @@ public sealed class BidService(AuctionStore store, Market market, IChainView cha
     public async Task<Outcome> SubmitAsync(ReadOnlyMemory<byte> body, CancellationToken ct)
     {
         var started = Stopwatch.GetTimestamp();
-        var outcome = await CheckAndAcceptAsync(body, ct);
+        var (outcome, slot) = await CheckAndAcceptAsync(body, ct);
         var code = outcome is Refused r ? r.Rejection.Code : "accepted";
-        metrics.Count("pbs_bids_total", $"result=\"{code}\"");
-        metrics.Observe("pbs_bid_seconds", Stopwatch.GetElapsedTime(started).TotalSeconds, RelayMetrics.LatencyBuckets);
+        var seconds = Stopwatch.GetElapsedTime(started).TotalSeconds;
+        // Sealed bids: counts and latencies are published once the slot's auction has closed.
+        var current = market.Clock.CurrentSlot;
+        var sealedSlot = slot is { } s && s <= current + 2 && s + 2 >= current ? s : current + 1; // bounded: no unbounded per-slot buffers
+        metrics.WhenClosed(sealedSlot, m =>
+        {
+            m.Count("pbs_bids_total", $"result=\"{code}\"");
+            m.Observe("pbs_bid_seconds", seconds, RelayMetrics.LatencyBuckets);
+        });
         return outcome;
     }
 
     static Refused No(string code, string message) => new(new Rejection(code, message));
 
-    async Task<Outcome> CheckAndAcceptAsync(ReadOnlyMemory<byte> body, CancellationToken ct)
+    async Task<(Outcome, ulong?)> CheckAndAcceptAsync(ReadOnlyMemory<byte> body, CancellationToken ct)
     {
         // 1. shape and formats
         var parsed = Wire.ParseBidSubmission(body.Span, _wireLimits);
-        if (!parsed.TryGet(out var bid, out var error)) return No(error.Code, error.Message);
+        if (!parsed.TryGet(out var bid, out var error)) return (No(error.Code, error.Message), null);
+        return (await CheckAndAcceptAsync(bid, ct), bid.Header.Slot);
+    }
+
+    async Task<Outcome> CheckAndAcceptAsync(BidSubmission bid, CancellationToken ct)
+    {
         var h = bid.Header;
         var clock = market.Clock;
 

@@ -10,6 +10,23 @@ public sealed class RelayMetrics
     readonly ConcurrentDictionary<string, long> _counters = new();
     readonly ConcurrentDictionary<string, Histogram> _histograms = new();
 
+    readonly ConcurrentDictionary<ulong, ConcurrentQueue<Action<RelayMetrics>>> _sealed = new();
+
+    /// <summary>
+    /// Records a measurement about an open auction's bids, held back until the slot closes, so that
+    /// /metrics never reveals how many bids an open auction has.
+    /// </summary>
+    public void WhenClosed(ulong slot, Action<RelayMetrics> record) =>
+        _sealed.GetOrAdd(slot, _ => new ConcurrentQueue<Action<RelayMetrics>>()).Enqueue(record);
+
+    /// <summary>Publishes what was held back for every slot up to and including <paramref name="slot"/>.</summary>
+    public void ReleaseThrough(ulong slot)
+    {
+        foreach (var key in _sealed.Keys.Where(k => k <= slot))
+            if (_sealed.TryRemove(key, out var queue))
+                while (queue.TryDequeue(out var record)) record(this);
+    }
+
     public void Count(string name, string? labels = null, long by = 1) =>
         _counters.AddOrUpdate(labels is null ? name : $"{name}{{{labels}}}", by, (_, v) => v + by);
 
