@@ -31,7 +31,9 @@ public static class OpsApi
         try
         {
             using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(1));
-            await using var conn = await db.OpenConnectionAsync(cts.Token);
+            // A query, not just an open: a pooled connection opens without asking the server.
+            await using var cmd = db.CreateCommand("SELECT 1");
+            await cmd.ExecuteScalarAsync(cts.Token);
         }
         catch (Exception e) when (e is Npgsql.NpgsqlException or OperationCanceledException or TimeoutException)
         {
