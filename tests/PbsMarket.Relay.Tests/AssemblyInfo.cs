@@ -1,3 +1,4 @@
 using PbsMarket.Testing;
+using PbsMarket.Testing.Market;
 
 [assembly: AssemblyFixture(typeof(TestServers))]

@@ -4,6 +4,7 @@ using System.Text.Json;
 using PbsMarket.Builder;
 using PbsMarket.Core;
 using PbsMarket.Testing;
+using PbsMarket.Testing.Market;
 
 namespace PbsMarket.Relay.Tests;
 

@@ -3,6 +3,7 @@ using Npgsql;
 using PbsMarket.Builder;
 using PbsMarket.Core;
 using PbsMarket.Testing;
+using PbsMarket.Testing.Market;
 
 namespace PbsMarket.Relay.Tests;
 

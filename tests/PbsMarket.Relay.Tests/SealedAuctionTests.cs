@@ -1,6 +1,7 @@
 using System.Net.Http.Headers;
 using PbsMarket.Core;
 using PbsMarket.Testing;
+using PbsMarket.Testing.Market;
 
 namespace PbsMarket.Relay.Tests;
 

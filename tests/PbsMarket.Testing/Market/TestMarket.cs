@@ -7,9 +7,9 @@ using PbsMarket.Builder;
 using PbsMarket.Core;
 using PbsMarket.L1;
 using PbsMarket.Relay;
-using PbsMarket.Testing;
 
-namespace PbsMarket.Relay.Tests;
+
+namespace PbsMarket.Testing.Market;
 
 /// <summary>
 /// A whole market for one test class: its own anvil with the contracts deployed (4 genesis proposers,
