@@ -57,8 +57,15 @@ public sealed class AuctionScheduler(
         // Open: the auction whose window is running (or the next one, in the gap after a close).
         var open = clock.OpenAuctionSlot(now) ?? current + 1;
         var proposer = market.ProposerOf(open, chain);
-        if (proposer is { } p)
-            await store.EnsureAuctionAsync(open, p, clock.AuctionClosesMs(open), clock.StartMs(open));
+        if (proposer is { } p && await store.EnsureAuctionAsync(open, p, clock.AuctionClosesMs(open), clock.StartMs(open)))
+        {
+            var a = await store.GetAuctionAsync(open);
+            await events.PublishAsync(JsonSerializer.Serialize(new
+            {
+                type = "opened", slot = open.ToString(), proposer = p.ToString(), closes_at_ms = clock.AuctionClosesMs(open).ToString(),
+                parent_hash = a?.Parent.ToString(), number = a?.Number.ToString(),
+            }));
+        }
         else
             Problem = $"proposer set for epoch {market.EpochOf(open)} not known (L1: {chain.Problem ?? "syncing"})";
 

@@ -50,10 +50,11 @@ public sealed class AuctionStore(IConnectionMultiplexer redis, RedisKeys keys, R
         });
 
     /// <summary>Creates the slot's auction on the current head if no instance has yet.</summary>
-    public async Task EnsureAuctionAsync(ulong slot, Address proposer, ulong closesAtMs, ulong timestampMs)
+    /// <returns>True for the one caller that created it.</returns>
+    public async Task<bool> EnsureAuctionAsync(ulong slot, Address proposer, ulong closesAtMs, ulong timestampMs)
     {
         var head = await GetHeadAsync();
-        await Db.ScriptEvaluateAsync(Scripts.Create, new
+        var created = (long)await Db.ScriptEvaluateAsync(Scripts.Create, new
         {
             auction = keys.Auction(slot),
             parent = head.Hash.ToString(),
@@ -66,6 +67,7 @@ public sealed class AuctionStore(IConnectionMultiplexer redis, RedisKeys keys, R
         // The head may have moved between reading it and creating the auction: carry it over.
         var now = await GetHeadAsync();
         if (now.Number > head.Number) await MoveAuctionHeadAsync(slot, now);
+        return created == 1;
     }
 
     public async Task<AuctionState?> GetAuctionAsync(ulong slot)
