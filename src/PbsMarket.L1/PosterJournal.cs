@@ -36,7 +36,7 @@ public sealed class InMemoryPosterJournal : IPosterJournal
 /// <summary>A JSON file journal: written atomically (temp file, fsync, rename, fsync of the directory).</summary>
 public sealed class FilePosterJournal(string path) : IPosterJournal
 {
-    internal static readonly JsonSerializerOptions Json = new()
+    public static readonly JsonSerializerOptions Json = new()
     {
         WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower, Converters = { new BigIntegerConverter() },
     };

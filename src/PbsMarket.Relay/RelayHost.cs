@@ -72,6 +72,7 @@ public static class RelayHost
         s.AddHostedService(sp => sp.GetRequiredService<Archiver>());
         s.AddSingleton<AuctionScheduler>();
         s.AddHostedService(sp => sp.GetRequiredService<AuctionScheduler>());
+        s.AddHostedService<L1PosterService>();
         s.AddOpenApi();
         builder.Logging.AddSimpleConsole(o =>
         {

@@ -173,7 +173,9 @@ public sealed class ProposalService(
 
     async Task<ProposeOutcome> EquivocationAsync(ulong slot, Address proposer, Hash32 firstHash, Signature firstSig, Hash32 secondHash, Signature secondSig, ulong now)
     {
-        await archive.EnqueueEquivocationAsync(new EquivocationRecord(slot, proposer, firstHash, firstSig.ToString(), secondHash, secondSig.ToString(), now));
+        var evidence = new EquivocationRecord(slot, proposer, firstHash, firstSig.ToString(), secondHash, secondSig.ToString(), now);
+        await archive.EnqueueEquivocationAsync(evidence);
+        await redis.GetDatabase().StreamAddAsync(store.Keys.L1Evidence, "evidence", JsonSerializer.Serialize(evidence, WireJson.Options));
         metrics.Count("pbs_equivocations_total");
         log.LogWarning("equivocation by {Proposer} in slot {Slot}: {First} and {Second}; evidence kept", proposer, slot, firstHash, secondHash);
         return Refuse("equivocation", $"slot {slot} already has a proposal for {firstHash} by {proposer}; this conflicting one is kept as evidence");

@@ -37,7 +37,8 @@ public sealed class TestMarket : IAsyncDisposable
 
     public static async Task<TestMarket> StartAsync(TestServers servers, RedisServer? ownRedis = null, PostgresServer? ownPostgres = null)
     {
-        var anvil = await servers.StartOwnAsync(new AnvilNode());
+        // Blocks every second, as an L1 would have them: the inbox checks slots against block time.
+        var anvil = await servers.StartOwnAsync(new AnvilNode(blockTimeSeconds: 1));
         var redis = ownRedis ?? await servers.RedisAsync();
         var pg = ownPostgres ?? await servers.PostgresAsync();
         var pgConn = await pg.CreateDatabaseAsync("relay");
@@ -58,9 +59,10 @@ public sealed class TestMarket : IAsyncDisposable
     public ProtocolKey ProposerOf(ulong slot) =>
         Proposers.First(p => p.Address == ProposerSchedule.ProposerFor(slot, [.. Proposers.Select(x => x.Address)]));
 
-    public async Task<RelayInstance> StartRelayAsync(Action<Dictionary<string, string?>>? configure = null)
+    /// <param name="port">A fixed loopback port (e.g. to restart a relay where its clients expect it); a free one by default.</param>
+    public async Task<RelayInstance> StartRelayAsync(Action<Dictionary<string, string?>>? configure = null, int? port = null)
     {
-        var port = FreePort.Next();
+        var chosenPort = port ?? FreePort.Next();
         var settings = new Dictionary<string, string?>
         {
             ["Relay:Redis"] = Redis.ConnectionString,
@@ -79,17 +81,23 @@ public sealed class TestMarket : IAsyncDisposable
             ["Relay:ReservePrice"] = "1000",
             ["Relay:MaxBidsPerBuilderPerSlot"] = "50",
             ["Relay:MaxPayloadBytes"] = "65536",
-            ["Relay:InstanceId"] = $"test-{port}",
+            ["Relay:InstanceId"] = $"test-{chosenPort}",
         };
         configure?.Invoke(settings);
         var app = RelayHost.Build([], b =>
         {
             b.Configuration.AddInMemoryCollection(settings);
-            b.WebHost.UseUrls($"http://127.0.0.1:{port}");
+            b.WebHost.UseUrls($"http://127.0.0.1:{chosenPort}");
             b.Logging.SetMinimumLevel(LogLevel.Warning);
+            if (Environment.GetEnvironmentVariable("PBS_TEST_LOG_DIR") is { Length: > 0 } logDir)
+            {
+                Directory.CreateDirectory(logDir);
+                b.Logging.SetMinimumLevel(LogLevel.Information);
+                b.Logging.AddProvider(new FileLoggerProvider(Path.Combine(logDir, $"relay-{Network}-{chosenPort}.log")));
+            }
         });
         await app.StartAsync();
-        var relay = new RelayInstance(app, $"http://127.0.0.1:{port}");
+        var relay = new RelayInstance(app, $"http://127.0.0.1:{chosenPort}");
         lock (_relays) _relays.Add(relay);
         await relay.WaitReadyAsync();
         return relay;

@@ -1,0 +1,222 @@
+using System.Text.Json;
+using PbsMarket.Core;
+using PbsMarket.L1;
+using PbsMarket.Relay.Api;
+using PbsMarket.Relay.Archive;
+using PbsMarket.Relay.Auctions;
+using PbsMarket.Relay.Infrastructure;
+using StackExchange.Redis;
+
+namespace PbsMarket.Relay.Chain;
+
+/// <summary>
+/// Posts proposed headers to the L1 inbox. One relay instance at a time holds the poster lease (a
+/// Redis key with a TTL it keeps renewing); queue entries are acknowledged only once L1 holds the
+/// slot or refuses it for good, and the in-flight transaction is journaled in Redis, so a restart or
+/// a failover to another instance resumes it instead of sending a second one.
+/// </summary>
+public sealed class L1PosterService(
+    IConnectionMultiplexer redis, RedisKeys keys, Market market, AuctionStore store, ResultService results, ArchiveQueue archive,
+    EventHub events, RelayMetrics metrics, InstanceInfo instance, ILogger<L1PosterService> log) : BackgroundService
+{
+    const string Group = "posters";
+    static readonly TimeSpan LeaseTtl = TimeSpan.FromSeconds(10);
+    /// <summary>An item whose parent is not on L1 yet (e.g. announced elsewhere, posted by someone else) is retried this long.</summary>
+    static readonly TimeSpan ParentWait = TimeSpan.FromSeconds(60);
+    readonly Dictionary<string, DateTime> _firstRefusal = [];
+    IDatabase Db => redis.GetDatabase();
+
+    protected override async Task ExecuteAsync(CancellationToken ct)
+    {
+        var o = market.Options;
+        var senderKey = o.L1SenderKey ?? o.SigningKey;
+        if (!o.RunL1 || string.IsNullOrEmpty(senderKey))
+        {
+            log.LogInformation("L1 poster disabled on this instance ({Reason})", o.RunL1 ? "no Relay:L1SenderKey or Relay:SigningKey" : "Relay:RunL1=false");
+            return;
+        }
+        var inbox = new InboxClient(L1Rpc.Connect(o.L1Rpc, TimeSpan.FromSeconds(10)), o.Inbox, o.Registry, o.Escrow);
+        L1Poster? poster = null;
+        InboxClient? reporter = null;
+        try
+        {
+            while (!ct.IsCancellationRequested)
+            {
+                try
+                {
+                    if (!await HoldLeaseAsync())
+                    {
+                        if (poster is not null)
+                        {
+                            await poster.DisposeAsync();
+                            poster = null;
+                        }
+                        await Task.Delay(LeaseTtl / 3, ct);
+                        continue;
+                    }
+                    poster ??= new L1Poster(inbox, senderKey, new RedisPosterJournal(redis, keys), new L1PosterOptions { ReplaceAfter = TimeSpan.FromSeconds(6) }, log);
+                    var worked = await PostRoundAsync(poster, ct);
+                    await ReportEvidenceAsync(reporter ??= new InboxClient(L1Rpc.Connect(o.L1Rpc, TimeSpan.FromSeconds(10),
+                        new Nethereum.Web3.Accounts.Account(senderKey, o.L1ChainId)), o.Inbox, o.Registry, o.Escrow));
+                    if (!worked) await Task.Delay(TimeSpan.FromMilliseconds(Math.Max(200, o.SlotMs / 4)), ct);
+                }
+                catch (OperationCanceledException) when (ct.IsCancellationRequested)
+                {
+                    return;
+                }
+                catch (Exception e) when (e is RedisException or HttpRequestException or TimeoutException or InvalidOperationException
+                                              or Nethereum.JsonRpc.Client.RpcClientUnknownException or Nethereum.JsonRpc.Client.RpcResponseException)
+                {
+                    log.LogWarning("L1 poster: {Error}; retrying", e.Message);
+                    metrics.Count("pbs_l1_errors_total");
+                    await Task.Delay(TimeSpan.FromSeconds(1), ct);
+                }
+            }
+        }
+        finally
+        {
+            if (poster is not null) await poster.DisposeAsync();
+            await Db.ScriptEvaluateAsync("if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0",
+                [keys.L1Lease], [instance.Id]);
+        }
+    }
+
+    async Task<bool> HoldLeaseAsync()
+    {
+        var renewed = (long)await Db.ScriptEvaluateAsync("""
+            local cur = redis.call('GET', KEYS[1])
+            if cur == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end
+            if not cur then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end
+            return 0
+            """, [keys.L1Lease], [instance.Id, (long)LeaseTtl.TotalMilliseconds]);
+        return renewed == 1;
+    }
+
+    async Task EnsureGroupAsync()
+    {
+        try
+        {
+            await Db.StreamCreateConsumerGroupAsync(keys.L1Queue, Group, "0-0", createStream: true);
+        }
+        catch (RedisServerException e) when (e.Message.Contains("BUSYGROUP", StringComparison.Ordinal))
+        {
+        }
+    }
+
+    /// <returns>True if it did some work (so the next round starts at once).</returns>
+    async Task<bool> PostRoundAsync(L1Poster poster, CancellationToken ct)
+    {
+        await EnsureGroupAsync();
+        // Everything still pending at any consumer (this lease holder's earlier rounds, or a dead instance's).
+        var claimed = await Db.StreamAutoClaimAsync(keys.L1Queue, Group, instance.Id, 0, "0-0", 64);
+        var fresh = await Db.StreamReadGroupAsync(keys.L1Queue, Group, instance.Id, ">", 64);
+        var entries = claimed.ClaimedEntries.Concat(fresh).GroupBy(e => e.Id).Select(g => g.First()).ToList();
+        if (entries.Count == 0) return false;
+
+        var items = new List<(StreamEntry Entry, L1Item Item, PostItem Post)>();
+        foreach (var e in entries)
+        {
+            var item = JsonSerializer.Deserialize<L1Item>((string)e["item"]!, WireJson.Options)!;
+            using var doc = JsonDocument.Parse(item.HeaderJson);
+            var header = Wire.ParseHeader(doc.RootElement).Value;
+            items.Add((e, item, new PostItem(header, Signature.Parse(item.BuilderSignature), Signature.Parse(item.ProposalSignature),
+                Convert.FromHexString(item.PayloadHex.AsSpan(2)), item.Price, item.BidsRoot)));
+        }
+        // One header per slot: the first queued wins (a second one would be equivocation, refused earlier).
+        var bySlot = items.OrderBy(i => i.Item.Slot).GroupBy(i => i.Item.Slot).ToList();
+        var outcomes = await poster.PostAsync([.. bySlot.Select(g => g.First().Post)], ct);
+        var done = new List<RedisValue>();
+        foreach (var outcome in outcomes)
+        {
+            var group = bySlot.First(g => g.Key == outcome.Slot).ToList();
+            var first = group[0];
+            switch (outcome.Status)
+            {
+                case PostStatus.Posted or PostStatus.AlreadyPosted:
+                    await MarkPostedAsync(first.Item, outcome);
+                    done.AddRange(group.Select(g => g.Entry.Id));
+                    break;
+                case PostStatus.Rejected when outcome.Error?.Name is "UnknownParent" or "SlotInFuture" && !WaitedTooLong(first.Entry.Id!):
+                    break; // its parent may still arrive on L1: retry
+                case PostStatus.Rejected:
+                    log.LogError("L1 refused slot {Slot} ({Source}): {Error}", outcome.Slot, first.Item.Source, outcome.Error);
+                    metrics.Count("pbs_l1_rejected_total");
+                    await events.PublishAsync(JsonSerializer.Serialize(new { type = "l1_rejected", slot = outcome.Slot.ToString(), error = outcome.Error?.ToString() }));
+                    done.AddRange(group.Select(g => g.Entry.Id));
+                    break;
+                default:
+                    log.LogInformation("L1 post of slot {Slot} deferred: {Reason}", outcome.Slot, outcome.Reason);
+                    break;
+            }
+        }
+        if (done.Count > 0)
+        {
+            await Db.StreamAcknowledgeAsync(keys.L1Queue, Group, [.. done]);
+            await Db.StreamDeleteAsync(keys.L1Queue, [.. done]);
+            foreach (var id in done) _firstRefusal.Remove(id!);
+        }
+        return done.Count > 0;
+    }
+
+    /// <summary>Reports equivocation evidence to L1, which burns the proposer's bond (once; later reports are refused).</summary>
+    async Task ReportEvidenceAsync(InboxClient reporter)
+    {
+        var entries = await Db.StreamRangeAsync(keys.L1Evidence, "-", "+", 16);
+        foreach (var e in entries)
+        {
+            var ev = JsonSerializer.Deserialize<EquivocationRecord>((string)e["evidence"]!, WireJson.Options)!;
+            try
+            {
+                var receipt = await reporter.ReportEquivocationAsync(ev.Slot, ev.FirstHash, Signature.Parse(ev.FirstSignature), ev.SecondHash, Signature.Parse(ev.SecondSignature));
+                log.LogWarning("reported equivocation of {Proposer} in slot {Slot} to L1 (tx {Tx}): bond burned", ev.Proposer, ev.Slot, receipt.TransactionHash);
+                metrics.Count("pbs_l1_equivocation_reports_total");
+            }
+            catch (ContractRevertException r)
+            {
+                // Typically AlreadySlashed: someone reported this proposer first. Nothing more to do.
+                log.LogInformation("equivocation report for {Proposer} slot {Slot} refused by L1: {Error}", ev.Proposer, ev.Slot, r.Error);
+            }
+            await Db.StreamDeleteAsync(keys.L1Evidence, [e.Id]);
+        }
+    }
+
+    bool WaitedTooLong(string entryId)
+    {
+        if (!_firstRefusal.TryGetValue(entryId, out var since)) _firstRefusal[entryId] = since = DateTime.UtcNow;
+        return DateTime.UtcNow - since > ParentWait;
+    }
+
+    async Task MarkPostedAsync(L1Item item, PostOutcome outcome)
+    {
+        var tx = outcome.TxHash ?? "";
+        await store.MarkPostedAsync(item.Slot, outcome.Status == PostStatus.Posted ? tx : "(posted by another party)");
+        // The builder's debt for this slot is now settled on L1 (or was settled by whoever posted).
+        if (item.Source == "auction" && item.Price > 0)
+        {
+            using var doc = JsonDocument.Parse(item.HeaderJson);
+            var builder = Address.Parse(doc.RootElement.GetProperty("builder").GetString()!);
+            await results.AddOwedAsync(builder, -item.Price);
+        }
+        if (outcome.Status == PostStatus.Posted)
+            await archive.EnqueuePostedAsync(new PostedRecord(item.Slot, tx, outcome.BlockNumber ?? 0, market.Clock.NowMs));
+        metrics.Count("pbs_l1_posted_total", outcome.Status == PostStatus.Posted ? "by=\"us\"" : "by=\"other\"");
+        await events.PublishAsync(JsonSerializer.Serialize(new { type = "posted", slot = item.Slot.ToString(), l1_tx_hash = outcome.TxHash, header_hash = item.HeaderHash.ToString() }));
+        log.LogInformation("slot {Slot} {Status} on L1 {Tx}", item.Slot, outcome.Status == PostStatus.Posted ? "posted" : "already posted", tx);
+    }
+}
+
+/// <summary>The poster's in-flight transaction, kept in Redis so any instance can resume it.</summary>
+public sealed class RedisPosterJournal(IConnectionMultiplexer redis, RedisKeys keys) : IPosterJournal
+{
+    RedisKey Key => keys.L1Lease.ToString() + ":journal";
+
+    public async Task<PosterJournalEntry?> LoadAsync()
+    {
+        var v = await redis.GetDatabase().StringGetAsync(Key);
+        return v.IsNull ? null : JsonSerializer.Deserialize<PosterJournalEntry>((string)v!, FilePosterJournal.Json);
+    }
+
+    public Task SaveAsync(PosterJournalEntry entry) => redis.GetDatabase().StringSetAsync(Key, JsonSerializer.Serialize(entry, FilePosterJournal.Json));
+
+    public Task ClearAsync() => redis.GetDatabase().KeyDeleteAsync(Key);
+}
