@@ -1,0 +1,206 @@
+using System.Collections.Concurrent;
+using System.Globalization;
+using PbsMarket.Core;
+
+namespace PbsMarket.Builder.Demo;
+
+public sealed class DemoBuilderOptions
+{
+    /// <summary>Name in logs; also seeds the builder's demo L2 accounts.</summary>
+    public string Name { get; set; } = "builder";
+    public IReadOnlyList<string> Relays { get; set; } = [];
+    public string Strategy { get; set; } = "steady";
+    public int MinTxs { get; set; } = 5;
+    public int MaxTxs { get; set; } = 20;
+    /// <summary>Check after each close that the bids are in the slot's bids root (from the data API).</summary>
+    public bool VerifyInclusion { get; set; } = true;
+    /// <summary>How long after the close the inclusion check runs (the relay publishes results at the close).</summary>
+    public TimeSpan VerifyDelay { get; set; } = TimeSpan.FromMilliseconds(150);
+}
+
+public enum DemoLogLevel { Debug, Info, Warning }
+
+/// <summary>Where a demo builder's log lines go.</summary>
+public delegate void DemoLog(DemoLogLevel level, string message);
+
+/// <summary>What a demo builder did, for summaries.</summary>
+public sealed class DemoBuilderStats
+{
+    long _bids, _refused, _slots, _wins, _verified, _unverified;
+    public long BidsAccepted => Interlocked.Read(ref _bids);
+    public long BidsRefused => Interlocked.Read(ref _refused);
+    public long SlotsBid => Interlocked.Read(ref _slots);
+    public long Wins => Interlocked.Read(ref _wins);
+    public long InclusionVerified => Interlocked.Read(ref _verified);
+    public long InclusionFailed => Interlocked.Read(ref _unverified);
+    public ConcurrentDictionary<string, int> RefusalCodes { get; } = new();
+    internal void Bid() => Interlocked.Increment(ref _bids);
+    internal void Refused(string code) { Interlocked.Increment(ref _refused); RefusalCodes.AddOrUpdate(code, 1, (_, n) => n + 1); }
+    internal void Slot() => Interlocked.Increment(ref _slots);
+    internal void Win() => Interlocked.Increment(ref _wins);
+    internal void Verified(bool ok) { if (ok) Interlocked.Increment(ref _verified); else Interlocked.Increment(ref _unverified); }
+}
+
+/// <summary>
+/// A demo builder: for every auction it sees on each of its relays it builds a block of real signed L2 transfers
+/// (<see cref="L2Wallet"/>), bids for it as its <see cref="IBidStrategy"/> plans (value derived from the block's tips),
+/// and after the close checks from the data API that every accepted bid is in the bids root.
+/// </summary>
+public sealed class DemoBuilder : IAsyncDisposable
+{
+    readonly DemoBuilderOptions _o;
+    readonly BidSigner _signer;
+    readonly IBidStrategy _strategy;
+    readonly DemoLog _log;
+    readonly L2Wallet _wallet;
+    readonly List<BuilderClient> _clients;
+    readonly ConcurrentDictionary<ulong, byte> _committed = new();
+    readonly ConcurrentDictionary<ulong, byte> _counted = new();
+
+    public DemoBuilder(DemoBuilderOptions options, ProtocolKey key, DemoLog? log = null)
+    {
+        _o = options;
+        if (options.Relays.Count == 0) throw new ArgumentException("a demo builder needs at least one relay");
+        _signer = new BidSigner(key);
+        _strategy = BidStrategies.Create(options.Strategy);
+        _log = log ?? ((_, _) => { });
+        _wallet = new L2Wallet(options.Name);
+        _clients = [.. options.Relays.Select(r => new BuilderClient(r))];
+    }
+
+    public Address Address => _signer.Address;
+    public string Name => _o.Name;
+    public string StrategyName => _strategy.Name;
+    public DemoBuilderStats Stats { get; } = new();
+    public L2Wallet Wallet => _wallet;
+
+    /// <summary>Bids on every relay until cancelled.</summary>
+    public Task RunAsync(CancellationToken ct) => Task.WhenAll(_clients.Select(c => RunOnRelayAsync(c, ct)));
+
+    async Task RunOnRelayAsync(BuilderClient client, CancellationToken ct)
+    {
+        ulong? last = null;
+        var verifications = new List<Task>();
+        while (!ct.IsCancellationRequested)
+        {
+            try
+            {
+                var a = await client.GetAuctionAsync(ct);
+                var now = NowMs;
+                if (a.Slot == last || (long)a.ClosesAtMs - now < 80)
+                {
+                    await Task.Delay(TimeSpan.FromMilliseconds(Math.Clamp((long)a.ClosesAtMs - now + 20, 20, 100)), ct);
+                    continue;
+                }
+                last = a.Slot;
+                var receipts = await BidAsync(client, a, now, ct);
+                verifications.RemoveAll(t => t.IsCompleted);
+                if (receipts.Count > 0) verifications.Add(AfterCloseAsync(client, a, receipts, ct));
+            }
+            catch (OperationCanceledException) when (ct.IsCancellationRequested)
+            {
+                break;
+            }
+            catch (Exception e) when (e is HttpRequestException or RelayRefusedException or TaskCanceledException or InvalidDataException or FormatException or System.Text.Json.JsonException or KeyNotFoundException)
+            {
+                // No open auction (between the close and the next slot), or the relay is restarting.
+                _log(DemoLogLevel.Debug, $"{client.BaseAddress}: {e.Message}");
+                try { await Task.Delay(50, ct); } catch (OperationCanceledException) { break; }
+            }
+        }
+        try { await Task.WhenAll(verifications); } catch (OperationCanceledException) { }
+    }
+
+    static long NowMs => DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+
+    async Task<List<(BidReceiptResponse Receipt, Header Header)>> BidAsync(BuilderClient client, OpenAuction a, long seenAtMs, CancellationToken ct)
+    {
+        var block = _wallet.BlockFor(a.Slot, a.L2ChainId, _o.MinTxs, _o.MaxTxs);
+        var plan = _strategy.Plan(seenAtMs, (long)a.ClosesAtMs, block.Tips, a.ReservePrice);
+        var receipts = new List<(BidReceiptResponse, Header)>();
+        foreach (var bid in plan)
+        {
+            var wait = bid.AtMs - NowMs;
+            if (wait > 0) await Task.Delay(TimeSpan.FromMilliseconds(wait), ct);
+            if (NowMs >= (long)a.ClosesAtMs - 5) break;
+            var header = a.HeaderFor(_signer.Address, block.Payload, block.GasUsed, bid.Value);
+            var signature = _signer.SignHeader(a.Domain, header);
+            try
+            {
+                var receipt = await client.SubmitAsync(header, signature, block.Payload, ct);
+                receipts.Add((receipt, header));
+                Stats.Bid();
+                _log(DemoLogLevel.Debug, $"slot {a.Slot}: bid {bid.Value} wei for {block.RawTxs.Count} txs, header {receipt.HeaderHash}");
+            }
+            catch (RelayRefusedException e)
+            {
+                Stats.Refused(e.Code);
+                _log(DemoLogLevel.Info, $"slot {a.Slot}: bid of {bid.Value} wei refused by {client.BaseAddress.Authority}: {e.Code} {e.Detail}");
+                if (e.Code is "auction_closed" or "stale_parent" or "wrong_slot" or "insufficient_collateral") break;
+            }
+        }
+        if (receipts.Count > 0 && _counted.TryAdd(a.Slot, 0)) Stats.Slot();
+        return receipts;
+    }
+
+    async Task AfterCloseAsync(BuilderClient client, OpenAuction a, List<(BidReceiptResponse Receipt, Header Header)> receipts, CancellationToken ct)
+    {
+        try
+        {
+            var wait = (long)a.ClosesAtMs - NowMs + (long)_o.VerifyDelay.TotalMilliseconds;
+            if (wait > 0) await Task.Delay(TimeSpan.FromMilliseconds(wait), ct);
+            if (_o.VerifyInclusion)
+            {
+                var ok = 0;
+                foreach (var (receipt, _) in receipts)
+                {
+                    var included = await VerifyWithRetryAsync(client, a.Slot, receipt, ct);
+                    Stats.Verified(included);
+                    if (included) ok++;
+                    else _log(DemoLogLevel.Warning, $"slot {a.Slot}: bid {receipt.HeaderHash} NOT in the bids root of {client.BaseAddress.Authority}");
+                }
+                _log(DemoLogLevel.Info, $"slot {a.Slot}: {ok}/{receipts.Count} bids verified in the bids root ({client.BaseAddress.Authority})");
+            }
+            using var doc = await client.GetJsonAsync($"relay/v1/data/slots/{a.Slot}", ct);
+            if (doc.RootElement.TryGetProperty("winner", out var w) && w.ValueKind == System.Text.Json.JsonValueKind.Object
+                && receipts.Any(r => r.Receipt.HeaderHash.ToString() == w.GetProperty("header_hash").GetString())
+                && _committed.TryAdd(a.Slot, 0))
+            {
+                Stats.Win();
+                _wallet.Commit(a.Slot);
+                _log(DemoLogLevel.Info, $"slot {a.Slot}: won at {(doc.RootElement.TryGetProperty("price", out var p) ? p.GetString() : "?")} wei");
+            }
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+        }
+        catch (Exception e) when (e is HttpRequestException or RelayRefusedException or TaskCanceledException or System.Text.Json.JsonException or KeyNotFoundException or InvalidOperationException)
+        {
+            _log(DemoLogLevel.Warning, $"slot {a.Slot}: could not check the result on {client.BaseAddress.Authority}: {e.Message}");
+        }
+    }
+
+    async Task<bool> VerifyWithRetryAsync(BuilderClient client, ulong slot, BidReceiptResponse receipt, CancellationToken ct)
+    {
+        for (var attempt = 0; ; attempt++)
+        {
+            try
+            {
+                if (await client.VerifyInclusionAsync(slot, receipt, ct)) return true;
+            }
+            catch (RelayRefusedException) when (attempt < 10)
+            {
+            }
+            if (attempt >= 10) return false;
+            await Task.Delay(100, ct); // the result may still be settling at the close
+        }
+    }
+
+    public ValueTask DisposeAsync()
+    {
+        foreach (var c in _clients) c.Dispose();
+        return ValueTask.CompletedTask;
+    }
+
+    public override string ToString() => string.Create(CultureInfo.InvariantCulture, $"{Name} ({_strategy.Name}, {Address})");
+}
