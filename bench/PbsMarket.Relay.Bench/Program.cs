@@ -1,0 +1,152 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using System.Net.Http.Headers;
+using Nethereum.Util;
+using PbsMarket.Core;
+using PbsMarket.L1;
+using PbsMarket.Testing;
+using PbsMarket.Testing.Market;
+
+// Drives one relay over loopback HTTP with pre-signed bids from many builders during one open
+// auction, and measures the raw signature-recovery rate of the same machine in the same run.
+//   dotnet run -c Release --project bench/PbsMarket.Relay.Bench -- [--builders 32] [--bids 40000] [--concurrency 64] [--slot-ms 12000]
+var builders = Arg("--builders", 32);
+var totalBids = Arg("--bids", 40_000);
+var concurrency = Arg("--concurrency", 64);
+var slotMs = Arg("--slot-ms", 12_000);
+Console.WriteLine($"relay benchmark: {builders} builders, {totalBids} pre-signed bids, {concurrency} concurrent connections, {slotMs} ms slots, {Environment.ProcessorCount} cores");
+
+await using var servers = new TestServers();
+var sw = Stopwatch.StartNew();
+var anvil = await servers.StartOwnAsync(new AnvilNode(blockTimeSeconds: 1, accounts: Math.Max(20, builders + 10)));
+var redis = await servers.RedisAsync();
+var pg = await servers.PostgresAsync();
+var pgConn = await pg.CreateDatabaseAsync("bench");
+Console.WriteLine($"servers up in {sw.Elapsed.TotalSeconds:0.0} s");
+
+var proposers = TestMarket.Proposers;
+var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+var genesis = now - now % slotMs - 2L * slotMs;
+var deployment = await Deployer.DeployAsync(anvil.RpcUrl, AnvilNode.DevKeys[0], new DeployParameters(
+    TestMarket.L2ChainId, genesis, slotMs, 32, GenesisProposers: [.. proposers.Select(p => p.Address)]));
+// Builders: fresh keys funded from a dev account, each with escrow collateral.
+var builderHex = Enumerable.Range(0, builders).Select(_ => "0x" + Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32))).ToArray();
+var builderKeys = builderHex.Select(ProtocolKey.FromHex).ToArray();
+await FundBuildersAsync(anvil, deployment, builderHex);
+Console.WriteLine($"contracts deployed and {builders} builders funded in {sw.Elapsed.TotalSeconds:0.0} s");
+
+// Raw recovery rate, one core and all cores, same machine, same run.
+var digest = Keccak.Hash("bench"u8);
+var sig = builderKeys[0].Sign(digest);
+var rawOne = RecoveryRate(digest, sig, 1);
+var rawAll = RecoveryRate(digest, sig, Environment.ProcessorCount);
+Console.WriteLine($"raw recovery ({SignatureRecovery.ActiveBackend}): {rawOne:N0}/s on one core, {rawAll:N0}/s on {Environment.ProcessorCount} cores");
+
+var market = new TestMarket { Anvil = anvil, Redis = redis, Postgres = pg, PostgresConnection = pgConn, Deployment = deployment, Network = "bench" };
+var relay = await market.StartRelayAsync(c =>
+{
+    c["Relay:SlotMs"] = slotMs.ToString(CultureInfo.InvariantCulture);
+    c["Relay:CloseOffsetMs"] = "250";
+    c["Relay:MaxBidsPerBuilderPerSlot"] = "100000";
+    c["Relay:ReservePrice"] = "1";
+});
+
+// Pre-sign every bid for the next auction to open (so signing is not measured).
+var clock = new SlotClock(TimeProvider.System, (ulong)genesis, (ulong)slotMs, 250);
+// The first auction that opens at least 5 s from now (signing takes a few seconds on 2 cores).
+var slot = clock.SlotAt(clock.NowMs + 5_000) + 2;
+var domain = market.Domain;
+var proposer = ProposerSchedule.ProposerFor(slot, [.. proposers.Select(p => p.Address)]);
+var bodies = new byte[totalBids][];
+Parallel.For(0, totalBids, i =>
+{
+    var key = builderKeys[i % builders];
+    var header = new Header(TestMarket.L2ChainId, slot, 1, Hash32.Zero, clock.StartMs(slot), 30_000_000, 0, Keccak.Hash(PayloadCodec.Empty),
+        key.Address, proposer, 1_000 + i);
+    bodies[i] = Wire.ToUtf8(new BidSubmission(header, key.Sign(Eip712.Digest(domain, header)), PayloadCodec.Empty), Wire.WriteBidSubmission);
+});
+Console.WriteLine($"{totalBids} bids pre-signed for slot {slot}");
+
+// Wait for the auction to open, then send as fast as the relay takes them until the close.
+var opens = (long)clock.AuctionOpensMs(slot);
+var wait = opens - DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() + 50;
+if (wait > 0) await Task.Delay(TimeSpan.FromMilliseconds(wait));
+using var http = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = concurrency, PooledConnectionLifetime = TimeSpan.FromMinutes(5) })
+{
+    BaseAddress = new Uri(relay.Url),
+    Timeout = TimeSpan.FromSeconds(10),
+};
+var closes = DateTimeOffset.FromUnixTimeMilliseconds((long)clock.AuctionClosesMs(slot) - 100);
+var latencies = new ConcurrentBag<double>();
+var codes = new ConcurrentDictionary<int, int>();
+var next = -1;
+var wall = Stopwatch.StartNew();
+await Task.WhenAll(Enumerable.Range(0, concurrency).Select(async _ =>
+{
+    while (DateTimeOffset.UtcNow < closes)
+    {
+        var i = Interlocked.Increment(ref next);
+        if (i >= bodies.Length) return;
+        using var content = new ByteArrayContent(bodies[i]);
+        content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
+        var t = Stopwatch.GetTimestamp();
+        using var response = await http.PostAsync("relay/v1/builder/bids", content);
+        await response.Content.ReadAsByteArrayAsync();
+        latencies.Add(Stopwatch.GetElapsedTime(t).TotalMilliseconds);
+        codes.AddOrUpdate((int)response.StatusCode, 1, (_, n) => n + 1);
+    }
+}));
+wall.Stop();
+var accepted = codes.GetValueOrDefault((int)HttpStatusCode.Accepted);
+var sorted = latencies.OrderBy(x => x).ToArray();
+double P(double q) => sorted.Length == 0 ? double.NaN : sorted[Math.Min(sorted.Length - 1, (int)(q * sorted.Length))];
+var rate = accepted / wall.Elapsed.TotalSeconds;
+Console.WriteLine();
+Console.WriteLine($"sent {sorted.Length} bids in {wall.Elapsed.TotalSeconds:0.00} s: " + string.Join(", ", codes.OrderBy(c => c.Key).Select(c => $"{c.Value} x {c.Key}")));
+Console.WriteLine($"accepted bids/s      {rate:N0}");
+Console.WriteLine($"latency p50         {P(0.50):0.00} ms");
+Console.WriteLine($"latency p99         {P(0.99):0.00} ms");
+Console.WriteLine($"raw recovery/s      {rawOne:N0} (1 core), {rawAll:N0} ({Environment.ProcessorCount} cores)");
+Console.WriteLine($"ratio               {rate / rawOne:0.00} of one core's raw rate, {rate / rawAll:0.00} of all cores'");
+
+// The auction's result must hold every accepted bid.
+await Task.Delay(TimeSpan.FromMilliseconds(Math.Max(0, (long)clock.AuctionClosesMs(slot) - DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() + 300)));
+using (var doc = await relay.Client.GetJsonAsync($"relay/v1/data/slots/{slot}"))
+    Console.WriteLine($"slot {slot} closed with bid_count {doc.RootElement.GetProperty("bid_count").GetString()} (accepted {accepted})");
+await relay.DisposeAsync();
+await anvil.DisposeAsync();
+return 0;
+
+static double RecoveryRate(Hash32 digest, Signature sig, int threads)
+{
+    var duration = TimeSpan.FromSeconds(2);
+    long total = 0;
+    var sw = Stopwatch.StartNew();
+    Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads }, worker =>
+    {
+        long n = 0;
+        while (sw.Elapsed < duration)
+        {
+            for (var k = 0; k < 100; k++) SignatureRecovery.TryRecover(digest, sig, out _);
+            n += 100;
+        }
+        Interlocked.Add(ref total, n);
+    });
+    return total / sw.Elapsed.TotalSeconds;
+}
+
+static async Task FundBuildersAsync(AnvilNode anvil, DeployedMarket deployment, string[] keys)
+{
+    // anvil's own cheat RPC funds the fresh builder accounts at once; deposits go in parallel.
+    foreach (var k in keys)
+        await anvil.RpcAsync("anvil_setBalance", [ProtocolKey.FromHex(k).Address.ToString(), "0x56bc75e2d63100000"]); // 100 ETH
+    await Task.WhenAll(keys.Select(k => Deployer.DepositAsync(anvil.RpcUrl, deployment, k, UnitConversion.Convert.ToWei(10))));
+}
+
+int Arg(string name, int fallback)
+{
+    var i = Array.IndexOf(args, name);
+    return i >= 0 && i + 1 < args.Length && int.TryParse(args[i + 1], out var v) ? v : fallback;
+}
