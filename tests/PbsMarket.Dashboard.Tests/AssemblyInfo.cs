@@ -1,0 +1,3 @@
+using PbsMarket.Testing;
+
+[assembly: AssemblyFixture(typeof(TestServers))]

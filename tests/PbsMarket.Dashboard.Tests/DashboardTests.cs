@@ -1,0 +1,332 @@
+using System.Globalization;
+using System.Text.Json;
+using System.Text.RegularExpressions;
+using Microsoft.Playwright;
+using PbsMarket.Testing;
+using static Microsoft.Playwright.Assertions;
+
+namespace PbsMarket.Dashboard.Tests;
+
+/// <summary>One live market (with bids flowing) shared by the tests of <see cref="DashboardTests"/>.</summary>
+public sealed class LiveMarket(TestServers servers) : IAsyncLifetime
+{
+    public DashboardSession Session { get; private set; } = null!;
+
+    public async ValueTask InitializeAsync() => Session = await DashboardSession.StartAsync(servers);
+
+    public async ValueTask DisposeAsync()
+    {
+        if (Session is not null) await Session.DisposeAsync();
+    }
+}
+
+/// <summary>The dashboard in Chromium against a live relay: sealed while open, the reveal, slots, standings, layout.</summary>
+public sealed class DashboardTests(LiveMarket live) : IClassFixture<LiveMarket>
+{
+    DashboardSession S => live.Session;
+    static readonly LocatorAssertionsToHaveTextOptions Slow = new() { Timeout = 15_000 };
+
+
+    [Fact]
+    public async Task Loads_live_without_console_errors_at_laptop_and_phone_sizes()
+    {
+        await using var laptop = await S.OpenAsync(1280, 800);
+        var p = laptop.Page;
+        await Expect(laptop.ByTestId("connection-status")).ToHaveAttributeAsync("data-state", "connected", new() { Timeout = 15_000 });
+        await Expect(laptop.ByTestId("current-slot")).ToHaveTextAsync(new Regex(@"^\d+$"), Slow);
+        await Expect(laptop.ByTestId("slot-row").First).ToBeVisibleAsync(new() { Timeout = 15_000 });
+        await Expect(laptop.ByTestId("builder-row")).ToHaveCountAsync(3, new() { Timeout = 20_000 });
+        await Expect(laptop.ByTestId("proposer-row")).ToHaveCountAsync(4, new() { Timeout = 20_000 });
+        await Expect(p.Locator(".uplot canvas")).ToHaveCountAsync(2);
+
+        // The slot shown is the relay's open auction (or the one after it, across a boundary).
+        var shown = ulong.Parse(await laptop.ByTestId("current-slot").TextContentAsync() ?? "", CultureInfo.InvariantCulture);
+        var open = S.Market.Clock.CurrentSlot + 1;
+        Assert.InRange(shown, open - 1, open + 1);
+
+        // A few slots of live updates, then: nothing went wrong in the page.
+        await p.WaitForTimeoutAsync(3_500);
+        await ExpandFirstRowWithStatusAsync(laptop, "proposed", "posted");
+        await DashboardSession.ScreenshotAsync(p, "laptop-1280x800");
+        await DashboardSession.ScreenshotAsync(p, "laptop-1280x800-full", fullPage: true);
+        Assert.Empty(laptop.Errors);
+
+        await using var phone = await S.OpenAsync(390, 844, mobile: true);
+        await Expect(phone.ByTestId("connection-status")).ToHaveAttributeAsync("data-state", "connected", new() { Timeout = 15_000 });
+        await Expect(phone.ByTestId("slot-row").First).ToBeVisibleAsync(new() { Timeout = 15_000 });
+        await Expect(phone.ByTestId("countdown")).ToBeVisibleAsync();
+        await Expect(phone.ByTestId("sealed-badge")).ToBeVisibleAsync();
+        await phone.Page.WaitForTimeoutAsync(2_500);
+        // Nothing wider than the phone: no sideways scrolling of the page itself.
+        var overflow = await phone.Page.EvaluateAsync<int>("() => document.documentElement.scrollWidth - window.innerWidth");
+        Assert.True(overflow <= 0, $"the page is {overflow}px wider than the phone");
+        await DashboardSession.ScreenshotAsync(phone.Page, "phone-390x844");
+        await DashboardSession.ScreenshotAsync(phone.Page, "phone-390x844-full", fullPage: true);
+        Assert.Empty(phone.Errors);
+    }
+
+    [Fact]
+    public async Task The_countdown_moves_and_an_open_auction_shows_nothing_about_its_bids()
+    {
+        await using var w = await S.OpenAsync(1280, 800);
+        var p = w.Page;
+        await Expect(w.ByTestId("connection-status")).ToHaveAttributeAsync("data-state", "connected", new() { Timeout = 15_000 });
+
+        // The countdown moves: two readings 300 ms apart differ (and it counts down within a slot).
+        await Expect(w.ByTestId("countdown")).ToHaveTextAsync(new Regex(@"^\d+\.\d\d s$"), Slow);
+        var first = await w.ByTestId("countdown").TextContentAsync();
+        await p.WaitForTimeoutAsync(300);
+        var second = await w.ByTestId("countdown").TextContentAsync();
+        Assert.NotEqual(first, second);
+
+        // While slots are open with bids in them (several in a row), the page holds none of their values.
+        var checkedSlots = new List<ulong>();
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (checkedSlots.Count < 3 && DateTime.UtcNow < deadline)
+        {
+            var open = S.Market.Clock.CurrentSlot + 1;
+            var closesMs = (long)S.Market.Clock.AuctionClosesMs(open);
+            if (checkedSlots.Contains(open) || !S.Traffic.TryGetValue(open, out var traffic)
+                || closesMs - DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() < 250)
+            {
+                await Task.Delay(25);
+                continue;
+            }
+            // One atomic look at the page (a single evaluation), taken while the auction is still open.
+            var snap = await EvalJsonAsync<SealedSnapshot>(p, SealedSnapshotJs, new object[] { open.ToString(CultureInfo.InvariantCulture), traffic.Values.Select(v => v.ToString(CultureInfo.InvariantCulture)).ToArray() });
+            if (DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() >= closesMs)
+                continue; // too slow (a loaded machine): the auction closed meanwhile; try the next one
+            Assert.Equal(open.ToString(CultureInfo.InvariantCulture), snap.Shown);
+            Assert.Equal("sealed", snap.Badge);
+            foreach (var (value, formatted) in traffic.Values.Zip(snap.Formatted))
+            {
+                Assert.DoesNotContain(value.ToString(CultureInfo.InvariantCulture), snap.Html);
+                Assert.DoesNotContain(formatted, snap.Html);
+                Assert.DoesNotContain(formatted, snap.Text);
+            }
+            // Its row says sealed, not a number of bids.
+            if (snap.RowStatus is not null)
+            {
+                Assert.Equal("open", snap.RowStatus);
+                Assert.Contains("sealed", snap.RowText);
+            }
+            checkedSlots.Add(open);
+
+            // ...and once it has closed, the same values are there for everyone to see.
+            await Expect(w.ByTestId("slots").Locator($"[data-testid=slot-row][data-slot='{open}']")).Not.ToHaveAttributeAsync("data-status", "open", new() { Timeout = 10_000 });
+            await p.Locator($"[data-testid=slot-row][data-slot='{open}']").ClickAsync();
+            var details = p.Locator($"[data-testid=slot-details][data-slot='{open}']");
+            foreach (var formatted in snap.Formatted)
+                await Expect(details).ToContainTextAsync(formatted, new() { Timeout = 10_000 });
+        }
+        Assert.True(checkedSlots.Count >= 3, $"checked only {checkedSlots.Count} open auctions; traffic problems: {string.Join(" | ", S.TrafficProblems.TakeLast(5))}");
+        Assert.Empty(w.Errors);
+    }
+
+    [Fact]
+    public async Task After_the_close_the_reveal_equals_the_data_api()
+    {
+        await using var w = await S.OpenAsync(1280, 800);
+        var p = w.Page;
+        await Expect(w.ByTestId("connection-status")).ToHaveAttributeAsync("data-state", "connected", new() { Timeout = 15_000 });
+        for (var round = 0; round < 3; round++)
+        {
+            // The next slot the page reveals live (from its `closed` event), compared with the data API.
+            var open = S.Market.Clock.CurrentSlot + 1;
+            await S.Market.WaitClosedAsync(open);
+            await Expect(w.ByTestId("reveal-slot")).ToHaveTextAsync(open.ToString(CultureInfo.InvariantCulture), Slow);
+            var shown = await EvalJsonAsync<RevealSnapshot>(p, RevealSnapshotJs);
+            var api = await S.GetJsonAsync($"relay/v1/data/slots/{shown.Slot}");
+            Assert.True(ulong.Parse(shown.Slot, CultureInfo.InvariantCulture) >= open);
+            AssertRevealMatches(shown, api);
+        }
+        Assert.Empty(w.Errors);
+    }
+
+    [Fact]
+    public async Task Recent_slots_show_their_status_and_expand_to_bids_and_the_l1_transaction()
+    {
+        await using var w = await S.OpenAsync(1280, 800);
+        var p = w.Page;
+        await Expect(w.ByTestId("connection-status")).ToHaveAttributeAsync("data-state", "connected", new() { Timeout = 15_000 });
+
+        // Slots that were proposed and slots that were missed (the loop skips one proposal in three).
+        await Expect(p.Locator("[data-testid=slot-row][data-status=missed]").First).ToBeVisibleAsync(new() { Timeout = 20_000 });
+        await Expect(p.Locator("[data-testid=slot-row][data-status=proposed], [data-testid=slot-row][data-status=posted]").First).ToBeVisibleAsync(new() { Timeout = 20_000 });
+        await Expect(p.Locator("[data-testid=slot-row][data-status=open]")).ToHaveCountAsync(1, new() { Timeout = 5_000 });
+
+        // Each row's status is the data API's (rows settle as events arrive, so compare slots a few back).
+        await p.WaitForTimeoutAsync(500);
+        var rows = await p.Locator("[data-testid=slot-row]").AllAsync();
+        var checkedRows = 0;
+        foreach (var row in rows.Skip(4).Take(8))
+        {
+            var slot = await row.GetAttributeAsync("data-slot");
+            var api = await S.GetJsonAsync($"relay/v1/data/slots/{slot}");
+            await Expect(row).ToHaveAttributeAsync("data-status", api.GetProperty("status").GetString()!, new() { Timeout = 5_000 });
+            checkedRows++;
+        }
+        Assert.True(checkedRows >= 4, $"only {checkedRows} settled rows");
+
+        // Expanding a proposed (or posted) slot shows its bids and its L1 transaction (or that it is not posted yet).
+        var slotNumber = await ExpandFirstRowWithStatusAsync(w, "proposed", "posted");
+        var details = p.Locator($"[data-testid=slot-details][data-slot='{slotNumber}']");
+        await Expect(details).ToBeVisibleAsync();
+        var slotApi = await S.GetJsonAsync($"relay/v1/data/slots/{slotNumber}");
+        await Expect(details.GetByTestId("bid-row")).ToHaveCountAsync(slotApi.GetProperty("bids").GetArrayLength());
+        var l1 = details.GetByTestId("l1-tx");
+        if (slotApi.TryGetProperty("l1_tx_hash", out var tx))
+            await Expect(l1).ToHaveTextAsync(tx.GetString()!, Slow);
+        else
+            await Expect(l1).ToHaveTextAsync(new Regex("not posted yet|0x[0-9a-f]{64}"));
+        await Expect(details).ToContainTextAsync(slotApi.GetProperty("bids_root").GetString()!);
+
+        // Collapsing hides it again.
+        await p.Locator($"[data-testid=slot-row][data-slot='{slotNumber}']").ClickAsync();
+        await Expect(details).ToHaveCountAsync(0);
+        Assert.Empty(w.Errors);
+    }
+
+    [Fact]
+    public async Task Standings_and_the_rotation_match_the_data_api()
+    {
+        await using var w = await S.OpenAsync(1280, 800);
+        var p = w.Page;
+        await Expect(w.ByTestId("connection-status")).ToHaveAttributeAsync("data-state", "connected", new() { Timeout = 15_000 });
+        await Expect(w.ByTestId("builder-row")).ToHaveCountAsync(3, new() { Timeout = 20_000 });
+
+        // Standings refresh once per slot; pause between two refreshes and compare.
+        var ok = false;
+        string last = "";
+        for (var attempt = 0; attempt < 10 && !ok; attempt++)
+        {
+            var api = await S.GetJsonAsync("relay/v1/data/builders");
+            var expected = api.GetProperty("builders").EnumerateArray()
+                .Select(b => $"{b.GetProperty("builder").GetString()!.ToLowerInvariant()}:{b.GetProperty("wins").GetString()}:{b.GetProperty("bids").GetString()}:{b.GetProperty("total_paid").GetString()}")
+                .Order().ToList();
+            var shown = new List<string>();
+            foreach (var row in await w.ByTestId("builder-row").AllAsync())
+            {
+                var cells = await row.Locator("td").AllInnerTextsAsync();
+                var paid = await row.Locator("td").Nth(4).Locator("[data-wei]").GetAttributeAsync("data-wei");
+                shown.Add($"{await row.GetAttributeAsync("data-address")}:{cells[1].Trim().Replace(",", "", StringComparison.Ordinal)}:{cells[3].Trim().Replace(",", "", StringComparison.Ordinal)}:{paid}");
+            }
+            shown.Sort(StringComparer.Ordinal);
+            ok = expected.SequenceEqual(shown);
+            last = $"api {string.Join(", ", expected)} / page {string.Join(", ", shown)}";
+            if (!ok) await p.WaitForTimeoutAsync(400);
+        }
+        Assert.True(ok, last);
+
+        // The rotation: the coming slots with their proposers, the open auction's slot marked.
+        var proposers = await S.GetJsonAsync("relay/v1/data/proposers");
+        var rotation = proposers.GetProperty("rotation").EnumerateArray().ToDictionary(r => r.GetProperty("slot").GetString()!, r => r.GetProperty("proposer").GetString()!.ToLowerInvariant());
+        var chips = await w.ByTestId("rotation-slot").AllAsync();
+        Assert.True(chips.Count >= 8, $"{chips.Count} rotation entries");
+        var compared = 0;
+        foreach (var chip in chips)
+        {
+            var slot = await chip.GetAttributeAsync("data-slot");
+            if (slot is null || !rotation.TryGetValue(slot, out var expected)) continue;
+            Assert.Equal(expected, await chip.Locator("[data-address]").GetAttributeAsync("data-address"));
+            compared++;
+        }
+        Assert.True(compared >= 8, $"compared {compared} rotation entries");
+        await Expect(p.Locator("[data-testid=rotation-slot].current")).ToHaveAttributeAsync("data-slot", await w.ByTestId("current-slot").TextContentAsync() ?? "", new() { Timeout = 15_000 });
+
+        // Each proposer's record.
+        var records = proposers.GetProperty("proposers").EnumerateArray().ToList();
+        await Expect(w.ByTestId("proposer-row")).ToHaveCountAsync(records.Count);
+        Assert.Empty(w.Errors);
+    }
+
+    public sealed record SealedSnapshot(string Html, string Text, string? Badge, string? Shown, string? RowStatus, string? RowText, string[] Formatted);
+
+    const string SealedSnapshotJs = """
+        ([slot, values]) => {
+          const row = document.querySelector(`[data-testid=slot-row][data-slot="${slot}"]`);
+          return JSON.stringify({
+            html: document.documentElement.outerHTML,
+            text: document.body.innerText,
+            badge: document.querySelector('[data-testid=sealed-badge]').dataset.state,
+            shown: document.querySelector('[data-testid=current-slot]').textContent,
+            rowStatus: row ? row.dataset.status : null,
+            rowText: row ? row.innerText : null,
+            formatted: values.map(v => window.pbsDashboard.formatWei(v)),
+          });
+        }
+        """;
+
+    /// <summary>The reveal panel read in one evaluation (it changes every slot).</summary>
+    public sealed record RevealSnapshot(string Slot, string? WinnerAddress, string? WinnerHash, string? PriceWei, string PriceText, string PriceFormatted,
+        string Root, string Count, RevealBid[] Bids, int WinnerRows);
+    public sealed record RevealBid(string Hash, string? Wei, string? Builder, string Gas, string Txs);
+
+    internal const string RevealSnapshotJs = """
+        () => {
+          const q = (id) => document.querySelector(`[data-testid=${id}]`);
+          const price = q('price');
+          return JSON.stringify({
+            slot: q('reveal-slot').textContent,
+            winnerAddress: q('winner').dataset.address ?? null,
+            winnerHash: q('winner').dataset.headerHash ?? null,
+            priceWei: price.dataset.wei ?? null,
+            priceText: price.innerText.trim(),
+            priceFormatted: window.pbsDashboard.formatWei(price.dataset.wei ?? '0'),
+            root: q('bids-root').textContent,
+            count: q('bid-count').textContent,
+            winnerRows: q('reveal-bids').querySelectorAll('[data-testid=bid-row].winner-row').length,
+            bids: [...q('reveal-bids').querySelectorAll('[data-testid=bid-row]')].map(r => {
+              const cells = [...r.querySelectorAll('td')].map(td => td.innerText.trim());
+              return { hash: r.dataset.headerHash, wei: r.querySelector('[data-wei]')?.dataset.wei ?? null,
+                       builder: r.querySelector('[data-address]')?.dataset.address ?? null, gas: cells[cells.length - 2], txs: cells[cells.length - 1] };
+            }),
+          });
+        }
+        """;
+
+    /// <summary>The reveal as the page shows it equals the data API's slot.</summary>
+    internal static void AssertRevealMatches(RevealSnapshot shown, JsonElement api)
+    {
+        var winner = api.GetProperty("winner");
+        if (winner.ValueKind == JsonValueKind.Null)
+            Assert.True(string.IsNullOrEmpty(shown.WinnerAddress));
+        else
+        {
+            Assert.Equal(winner.GetProperty("builder").GetString()!.ToLowerInvariant(), shown.WinnerAddress);
+            Assert.Equal(winner.GetProperty("header_hash").GetString(), shown.WinnerHash);
+        }
+        Assert.Equal(api.GetProperty("price").GetString(), shown.PriceWei);
+        Assert.Equal(shown.PriceFormatted, shown.PriceText);
+        Assert.Equal(api.GetProperty("bids_root").GetString(), shown.Root);
+        Assert.Equal(api.GetProperty("bid_count").GetString(), shown.Count);
+        var bids = api.GetProperty("bids").EnumerateArray().ToList();
+        Assert.Equal(bids.Count, shown.Bids.Length);
+        foreach (var bid in bids)
+        {
+            var row = Assert.Single(shown.Bids, b => b.Hash == bid.GetProperty("header_hash").GetString());
+            Assert.Equal(bid.GetProperty("value").GetString(), row.Wei);
+            Assert.Equal(bid.GetProperty("builder").GetString()!.ToLowerInvariant(), row.Builder);
+            Assert.Equal(bid.GetProperty("tx_count").GetString(), row.Txs);
+            Assert.Equal(long.Parse(bid.GetProperty("gas_used").GetString()!, CultureInfo.InvariantCulture).ToString("N0", CultureInfo.InvariantCulture), row.Gas);
+        }
+        Assert.Equal(bids.Count > 0 && winner.ValueKind != JsonValueKind.Null ? 1 : 0, shown.WinnerRows);
+    }
+
+    static readonly JsonSerializerOptions JsOptions = new(JsonSerializerDefaults.Web);
+
+    /// <summary>Runs a page function that returns JSON.stringify(...) and reads it as <typeparamref name="T"/>.</summary>
+    internal static async Task<T> EvalJsonAsync<T>(IPage page, string js, object? arg = null) =>
+        JsonSerializer.Deserialize<T>(await page.EvaluateAsync<string>(js, arg), JsOptions)!;
+
+    internal static async Task<string> ExpandFirstRowWithStatusAsync(WatchedPage w, params string[] statuses)
+    {
+        var selector = string.Join(", ", statuses.Select(s => $"[data-testid=slot-row][data-status={s}]"));
+        var row = w.Page.Locator(selector).First;
+        await Expect(row).ToBeVisibleAsync(new() { Timeout = 20_000 });
+        var slot = await row.GetAttributeAsync("data-slot") ?? throw new InvalidOperationException("row without data-slot");
+        await w.Page.Locator($"[data-testid=slot-row][data-slot='{slot}']").ClickAsync();
+        await Expect(w.Page.Locator($"[data-testid=slot-details][data-slot='{slot}']")).ToBeVisibleAsync();
+        return slot;
+    }
+}
