@@ -196,10 +196,36 @@ public sealed class SigningJournal : IDisposable
 
     static void SyncDirectory(string dir)
     {
-        if (OperatingSystem.IsWindows()) return;
-        using var handle = File.OpenHandle(dir, FileMode.Open, FileAccess.Read, FileShare.ReadWrite, FileOptions.None);
-        RandomAccess.FlushToDisk(handle);
+        if (OperatingSystem.IsWindows()) return; // NTFS makes the rename durable with the file's metadata
+        // .NET cannot open a directory as a file, so fsync(2) it through libc: the rename is durable only after this.
+        int fd;
+        try { fd = PosixDir.Open(dir, PosixDir.ReadOnlyDirectory); }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException) { return; }
+        if (fd < 0) throw new IOException($"cannot open directory {dir} to fsync it (errno {System.Runtime.InteropServices.Marshal.GetLastPInvokeError()})");
+        try
+        {
+            if (PosixDir.Fsync(fd) != 0) throw new IOException($"fsync of directory {dir} failed (errno {System.Runtime.InteropServices.Marshal.GetLastPInvokeError()})");
+        }
+        finally
+        {
+            _ = PosixDir.Close(fd);
+        }
     }
 
     public void Dispose() => _lock.Dispose();
+}
+
+internal static partial class PosixDir
+{
+    /// <summary>O_RDONLY | O_DIRECTORY on Linux (0x10000); macOS uses 0x100000.</summary>
+    public static int ReadOnlyDirectory => OperatingSystem.IsMacOS() ? 0x100000 : 0x10000;
+
+    [System.Runtime.InteropServices.LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = System.Runtime.InteropServices.StringMarshalling.Utf8)]
+    public static partial int Open(string path, int flags);
+
+    [System.Runtime.InteropServices.LibraryImport("libc", EntryPoint = "fsync", SetLastError = true)]
+    public static partial int Fsync(int fd);
+
+    [System.Runtime.InteropServices.LibraryImport("libc", EntryPoint = "close", SetLastError = true)]
+    public static partial int Close(int fd);
 }
