@@ -1,0 +1,5 @@
+global using System.Numerics;
+using System.CommandLine;
+using PbsMarket.Cli;
+
+return await Cli.RunAsync(args);
