@@ -117,26 +117,55 @@ public sealed class DemoBuilder : IAsyncDisposable
     {
         var block = _wallet.BlockFor(a.Slot, a.L2ChainId, _o.MinTxs, _o.MaxTxs);
         var plan = _strategy.Plan(seenAtMs, (long)a.ClosesAtMs, block.Tips, a.ReservePrice);
+        _log(DemoLogLevel.Debug, $"slot {a.Slot}: auction seen at {seenAtMs}, closes {a.ClosesAtMs}, parent {a.ParentHash}; {plan.Count} bid(s) planned, block of {block.RawTxs.Count} txs worth {block.Tips} wei");
         var receipts = new List<(BidReceiptResponse, Header)>();
-        foreach (var bid in plan)
+        BigInteger? lastValue = null;
+        var planned = new Queue<PlannedBid>(plan);
+        while (true)
         {
-            var wait = bid.AtMs - NowMs;
+            // Next: the next planned bid, or (after the plan) a re-bid of the last value if the head moved under it.
+            long atMs;
+            BigInteger value;
+            if (planned.TryPeek(out var next)) (atMs, value) = (next.AtMs, next.Value);
+            else if (lastValue is { } lv && (long)a.ClosesAtMs - NowMs > 120) (atMs, value) = (NowMs + 100, lv);
+            else break;
+            var wait = atMs - NowMs;
             if (wait > 0) await Task.Delay(TimeSpan.FromMilliseconds(wait), ct);
             if (NowMs >= (long)a.ClosesAtMs - 5) break;
-            var header = a.HeaderFor(_signer.Address, block.Payload, block.GasUsed, bid.Value);
+            var replan = planned.Count == 0;
+            if (planned.Count > 0) planned.Dequeue();
+            // The head can move while the auction is open (the previous slot gets proposed): bid on the current one.
+            try
+            {
+                var fresh = await client.GetAuctionAsync(ct);
+                if (fresh.Slot != a.Slot) break;
+                if (fresh.ParentHash != a.ParentHash)
+                {
+                    _log(DemoLogLevel.Debug, $"slot {a.Slot}: head moved to {fresh.ParentHash}; bidding on it");
+                    a = fresh;
+                }
+                else if (replan) continue; // nothing changed: the last bid stands
+            }
+            catch (RelayRefusedException)
+            {
+                break; // closed meanwhile
+            }
+            var bidValue = value;
+            lastValue = bidValue;
+            var header = a.HeaderFor(_signer.Address, block.Payload, block.GasUsed, bidValue);
             var signature = _signer.SignHeader(a.Domain, header);
             try
             {
                 var receipt = await client.SubmitAsync(header, signature, block.Payload, ct);
                 receipts.Add((receipt, header));
                 Stats.Bid();
-                _log(DemoLogLevel.Debug, $"slot {a.Slot}: bid {bid.Value} wei for {block.RawTxs.Count} txs, header {receipt.HeaderHash}");
+                _log(DemoLogLevel.Debug, $"slot {a.Slot}: bid {bidValue} wei for {block.RawTxs.Count} txs, header {receipt.HeaderHash}");
             }
             catch (RelayRefusedException e)
             {
                 Stats.Refused(e.Code);
-                _log(DemoLogLevel.Info, $"slot {a.Slot}: bid of {bid.Value} wei refused by {client.BaseAddress.Authority}: {e.Code} {e.Detail}");
-                if (e.Code is "auction_closed" or "stale_parent" or "wrong_slot" or "insufficient_collateral") break;
+                _log(DemoLogLevel.Info, $"slot {a.Slot}: bid of {bidValue} wei refused by {client.BaseAddress.Authority}: {e.Code} {e.Detail}");
+                if (e.Code is "auction_closed" or "wrong_slot" or "insufficient_collateral") break;
             }
         }
         if (receipts.Count > 0 && _counted.TryAdd(a.Slot, 0)) Stats.Slot();

@@ -134,13 +134,13 @@ public sealed class DevnetRunner(DevnetSettings s, TextWriter output, TextWriter
             var name = $"builder-{i + 1}";
             var log = Logs($"{name}.log");
             var b = new DemoBuilder(new DemoBuilderOptions { Name = name, Relays = relayUrls, Strategy = strategy }, ProtocolKey.FromHex(builderKeys[i]),
-                (level, message) => { if (level != DemoLogLevel.Debug) log.Write($"{DateTime.Now:HH:mm:ss.fff} {level,-7} {message}"); });
+                (level, message) => { log.Write($"{DateTime.Now:HH:mm:ss.fff} {level,-7} {message}"); });
             _builders.Add((b, b.RunAsync(_builderStop.Token)));
             builderInfo.Add(new JsonObject { ["name"] = name, ["strategy"] = strategy, ["address"] = b.Address.ToString(), ["collateral_wei"] = s.Collateral.ToString() });
         }
 
         var clock = new SlotClock(TimeProvider.System, (ulong)deployment.GenesisMs, (ulong)s.SlotMs, (ulong)s.CloseOffsetMs);
-        ulong? first = s.Slots is { } n0 ? Math.Max(clock.CurrentSlot + 2, 1) : null;
+        ulong? first = s.Slots is { } n0 ? Math.Max(clock.CurrentSlot + 3, 1) : null;
         var info = new JsonObject
         {
             ["runtime_dir"] = _runtime,

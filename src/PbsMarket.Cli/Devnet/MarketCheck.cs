@@ -38,7 +38,16 @@ public sealed class MarketCheck
         for (var s = first; s <= last; s++)
         {
             var x = await monitor.GetAsync(s, ct);
-            if (x is null) { c.Problems.Add($"slot {s}: unknown to the data API"); continue; }
+            if (x is null)
+            {
+                // The relays opened no auction for it (e.g. they could not read the proposer set from L1 in time).
+                bySlot.TryGetValue(s, out var orphan);
+                if (orphan is { Count: > 0 }) { c.Problems.Add($"slot {s}: posted on L1 (header {orphan[0].HeaderHash}) but unknown to the data API"); continue; }
+                const string reason = "no auction on the relays";
+                c.Missed++;
+                c.MissedReasons[reason] = c.MissedReasons.GetValueOrDefault(reason) + 1;
+                continue;
+            }
             c.Slots.Add(x);
             bySlot.TryGetValue(s, out var ev);
             var e = ev?.FirstOrDefault();
