@@ -181,6 +181,7 @@ public sealed class DashboardSession : IAsyncDisposable
     {
         Directory.CreateDirectory(ScreenshotDir);
         var path = Path.Combine(ScreenshotDir, name + ".png");
+        await page.EvaluateAsync("() => window.scrollTo(0, 0)");
         await page.ScreenshotAsync(new() { Path = path, FullPage = fullPage });
         TestContext.Current.TestOutputHelper?.WriteLine($"screenshot: {path}");
         Console.WriteLine($"screenshot: {path}");

@@ -287,7 +287,9 @@ function receivedCell(bid, closesAt) {
   const t = formatTime(bid.received_at_ms);
   if (!closesAt) return `<span class="mono">${t}</span>`;
   const before = Number(closesAt) - Number(bid.received_at_ms);
-  return `<span class="mono">${t}</span><span class="sub muted">${before >= 0 ? `${formatCount(before)} ms before close` : `${formatCount(-before)} ms after close`}</span>`;
+  const rel = before >= 0 ? `${formatCount(before)} ms before close` : `${formatCount(-before)} ms after close`;
+  const short = before >= 0 ? `−${formatCount(before)} ms` : `+${formatCount(-before)} ms`;
+  return `<span class="mono hide-sm">${t}</span><span class="sub muted hide-sm">${rel}</span><span class="mono show-sm" title="${esc(t)}, ${esc(rel)}">${short}</span>`;
 }
 
 function sortedBids(view) {
@@ -298,7 +300,7 @@ function sortedBids(view) {
   });
 }
 
-function bidsRows(view, { compact = false } = {}) {
+function bidsRows(view) {
   const bids = sortedBids(view);
   if (bids.length === 0) return `<tr><td colspan="6" class="empty">No bids: no winner, nothing paid.</td></tr>`;
   const max = BigInt(bids[0].value) || 1n;
@@ -307,11 +309,11 @@ function bidsRows(view, { compact = false } = {}) {
     const isWinner = b.header_hash === winner;
     const pct = Number((BigInt(b.value) * 1000n) / max) / 10;
     return `<tr class="${isWinner ? "winner-row" : ""}" data-testid="bid-row" data-header-hash="${esc(b.header_hash)}">
-      <td class="muted">${i + 1}</td>
-      <td>${addr(b.builder)}${isWinner ? ` <span class="tag">winner</span>` : ""}</td>
+      <td class="muted hide-sm">${i + 1}</td>
+      <td>${addr(b.builder)}${isWinner ? ` <span class="tag" title="winner"><span class="hide-sm">winner</span><span class="show-sm">★</span></span>` : ""}</td>
       <td class="num"><div class="valbar" style="--w:${pct}%">${amount(b.value)}</div></td>
       <td class="num">${receivedCell(b, view.closes_at_ms)}</td>
-      <td class="num mono${compact ? " hide-sm" : " hide-sm"}">${formatCount(b.gas_used)}</td>
+      <td class="num mono hide-sm">${formatCount(b.gas_used)}</td>
       <td class="num mono">${formatCount(b.tx_count)}</td>
     </tr>`;
   }).join("");
@@ -356,7 +358,7 @@ function slotDetails(view) {
   ];
   if (view.missed_reason) facts.push(["Missed", esc(view.missed_reason)]);
   const bids = Array.isArray(view.bids)
-    ? `<div class="table-wrap"><table class="bids compact"><thead><tr><th>#</th><th>Builder</th><th class="num">Value</th><th class="num">Received</th><th class="num hide-sm">Gas used</th><th class="num">Txs</th></tr></thead><tbody>${bidsRows(view, { compact: true })}</tbody></table></div>`
+    ? `<div class="table-wrap"><table class="bids compact"><thead><tr><th class="hide-sm">#</th><th>Builder</th><th class="num">Value</th><th class="num">Received</th><th class="num hide-sm">Gas used</th><th class="num">Txs</th></tr></thead><tbody>${bidsRows(view)}</tbody></table></div>`
     : `<p class="muted">Loading bids…</p>`;
   return `<dl class="details-grid">${facts.map(([k, v]) => `<div><dt>${k}</dt><dd>${v}</dd></div>`).join("")}</dl>${bids}`;
 }
@@ -379,7 +381,7 @@ function renderSlots() {
       <td class="mono">${slot}</td>
       <td>${statusBadge(v.status)}</td>
       <td class="hide-sm">${addr(v.proposer)}</td>
-      <td class="num mono">${bidCount}</td>
+      <td class="num mono hide-sm">${bidCount}</td>
       <td>${winner}</td>
       <td class="num">${price}</td>
       <td class="chev" aria-hidden="true">${expanded ? "▾" : "▸"}</td>
@@ -424,7 +426,7 @@ function renderBuilders() {
       <td>${addr(b.builder)}</td>
       <td class="num mono">${formatCount(b.wins)}</td>
       <td class="num mono" title="wins / slots bid (${esc(b.slots_bid)})">${formatPercent(b.win_rate)}</td>
-      <td class="num mono">${formatCount(b.bids)}</td>
+      <td class="num mono hide-sm">${formatCount(b.bids)}</td>
       <td class="num">${amount(b.total_paid)}</td>
       <td class="num hide-sm">${amount(b.average_bid)}</td>
     </tr>`).join("");
@@ -445,7 +447,7 @@ function renderProposers() {
   const rows = (p.proposers ?? []);
   tbody.innerHTML = rows.length === 0 ? `<tr><td colspan="6" class="empty">No proposers.</td></tr>` : rows.map(({ proposer, record }) => `<tr data-testid="proposer-row" data-address="${esc(String(proposer).toLowerCase())}">
       <td>${addr(proposer)}</td>
-      <td class="num mono">${formatCount(record?.slots_led ?? 0)}</td>
+      <td class="num mono hide-sm">${formatCount(record?.slots_led ?? 0)}</td>
       <td class="num mono">${formatCount(record?.proposed ?? 0)}</td>
       <td class="num mono hide-sm">${formatCount(record?.posted ?? 0)}</td>
       <td class="num mono">${formatCount(record?.missed ?? 0)}</td>
