@@ -51,6 +51,9 @@ done
 ln -sf ../solc-shim.sh tools/bin/solc
 chmod +x tools/solc-shim.sh 2>/dev/null || true
 
+# The dashboard: web/src -> web/dist (+ uPlot), served by the relay at /.
+scripts/build-web.sh
+
 # NuGet restore, skipped when nothing that restore reads has changed.
 rstamp=obj/.pbs-restore-stamp
 mkdir -p obj

@@ -13,7 +13,8 @@ public sealed class SealedAuctionTests(TestServers servers) : IAsyncLifetime
 
     public async ValueTask InitializeAsync()
     {
-        _market = await TestMarket.StartAsync(servers);
+        // Long slots: the whole probe must fit inside one open auction, even on a loaded machine.
+        _market = await TestMarket.StartAsync(servers, slotMs: 5000);
         _relay = await _market.StartRelayAsync();
     }
 
@@ -41,7 +42,7 @@ public sealed class SealedAuctionTests(TestServers servers) : IAsyncLifetime
             }
         });
 
-        var a = await _market.NextAuctionAsync(_relay.Client, 600);
+        var a = await _market.NextAuctionAsync(_relay.Client, 3000);
         var secrets = new List<string>();
         for (var i = 0; i < 3; i++)
         {

@@ -61,7 +61,9 @@ public sealed class BidService(AuctionStore store, Market market, IChainView cha
         if (h.TimestampMs != clock.StartMs(h.Slot))
             return No("wrong_timestamp", $"timestamp_ms {h.TimestampMs} is not the start of slot {h.Slot} ({clock.StartMs(h.Slot)})");
 
-        // 3. the auction's state: head, number, proposer (re-checked atomically on accept)
+        // 3. the auction's state: head, number, proposer (re-checked atomically on accept);
+        //    the builder's debt is read at the same time (one round trip for both).
+        var owedTask = redis.GetDatabase().HashGetAsync(store.Keys.Owed, h.Builder.ToString());
         var auction = await store.GetAuctionAsync(h.Slot);
         if (auction is null) return No("unavailable", $"the auction for slot {h.Slot} is not open yet on this relay (proposer set not known); retry shortly");
         if (!auction.IsOpen) return No("auction_closed", $"the auction for slot {h.Slot} is closed");
@@ -85,7 +87,7 @@ public sealed class BidService(AuctionStore store, Market market, IChainView cha
             return No("invalid_signature", "the signature does not recover to any address");
         if (signer != h.Builder) return No("invalid_signature", $"the signature is by {signer}, not the builder {h.Builder}");
         var collateral = await chain.CollateralAsync(h.Builder, ct);
-        var owedValue = await redis.GetDatabase().HashGetAsync(store.Keys.Owed, h.Builder.ToString());
+        var owedValue = await owedTask;
         var owed = owedValue.IsNull ? BigInteger.Zero : BigInteger.Parse((string)owedValue!, System.Globalization.CultureInfo.InvariantCulture);
         if (h.Value > collateral - owed)
             return No("insufficient_collateral", $"value {h.Value} exceeds the builder's free collateral {BigInteger.Max(collateral - owed, 0)} (escrow {collateral}, owed {owed})");

@@ -143,8 +143,10 @@ public sealed class ProposalService(
         }
         if (outcome is AuctionStore.NewProposal)
         {
-            // Not ours: no price is known here, so it is posted without payment (the auctioning relay posts first).
-            await QueueForL1Async(h, headerHash, a.BuilderSignature, a.ProposalSignature, a.Payload, 0, Hash32.Zero, "announced", now);
+            // Not ours: no price is known here. Posted (without payment) only if, three slots on, nobody
+            // has: the relay that auctioned it posts at once with the real price, and L1 takes one header per slot.
+            await QueueForL1Async(h, headerHash, a.BuilderSignature, a.ProposalSignature, a.Payload, 0, Hash32.Zero, "announced", now,
+                notBeforeMs: market.Clock.StartMs(h.Slot) + 3 * (ulong)market.Options.SlotMs);
             metrics.Count("pbs_proposals_total", "source=\"announced\"");
         }
         return new Announced(adopted, await store.GetHeadAsync());
@@ -161,11 +163,11 @@ public sealed class ProposalService(
     }
 
     async Task QueueForL1Async(Header header, Hash32 headerHash, Signature builderSig, Signature proposalSig, byte[] payload,
-        BigInteger price, Hash32 bidsRoot, string source, ulong now)
+        BigInteger price, Hash32 bidsRoot, string source, ulong now, ulong notBeforeMs = 0)
     {
         var headerJson = System.Text.Encoding.UTF8.GetString(Wire.ToUtf8(header, Wire.WriteHeader));
         var item = new L1Item(header.Slot, headerHash, headerJson, builderSig.ToString(), proposalSig.ToString(),
-            "0x" + Convert.ToHexStringLower(payload), price, bidsRoot, source);
+            "0x" + Convert.ToHexStringLower(payload), price, bidsRoot, source, notBeforeMs);
         await redis.GetDatabase().StreamAddAsync(store.Keys.L1Queue, "item", JsonSerializer.Serialize(item, WireJson.Options));
         await archive.EnqueueProposalAsync(new ProposalRecord(header.Slot, headerHash, proposalSig.ToString(), source, headerJson,
             builderSig.ToString(), item.PayloadHex, now));
@@ -186,4 +188,4 @@ public sealed class ProposalService(
 
 /// <summary>A proposed block waiting to be posted to the L1 inbox.</summary>
 public sealed record L1Item(ulong Slot, Hash32 HeaderHash, string HeaderJson, string BuilderSignature, string ProposalSignature,
-    string PayloadHex, BigInteger Price, Hash32 BidsRoot, string Source);
+    string PayloadHex, BigInteger Price, Hash32 BidsRoot, string Source, ulong NotBeforeMs = 0);

@@ -114,14 +114,17 @@ public sealed class L1PosterService(
         if (entries.Count == 0) return false;
 
         var items = new List<(StreamEntry Entry, L1Item Item, PostItem Post)>();
+        var now = market.Clock.NowMs;
         foreach (var e in entries)
         {
             var item = JsonSerializer.Deserialize<L1Item>((string)e["item"]!, WireJson.Options)!;
+            if (item.NotBeforeMs > now) continue; // a header announced from elsewhere: its own relay posts first
             using var doc = JsonDocument.Parse(item.HeaderJson);
             var header = Wire.ParseHeader(doc.RootElement).Value;
             items.Add((e, item, new PostItem(header, Signature.Parse(item.BuilderSignature), Signature.Parse(item.ProposalSignature),
                 Convert.FromHexString(item.PayloadHex.AsSpan(2)), item.Price, item.BidsRoot)));
         }
+        if (items.Count == 0) return false;
         // One header per slot: the first queued wins (a second one would be equivocation, refused earlier).
         var bySlot = items.OrderBy(i => i.Item.Slot).GroupBy(i => i.Item.Slot).ToList();
         var outcomes = await poster.PostAsync([.. bySlot.Select(g => g.First().Post)], ct);

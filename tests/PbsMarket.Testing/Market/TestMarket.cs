@@ -18,7 +18,9 @@ namespace PbsMarket.Testing.Market;
 /// </summary>
 public sealed class TestMarket : IAsyncDisposable
 {
+    /// <summary>Defaults; a market may run longer slots (<see cref="SlotLengthMs"/>) where a test needs time inside one auction.</summary>
     public const long SlotMs = 1000, CloseOffsetMs = 200;
+    public long SlotLengthMs { get; init; } = SlotMs;
     public static readonly ProtocolKey[] Proposers = [.. AnvilNode.DevKeys[1..5].Select(ProtocolKey.FromHex)];
     public static readonly ProtocolKey[] Builders = [.. AnvilNode.DevKeys[5..8].Select(ProtocolKey.FromHex)];
     public static readonly ProtocolKey RelaySigner = ProtocolKey.FromHex(AnvilNode.DevKeys[9]);
@@ -33,9 +35,9 @@ public sealed class TestMarket : IAsyncDisposable
     public required DeployedMarket Deployment { get; init; }
     public required string Network { get; init; }
     public Eip712Domain Domain => Eip712Domain.PbsMarket(Deployment.L1ChainId, Address.Parse(Deployment.Inbox));
-    public SlotClock Clock => new(TimeProvider.System, (ulong)Deployment.GenesisMs, SlotMs, CloseOffsetMs);
+    public SlotClock Clock => new(TimeProvider.System, (ulong)Deployment.GenesisMs, (ulong)SlotLengthMs, CloseOffsetMs);
 
-    public static async Task<TestMarket> StartAsync(TestServers servers, RedisServer? ownRedis = null, PostgresServer? ownPostgres = null)
+    public static async Task<TestMarket> StartAsync(TestServers servers, RedisServer? ownRedis = null, PostgresServer? ownPostgres = null, long slotMs = SlotMs)
     {
         // Blocks every second, as an L1 would have them: the inbox checks slots against block time.
         var anvil = await servers.StartOwnAsync(new AnvilNode(blockTimeSeconds: 1));
@@ -43,14 +45,15 @@ public sealed class TestMarket : IAsyncDisposable
         var pg = ownPostgres ?? await servers.PostgresAsync();
         var pgConn = await pg.CreateDatabaseAsync("relay");
         var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
-        var genesis = now - now % SlotMs - 20 * SlotMs;
+        var genesis = now - now % slotMs - 20 * slotMs;
         var deployment = await Deployer.DeployAsync(anvil.RpcUrl, AnvilNode.DevKeys[0], new DeployParameters(
-            L2ChainId, genesis, SlotMs, 32, GenesisProposers: [.. Proposers.Select(p => p.Address)]));
+            L2ChainId, genesis, slotMs, 32, GenesisProposers: [.. Proposers.Select(p => p.Address)]));
         foreach (var b in Builders) await Deployer.DepositAsync(anvil.RpcUrl, deployment, ToHex(b), Collateral);
         return new TestMarket
         {
             Anvil = anvil, Redis = redis, Postgres = pg, PostgresConnection = pgConn, Deployment = deployment,
             Network = "t" + Guid.NewGuid().ToString("N")[..10],
+            SlotLengthMs = slotMs,
         };
     }
 
@@ -75,7 +78,7 @@ public sealed class TestMarket : IAsyncDisposable
             ["Relay:Registry"] = Deployment.Registry,
             ["Relay:Escrow"] = Deployment.Escrow,
             ["Relay:GenesisMs"] = Deployment.GenesisMs.ToString(),
-            ["Relay:SlotMs"] = SlotMs.ToString(),
+            ["Relay:SlotMs"] = SlotLengthMs.ToString(),
             ["Relay:CloseOffsetMs"] = CloseOffsetMs.ToString(),
             ["Relay:SigningKey"] = AnvilNode.DevKeys[9],
             ["Relay:ReservePrice"] = "1000",
@@ -160,7 +163,7 @@ public sealed class RelayInstance(WebApplication app, string url) : IAsyncDispos
     public async Task WaitReadyAsync()
     {
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(2) };
-        var deadline = DateTime.UtcNow.AddSeconds(20);
+        var deadline = DateTime.UtcNow.AddSeconds(45);
         string last = "";
         while (DateTime.UtcNow < deadline)
         {
@@ -170,9 +173,9 @@ public sealed class RelayInstance(WebApplication app, string url) : IAsyncDispos
                 if (r.IsSuccessStatusCode) return;
                 last = await r.Content.ReadAsStringAsync();
             }
-            catch (HttpRequestException e)
+            catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
             {
-                last = e.Message;
+                last = e.Message; // not up yet, or too slow to answer on a loaded machine: ask again
             }
             await Task.Delay(100);
         }
