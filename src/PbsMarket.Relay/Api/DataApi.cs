@@ -77,9 +77,11 @@ public static class DataApi
         return Json(new { epoch = market.EpochOf(current).ToString(), rotation, proposers });
     }
 
-    static async Task Stream(HttpContext http, EventHub hub, Market market)
+    static async Task Stream(HttpContext http, EventHub hub, Market market, IHostApplicationLifetime lifetime)
     {
-        var ct = http.RequestAborted;
+        // Ends when the client goes or the relay stops (an open stream must not hold up shutdown).
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(http.RequestAborted, lifetime.ApplicationStopping);
+        var ct = linked.Token;
         http.Response.ContentType = "text/event-stream";
         http.Response.Headers.CacheControl = "no-cache";
         http.Response.Headers["X-Accel-Buffering"] = "no";
