@@ -1,4 +1,5 @@
 using System.Text.Json;
+using PbsMarket.Core;
 using PbsMarket.Relay.Chain;
 using StackExchange.Redis;
 
@@ -15,6 +16,7 @@ public sealed class AuctionScheduler(
 {
     ulong _nextToClose;
     ulong _nextMissCheck;
+    ulong _firstOwnSlot = ulong.MaxValue;
     public volatile string? Problem = "starting";
 
     protected override async Task ExecuteAsync(CancellationToken ct)
@@ -22,6 +24,7 @@ public sealed class AuctionScheduler(
         var clock = market.Clock;
         _nextToClose = clock.CurrentSlot > 4 ? clock.CurrentSlot - 4 : 0;
         _nextMissCheck = _nextToClose;
+        _firstOwnSlot = clock.CurrentSlot + 1;
         while (!ct.IsCancellationRequested)
         {
             try
@@ -90,12 +93,22 @@ public sealed class AuctionScheduler(
 
     async Task CheckMissedAsync(ulong slot)
     {
-        if (await store.GetAuctionAsync(slot) is null) return;
+        string? noAuction = null;
+        if (await store.GetAuctionAsync(slot) is null)
+        {
+            // No instance could open this slot's auction (typically: L1's proposer set was not known in
+            // time). Record it, closed and empty, so that it shows as missed with its reason, not as a gap.
+            if (slot < _firstOwnSlot) return; // before this instance was running: not ours to judge
+            var proposer = market.ProposerOf(slot, chain) ?? Address.Zero;
+            await store.EnsureAuctionAsync(slot, proposer, market.Clock.AuctionClosesMs(slot), market.Clock.StartMs(slot));
+            await results.EnsureClosedAsync(slot);
+            noAuction = $"no auction opened ({chain.Problem ?? "the proposer set was not known in time"})";
+        }
         if (await store.GetProposalAsync(slot) is not null) return;
         var db = redis.GetDatabase();
         var resultJson = await store.GetResultJsonAsync(slot);
         var view = resultJson is null ? null : JsonSerializer.Deserialize<Api.SlotView>(resultJson, Api.WireJson.Options)!;
-        var reason = view is null ? "auction never closed" : view.Winner is null ? "no bids" : "no proposal before the next auction closed";
+        var reason = noAuction ?? (view is null ? "auction never closed" : view.Winner is null ? "no bids" : "no proposal before the next auction closed");
         if (!await db.HashSetAsync(store.Keys.Auction(slot), "missed", reason, When.NotExists)) return;
         // The winner will never be charged for a missed slot: release what it was booked to owe.
         if (view?.Winner is { } w && view.Price is { } price && price > 0) await results.AddOwedAsync(w.Builder, -price);
