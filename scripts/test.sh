@@ -74,11 +74,18 @@ if [ -z "$filter" ]; then
   fi
 fi
 
-# Servers are the tests' own children; anything left means a fixture leaked.
-leaks=$(pgrep -af 'pbs-test-' | grep -vE 'pgrep|bash -c host=' || true)
+# Servers are the tests' own children; one still running whose test host (the pid in its folder name,
+# pbs-test-KIND-PID-...) has exited is a leak. Servers of another test run still in progress are left alone.
+leaks=""
+while read -r pid cmd; do
+  [[ $cmd =~ pbs-test-[a-z]+-([0-9]+)- ]] || continue
+  owner=${BASH_REMATCH[1]}
+  kill -0 "$owner" 2>/dev/null && continue
+  leaks+="$pid $cmd"$'\n'
+  kill "$pid" 2>/dev/null || true
+done < <(pgrep -af 'pbs-test-' | grep -vE 'pgrep|bash -c host=' || true)
 if [ -n "$leaks" ]; then
-  echo "FAILED: test servers left running:"; echo "$leaks"; failed=$((failed + 1))
-  pkill -f 'pbs-test-' || true
+  echo "FAILED: test servers left running (now stopped):"; printf '%s' "$leaks"; failed=$((failed + 1))
 fi
 
 failed=$((failed + broken))

@@ -70,7 +70,7 @@ public static class Cli
         {
             return await parsed.InvokeAsync(config, ct);
         }
-        catch (Exception e) when (e is UsageException or OptionsValidationException or Processes.MissingToolException or FileNotFoundException
+        catch (Exception e) when (e is UsageException or OptionsValidationException or PbsMarket.LocalServers.MissingToolException or FileNotFoundException
                                       or DirectoryNotFoundException or FormatException or InvalidDataException or System.Text.Json.JsonException)
         {
             err.WriteLine($"pbs: {Describe(e)}");

@@ -2,7 +2,7 @@ using System.CommandLine;
 using System.Diagnostics;
 using System.Numerics;
 using PbsMarket.Cli.Devnet;
-using PbsMarket.Cli.Processes;
+using PbsMarket.LocalServers;
 
 namespace PbsMarket.Cli;
 

@@ -43,7 +43,7 @@ public sealed class DashboardSession : IAsyncDisposable
         var s = new DashboardSession();
         Environment.SetEnvironmentVariable("PBS_WEB_ROOT", await WebDist.EnsureBuiltAsync());
         s.Market = await TestMarket.StartAsync(servers);
-        s.Port = FreePort.Next();
+        s.Port = PbsMarket.LocalServers.FreePort.Next();
         s._relay = await s.Market.StartRelayAsync(port: s.Port);
         s._txs = [.. Enumerable.Range(0, 6).Select(SignedTransfer)];
         s._loop = Task.Run(() => s.TrafficLoopAsync(s._stop.Token));
@@ -56,7 +56,7 @@ public sealed class DashboardSession : IAsyncDisposable
     {
         var path = Environment.GetEnvironmentVariable("PBS_CHROMIUM") ?? "/usr/bin/chromium";
         if (!File.Exists(path))
-            throw new MissingToolException($"chromium is not installed at {path}: run `{RepoPaths.SetupCommand}` (apt-get install -y chromium), or set PBS_CHROMIUM.");
+            throw new PbsMarket.LocalServers.MissingToolException($"chromium is not installed at {path}: run `{RepoPaths.SetupCommand}` (apt-get install -y chromium), or set PBS_CHROMIUM.");
         return path;
     }
 

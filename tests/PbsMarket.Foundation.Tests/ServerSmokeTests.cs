@@ -50,7 +50,7 @@ public sealed class ServerSmokeTests(TestServers servers)
         var pg = await servers.StartOwnAsync(new PostgresServer());
         await pg.ExecAsync("CREATE TABLE kept (v int); INSERT INTO kept VALUES (7)");
         await pg.StopAsync();
-        Assert.False(await FreePort.IsOpenAsync(pg.Port));
+        Assert.False(await PbsMarket.LocalServers.FreePort.IsOpenAsync(pg.Port));
         await pg.StartAsync();
         await using var conn = new NpgsqlConnection(pg.ConnectionString());
         await conn.OpenAsync(TestContext.Current.CancellationToken);
@@ -61,7 +61,7 @@ public sealed class ServerSmokeTests(TestServers servers)
     [Fact]
     public void A_missing_binary_fails_with_the_install_command()
     {
-        var e = Assert.Throws<MissingToolException>(() => RepoPaths.Require("no-such-binary-pbs", "apt-get install -y nothing"));
+        var e = Assert.Throws<PbsMarket.LocalServers.MissingToolException>(() => RepoPaths.Require("no-such-binary-pbs", "apt-get install -y nothing"));
         Assert.Contains("scripts/setup.sh", e.Message);
         Assert.Contains("apt-get install -y nothing", e.Message);
     }

@@ -131,7 +131,7 @@ sealed class RogueRelay : IAsyncDisposable
 
     public static async Task<RogueRelay> StartAsync(Eip712Domain domain)
     {
-        var port = FreePort.Next();
+        var port = PbsMarket.LocalServers.FreePort.Next();
         var builder = WebApplication.CreateSlimBuilder();
         builder.WebHost.UseUrls($"http://127.0.0.1:{port}");
         builder.Logging.ClearProviders();

@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Runtime.InteropServices;
 
 namespace PbsMarket.Testing;
 
@@ -26,6 +25,13 @@ public static class Reaper
     }
 
     public static void RegisterProcess(int pid) => Register($"pid {pid}");
+
+    /// <summary>Makes a server throwaway: its processes are reaped with the test host, its folder deleted on dispose.</summary>
+    public static void Track(PbsMarket.LocalServers.ServerProcess server)
+    {
+        server.OnStarted = RegisterProcess;
+        server.DeleteDirOnDispose = true;
+    }
 
     static void Register(string line)
     {
@@ -63,16 +69,9 @@ public static class Reaper
         };
     }
 
-    [DllImport("libc", SetLastError = true, EntryPoint = "kill")]
-    static extern int SysKill(int pid, int sig);
+    public const int SIGINT = PbsMarket.LocalServers.Posix.SIGINT, SIGKILL = PbsMarket.LocalServers.Posix.SIGKILL, SIGTERM = PbsMarket.LocalServers.Posix.SIGTERM;
 
-    public const int SIGINT = 2, SIGKILL = 9, SIGTERM = 15;
+    public static bool Signal(int pid, int sig) => PbsMarket.LocalServers.Posix.Signal(pid, sig);
 
-    /// <summary>Sends a POSIX signal (Process.Kill only knows SIGKILL).</summary>
-    public static bool Signal(int pid, int sig) => SysKill(pid, sig) == 0;
-
-    [DllImport("libc", EntryPoint = "geteuid")]
-    static extern uint GetEuid();
-
-    public static bool IsRoot => GetEuid() == 0;
+    public static bool IsRoot => PbsMarket.LocalServers.Posix.IsRoot;
 }

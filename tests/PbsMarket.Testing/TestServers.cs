@@ -1,3 +1,5 @@
+using PbsMarket.LocalServers;
+
 namespace PbsMarket.Testing;
 
 /// <summary>

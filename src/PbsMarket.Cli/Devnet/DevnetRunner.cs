@@ -8,7 +8,7 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Logging;
 using Nethereum.Util;
 using PbsMarket.Builder.Demo;
-using PbsMarket.Cli.Processes;
+using PbsMarket.LocalServers;
 using PbsMarket.Core;
 using PbsMarket.L1;
 using PbsMarket.Proposer;

@@ -1,5 +1,5 @@
 using System.Diagnostics;
-using PbsMarket.Cli.Processes;
+using PbsMarket.LocalServers;
 
 namespace PbsMarket.Cli.Devnet;
 

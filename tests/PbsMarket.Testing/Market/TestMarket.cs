@@ -65,7 +65,7 @@ public sealed class TestMarket : IAsyncDisposable
     /// <param name="port">A fixed loopback port (e.g. to restart a relay where its clients expect it); a free one by default.</param>
     public async Task<RelayInstance> StartRelayAsync(Action<Dictionary<string, string?>>? configure = null, int? port = null)
     {
-        var chosenPort = port ?? FreePort.Next();
+        var chosenPort = port ?? PbsMarket.LocalServers.FreePort.Next();
         var settings = new Dictionary<string, string?>
         {
             ["Relay:Redis"] = Redis.ConnectionString,

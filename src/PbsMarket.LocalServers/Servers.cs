@@ -4,19 +4,19 @@ using System.Net.Sockets;
 using System.Text;
 using System.Text.Json;
 
-namespace PbsMarket.Cli.Processes;
+namespace PbsMarket.LocalServers;
 
 /// <summary>redis-server on a loopback port, nothing persisted.</summary>
-public sealed class RedisServer(string dir, int? port = null) : ServerProcess("redis", dir, port)
+public class RedisServer(string dir, int? port = null) : ServerProcess("redis", dir, port)
 {
     public string ConnectionString => $"127.0.0.1:{Port},abortConnect=false,connectTimeout=2000,syncTimeout=2000";
     public string Endpoint => $"127.0.0.1:{Port}";
 
     protected override ProcessStartInfo StartInfo()
     {
-        var psi = new ProcessStartInfo(Tools.Require("redis-server")) { WorkingDirectory = Dir };
+        var psi = new ProcessStartInfo(Tools.Require("redis-server", "apt-get install -y redis-server")) { WorkingDirectory = Dir };
         foreach (var arg in new[] { "--port", Port.ToString(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                     "--dir", Dir, "--daemonize", "no", "--loglevel", "warning" })
+                     "--dir", Dir, "--daemonize", "no", "--loglevel", "warning", "--databases", "64" })
             psi.ArgumentList.Add(arg);
         return psi;
     }
@@ -37,7 +37,7 @@ public sealed class RedisServer(string dir, int? port = null) : ServerProcess("r
 /// A PostgreSQL cluster: initdb into its folder, then the postmaster in the foreground on a loopback port. As root it
 /// runs as the <c>postgres</c> user, as PostgreSQL requires.
 /// </summary>
-public sealed class PostgresServer(string dir, int? port = null) : ServerProcess("postgres", dir, port)
+public class PostgresServer(string dir, int? port = null) : ServerProcess("postgres", dir, port)
 {
     string DataDir => Path.Combine(Dir, "data");
     string SocketDir => Path.Combine(Dir, "sock");
@@ -72,6 +72,14 @@ public sealed class PostgresServer(string dir, int? port = null) : ServerProcess
         RunToEndAsync(Command(Path.Combine(Bin, "psql"), ["-h", "127.0.0.1", "-p", Port.ToString(), "-U", "postgres", "-d", database,
             "-v", "ON_ERROR_STOP=1", "-q", "-c", sql], false), ct);
 
+    /// <summary>A new empty database, so that users of one server don't share tables.</summary>
+    public async Task<string> CreateDatabaseAsync(string prefix = "t", CancellationToken ct = default)
+    {
+        var name = $"{prefix}_{Guid.NewGuid():N}"[..Math.Min(prefix.Length + 33, 63)].ToLowerInvariant();
+        await ExecAsync($"CREATE DATABASE \"{name}\"", ct: ct);
+        return ConnectionString(name);
+    }
+
     ProcessStartInfo Command(string file, IEnumerable<string> args, bool asPostgres)
     {
         ProcessStartInfo psi;
@@ -93,29 +101,56 @@ public sealed class PostgresServer(string dir, int? port = null) : ServerProcess
     }
 }
 
-/// <summary>An anvil L1 node on a loopback port.</summary>
-public sealed class AnvilNode(string dir, long chainId = 31337, int? blockTimeSeconds = 1, int? port = null) : ServerProcess("anvil", dir, port)
+/// <summary>An anvil L1 node on a loopback port (a block every <paramref name="blockTimeSeconds"/>, or automine when null).</summary>
+public class AnvilNode(string dir, long chainId = 31337, int? blockTimeSeconds = 1, int? port = null, int accounts = 10) : ServerProcess("anvil", dir, port)
 {
     static readonly HttpClient Http = new() { Timeout = TimeSpan.FromSeconds(5) };
+
+    /// <summary>anvil's well-known default mnemonic; accounts[i] has <see cref="DevKeys"/>[i].</summary>
+    public const string Mnemonic = "test test test test test test test test test test test junk";
+
+    /// <summary>
+    /// The default accounts' private keys (10,000 ETH each on a fresh anvil). These are PUBLIC test keys printed
+    /// by every anvil and hardhat node: never use them on a real chain.
+    /// </summary>
+    public static readonly string[] DevKeys =
+    [
+        "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80",
+        "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d",
+        "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a",
+        "0x7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6",
+        "0x47e179ec197488593b187f80a00eb0da91f1b9d0b13f8733639f19c30a34926a",
+        "0x8b3a350cf5c34c9194ca85829a2df0ec3153be0318b5e2d3348e872092edffba",
+        "0x92db14e403b83dfe3df233f83dfa3a0d7096f21ca9b0d6d6b8d88b2b4ec1564e",
+        "0x4bbbf85ce3377467afe5d46f804f221813b2bb87f24d81f60f1fcdbf7cbf4356",
+        "0xdbda1821b80551c9d65939329250298aa3472ba22feea921c0cf5d620ea67b97",
+        "0x2a871d0798f97d79848a013d4936a73bf4cc922c825d33c1cf7073dff6d409c6",
+    ];
 
     public long ChainId { get; } = chainId;
     public string RpcUrl => $"http://127.0.0.1:{Port}";
 
     protected override ProcessStartInfo StartInfo()
     {
-        var psi = new ProcessStartInfo(Tools.Require("anvil")) { WorkingDirectory = Dir };
+        var psi = new ProcessStartInfo(Tools.Require("anvil", "npm installs it into tools/bin")) { WorkingDirectory = Dir };
         var args = new List<string> { "--host", "127.0.0.1", "--port", Port.ToString(), "--chain-id", ChainId.ToString(),
-            "--accounts", "10", "--silent", "--config-out", Path.Combine(Dir, "anvil-config.json"), "--gas-limit", "60000000" };
+            "--accounts", accounts.ToString(), "--silent", "--config-out", Path.Combine(Dir, "anvil-config.json"), "--gas-limit", "60000000" };
         if (blockTimeSeconds is { } bt) args.AddRange(["--block-time", bt.ToString()]);
         foreach (var a in args) psi.ArgumentList.Add(a);
         psi.Environment["HOME"] = Dir; // anvil keeps caches under ~/.foundry
         return psi;
     }
 
-    protected override async Task<bool> IsReadyAsync(CancellationToken ct)
+    protected override async Task<bool> IsReadyAsync(CancellationToken ct) =>
+        (await RpcAsync("eth_chainId", [], ct)).GetString() is { Length: > 2 };
+
+    /// <summary>One raw JSON-RPC call; throws with the node's error message on failure.</summary>
+    public async Task<JsonElement> RpcAsync(string method, object[] parameters, CancellationToken ct = default)
     {
-        using var response = await Http.PostAsJsonAsync(RpcUrl, new { jsonrpc = "2.0", id = 1, method = "eth_chainId", @params = Array.Empty<object>() }, ct);
+        using var response = await Http.PostAsJsonAsync(RpcUrl, new { jsonrpc = "2.0", id = 1, method, @params = parameters }, ct);
+        response.EnsureSuccessStatusCode();
         var doc = await response.Content.ReadFromJsonAsync<JsonElement>(ct);
-        return doc.TryGetProperty("result", out var r) && r.GetString() is { Length: > 2 };
+        if (doc.TryGetProperty("error", out var error)) throw new InvalidOperationException($"{method}: {error}");
+        return doc.GetProperty("result").Clone();
     }
 }

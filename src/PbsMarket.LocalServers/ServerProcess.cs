@@ -4,11 +4,13 @@ using System.Net.Sockets;
 using System.Runtime.InteropServices;
 using System.Text;
 
-namespace PbsMarket.Cli.Processes;
+namespace PbsMarket.LocalServers;
 
 /// <summary>
-/// One real server (redis-server, postgres, anvil) run as a child process of `pbs devnet`, with its files and log
-/// in its own folder under the runtime folder. Adapted from tests/PbsMarket.Testing (src must not reference tests).
+/// One real server (redis-server, postgres, anvil) run as a child process, with its files and log in its own
+/// folder. Stop it with <see cref="StopAsync"/> (its data stays) and bring it back on the same port with
+/// <see cref="StartAsync"/>; <see cref="KillAsync"/> ends it as a crash would. With <see cref="DeleteDirOnDispose"/>,
+/// <see cref="DisposeAsync"/> also deletes the folder.
 /// </summary>
 public abstract class ServerProcess : IAsyncDisposable
 {
@@ -31,8 +33,13 @@ public abstract class ServerProcess : IAsyncDisposable
     public string LogPath { get; }
     public bool IsRunning => _process is { HasExited: false };
     public int? Pid => _process?.Id;
-    /// <summary>Called with the pid of every process started, so that a watchdog can end it if `pbs` dies.</summary>
+    /// <summary>Called with the pid of every process started, so that a watchdog can end it if its parent dies.</summary>
     public Action<int>? OnStarted { get; set; }
+
+    /// <summary>Delete <see cref="Dir"/> on dispose (throwaway test servers).</summary>
+    public bool DeleteDirOnDispose { get; set; }
+
+    bool _prepared;
 
     protected virtual TimeSpan StartTimeout => TimeSpan.FromSeconds(30);
     protected virtual int StopSignal => Posix.SIGTERM;
@@ -43,7 +50,11 @@ public abstract class ServerProcess : IAsyncDisposable
     public async Task StartAsync(CancellationToken ct = default)
     {
         if (IsRunning) return;
-        await PrepareAsync(ct);
+        if (!_prepared)
+        {
+            await PrepareAsync(ct);
+            _prepared = true;
+        }
         var psi = StartInfo();
         psi.UseShellExecute = false;
         psi.RedirectStandardOutput = true;
@@ -124,6 +135,20 @@ public abstract class ServerProcess : IAsyncDisposable
         process.Dispose();
     }
 
+    /// <summary>Kills the server at once, as a crash would.</summary>
+    public async Task KillAsync()
+    {
+        var process = _process;
+        if (process is null) return;
+        _process = null;
+        if (!process.HasExited)
+        {
+            process.Kill(entireProcessTree: true);
+            await process.WaitForExitAsync();
+        }
+        process.Dispose();
+    }
+
     public async ValueTask DisposeAsync()
     {
         await StopAsync();
@@ -131,6 +156,17 @@ public abstract class ServerProcess : IAsyncDisposable
         {
             _log?.Dispose();
             _log = null;
+        }
+        if (DeleteDirOnDispose)
+        {
+            try
+            {
+                if (Directory.Exists(Dir)) Directory.Delete(Dir, recursive: true);
+            }
+            catch (IOException)
+            {
+                // a watchdog removes it when the owning process exits
+            }
         }
         GC.SuppressFinalize(this);
     }
@@ -215,8 +251,8 @@ public static class Tools
         return null;
     }
 
-    public static string Require(string name) =>
-        Find(name) ?? throw new MissingToolException($"{name} is not installed: run `{SetupCommand}` (it installs everything the devnet needs).");
+    public static string Require(string name, string? installHint = null) =>
+        Find(name) ?? throw new MissingToolException($"{name} is not installed: run `{SetupCommand}` ({installHint ?? "it installs everything PbsMarket needs"}).");
 
     /// <summary>The newest PostgreSQL server binaries (Debian keeps them off PATH); null when absent.</summary>
     public static string? PostgresBin()
