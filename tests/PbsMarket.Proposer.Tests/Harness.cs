@@ -1,3 +1,4 @@
+using PbsMarket.Relay.Infrastructure;
 using System.Collections.Concurrent;
 using System.Globalization;
 using System.Text.Json;

@@ -9,25 +9,14 @@ using PbsMarket.Testing.Market;
 namespace PbsMarket.Relay.Tests;
 
 /// <summary>One slot end to end through HTTP: bids, close, header to the proposer, proposal, head, data API.</summary>
-public sealed class AuctionFlowTests(TestServers servers) : IAsyncLifetime
+public sealed class AuctionFlowTests(TestServers servers) : MarketTest(servers)
 {
-    TestMarket _market = null!;
-    RelayInstance _relay = null!;
-
-    public async ValueTask InitializeAsync()
-    {
-        _market = await TestMarket.StartAsync(servers);
-        _relay = await _market.StartRelayAsync();
-    }
-
-    public async ValueTask DisposeAsync() => await _market.DisposeAsync();
-
     [Fact]
     public async Task A_slot_runs_from_bids_to_proposal()
     {
-        var client = _relay.Client;
-        var a = await _market.NextAuctionAsync(client);
-        Assert.Equal(_market.ProposerOf(a.Slot).Address, a.Proposer);
+        var client = Relay.Client;
+        var a = await Market.NextAuctionAsync(client);
+        Assert.Equal(Market.ProposerOf(a.Slot).Address, a.Proposer);
 
         var receipts = new List<(ProtocolKey Builder, BigInteger Value, BidReceiptResponse Receipt)>();
         BigInteger[] values = [5_000, 9_000, 7_000];
@@ -45,11 +34,11 @@ public sealed class AuctionFlowTests(TestServers servers) : IAsyncLifetime
         Assert.Equal(receipts[0].Receipt, again);
 
         // Before the close the proposer is told to come back; anyone else is refused.
-        var proposer = _market.ProposerOf(a.Slot);
+        var proposer = Market.ProposerOf(a.Slot);
         var early = await GetHeaderAsync(a.Slot, proposer);
         Assert.Equal(425, (int)early.StatusCode);
         var stranger = TestMarket.Builders[0];
-        await _market.WaitClosedAsync(a.Slot);
+        await Market.WaitClosedAsync(a.Slot);
         var refused = await GetHeaderAsync(a.Slot, stranger);
         Assert.Equal(HttpStatusCode.Forbidden, refused.StatusCode);
         Assert.Contains("not_proposer", await refused.Content.ReadAsStringAsync());
@@ -75,7 +64,7 @@ public sealed class AuctionFlowTests(TestServers servers) : IAsyncLifetime
         var (statusAgain, bodyAgain) = await client.PostRawAsync("relay/v1/proposer/proposals", proposal);
         Assert.Equal((200, body), (statusAgain, bodyAgain));
 
-        var next = await _market.NextAuctionAsync(client, 100);
+        var next = await Market.NextAuctionAsync(client, 100);
         Assert.Equal(winnerHash, next.ParentHash);
         Assert.Equal(a.Number + 1, next.Number);
 
@@ -91,14 +80,12 @@ public sealed class AuctionFlowTests(TestServers servers) : IAsyncLifetime
         Assert.Equal(winnerHash.ToString(), slotDoc.RootElement.GetProperty("winner").GetProperty("header_hash").GetString());
     }
 
-    byte[] ProposalBody(ulong slot, Hash32 headerHash, ProtocolKey proposer) =>
-        Wire.ToUtf8(new ProposalSubmission(slot, headerHash, proposer.Sign(Eip712.Digest(_market.Domain, new Proposal(slot, headerHash)))), Wire.WriteProposalSubmission);
 
     async Task<HttpResponseMessage> GetHeaderAsync(ulong slot, ProtocolKey signer)
     {
         using var http = new HttpClient();
-        var request = new HttpRequestMessage(HttpMethod.Get, $"{_relay.Url}/relay/v1/proposer/header/{slot}");
-        request.Headers.Add("X-Pbs-Signature", signer.Sign(Eip712.Digest(_market.Domain, new HeaderRequest(slot, _market.ProposerOf(slot).Address))).ToString());
+        var request = new HttpRequestMessage(HttpMethod.Get, $"{Relay.Url}/relay/v1/proposer/header/{slot}");
+        request.Headers.Add("X-Pbs-Signature", signer.Sign(Eip712.Digest(Market.Domain, new HeaderRequest(slot, Market.ProposerOf(slot).Address))).ToString());
         return await http.SendAsync(request);
     }
 }

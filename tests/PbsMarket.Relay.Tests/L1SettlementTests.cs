@@ -7,38 +7,33 @@ using PbsMarket.Testing.Market;
 namespace PbsMarket.Relay.Tests;
 
 /// <summary>A header proposed through the relay reaches L1 and is paid for; equivocation evidence slashes on L1.</summary>
-public sealed class L1SettlementTests(TestServers servers) : IAsyncLifetime
+public sealed class L1SettlementTests(TestServers servers) : MarketTest(servers)
 {
-    TestMarket _market = null!;
-    RelayInstance _relay = null!;
     InboxClient _inbox = null!;
 
-    public async ValueTask InitializeAsync()
+    public override async ValueTask InitializeAsync()
     {
-        _market = await TestMarket.StartAsync(servers);
-        _relay = await _market.StartRelayAsync();
-        _inbox = new InboxClient(L1Rpc.Connect(_market.Anvil.RpcUrl), _market.Deployment);
+        await base.InitializeAsync();
+        _inbox = new InboxClient(L1Rpc.Connect(Market.Anvil.RpcUrl), Market.Deployment);
     }
-
-    public async ValueTask DisposeAsync() => await _market.DisposeAsync();
 
     [Fact]
     public async Task A_proposed_header_is_posted_settled_and_an_equivocation_slashes_the_bond()
     {
-        var client = _relay.Client;
-        var a = await _market.NextAuctionAsync(client, 500);
+        var client = Relay.Client;
+        var a = await Market.NextAuctionAsync(client, 500);
         var winnerKey = TestMarket.Builders[1];
         var loserKey = TestMarket.Builders[0];
         var loser = TestMarket.Bid(a, loserKey, 40_000);
         var winner = TestMarket.Bid(a, winnerKey, 90_000);
         var loserReceipt = await client.SubmitAsync(loser.Header, loser.Signature, loser.Payload);
         var winnerReceipt = await client.SubmitAsync(winner.Header, winner.Signature, winner.Payload);
-        var proposer = _market.ProposerOf(a.Slot);
+        var proposer = Market.ProposerOf(a.Slot);
         var escrowBefore = await _inbox.EscrowBalanceAsync(winnerKey.Address);
         var earningsBefore = await _inbox.EarningsOfAsync(proposer.Address);
         var fromBlock = (ulong)(await _inbox.Web3.Eth.Blocks.GetBlockNumber.SendRequestAsync()).Value;
 
-        await _market.WaitClosedAsync(a.Slot);
+        await Market.WaitClosedAsync(a.Slot);
         var (status, _) = await client.PostRawAsync("relay/v1/proposer/proposals", ProposalBody(a.Slot, winnerReceipt.HeaderHash, proposer));
         Assert.Equal(200, status);
 
@@ -73,6 +68,4 @@ public sealed class L1SettlementTests(TestServers servers) : IAsyncLifetime
         Assert.Equal(ProposerStatus.Slashed, (await _inbox.ProposerInfoAsync(proposer.Address)).Status);
     }
 
-    byte[] ProposalBody(ulong slot, Hash32 headerHash, ProtocolKey proposer) =>
-        Wire.ToUtf8(new ProposalSubmission(slot, headerHash, proposer.Sign(Eip712.Digest(_market.Domain, new Proposal(slot, headerHash)))), Wire.WriteProposalSubmission);
 }

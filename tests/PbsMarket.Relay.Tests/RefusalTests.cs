@@ -8,22 +8,11 @@ using PbsMarket.Testing.Market;
 namespace PbsMarket.Relay.Tests;
 
 /// <summary>Every refusal code, reached through HTTP; refused bids leave no trace in the auction.</summary>
-public sealed class RefusalTests(TestServers servers) : IAsyncLifetime
+public sealed class RefusalTests(TestServers servers) : MarketTest(servers)
 {
-    TestMarket _market = null!;
-    RelayInstance _relay = null!;
-
-    public async ValueTask InitializeAsync()
-    {
-        _market = await TestMarket.StartAsync(servers);
-        _relay = await _market.StartRelayAsync();
-    }
-
-    public async ValueTask DisposeAsync() => await _market.DisposeAsync();
-
     async Task<(int Status, string Code, string Detail)> PostAsync(byte[] body, string contentType = "application/json")
     {
-        var (status, text) = await _relay.Client.PostRawAsync("relay/v1/builder/bids", body, contentType);
+        var (status, text) = await Relay.Client.PostRawAsync("relay/v1/builder/bids", body, contentType);
         using var doc = JsonDocument.Parse(text);
         return (status, doc.RootElement.GetProperty("code").GetString()!, doc.RootElement.GetProperty("detail").GetString()!);
     }
@@ -34,7 +23,7 @@ public sealed class RefusalTests(TestServers servers) : IAsyncLifetime
     [Fact]
     public async Task Each_bad_bid_gets_its_code_and_changes_nothing()
     {
-        var a = await _market.NextAuctionAsync(_relay.Client, 700);
+        var a = await Market.NextAuctionAsync(Relay.Client, 700);
         var b0 = TestMarket.Builders[0];
         var valid = TestMarket.Bid(a, b0, 5_000);
         var refusedHashes = new List<Hash32>();
@@ -87,7 +76,7 @@ public sealed class RefusalTests(TestServers servers) : IAsyncLifetime
         for (var i = 0; i < 50; i++)
         {
             var bid = TestMarket.Bid(a, b2, 2_000 + i);
-            accepted.Add(await _relay.Client.SubmitAsync(bid.Header, bid.Signature, bid.Payload));
+            accepted.Add(await Relay.Client.SubmitAsync(bid.Header, bid.Signature, bid.Payload));
         }
         var over = TestMarket.Bid(a, b2, 9_999);
         var (rlStatus, rlCode, _) = await PostAsync(Encode(over));
@@ -95,10 +84,10 @@ public sealed class RefusalTests(TestServers servers) : IAsyncLifetime
         refusedHashes.Add(Eip712.HashStruct(over.Header));
         // A resend of an accepted bid is still answered with its receipt.
         var first = TestMarket.Bid(a, b2, 2_000);
-        Assert.Equal(accepted[0], await _relay.Client.SubmitAsync(first.Header, first.Signature, first.Payload));
+        Assert.Equal(accepted[0], await Relay.Client.SubmitAsync(first.Header, first.Signature, first.Payload));
 
-        await _market.WaitClosedAsync(a.Slot);
-        using var doc = await _relay.Client.GetJsonAsync($"relay/v1/data/slots/{a.Slot}");
+        await Market.WaitClosedAsync(a.Slot);
+        using var doc = await Relay.Client.GetJsonAsync($"relay/v1/data/slots/{a.Slot}");
         var slot = doc.RootElement;
         Assert.Equal("50", slot.GetProperty("bid_count").GetString());
         var shown = slot.GetProperty("bids").EnumerateArray().Select(b => Hash32.Parse(b.GetProperty("header_hash").GetString()!)).ToHashSet();
@@ -110,29 +99,29 @@ public sealed class RefusalTests(TestServers servers) : IAsyncLifetime
     [Fact]
     public async Task Bad_proposer_requests_are_refused_with_codes()
     {
-        var a = await _market.NextAuctionAsync(_relay.Client, 300);
+        var a = await Market.NextAuctionAsync(Relay.Client, 300);
         using var http = new HttpClient();
-        var noSig = await http.GetAsync($"{_relay.Url}/relay/v1/proposer/header/{a.Slot}");
+        var noSig = await http.GetAsync($"{Relay.Url}/relay/v1/proposer/header/{a.Slot}");
         Assert.Equal(403, (int)noSig.StatusCode);
-        var badSlot = await http.GetAsync($"{_relay.Url}/relay/v1/proposer/header/01");
+        var badSlot = await http.GetAsync($"{Relay.Url}/relay/v1/proposer/header/01");
         Assert.Equal(400, (int)badSlot.StatusCode);
         Assert.Contains("malformed", await badSlot.Content.ReadAsStringAsync());
 
         // A proposal signed by someone other than the slot's proposer.
         var stranger = TestMarket.Builders[0];
         var hash = Keccak.Hash("x"u8);
-        var body = Wire.ToUtf8(new ProposalSubmission(a.Slot, hash, stranger.Sign(Eip712.Digest(_market.Domain, new Proposal(a.Slot, hash)))), Wire.WriteProposalSubmission);
-        var (status, text) = await _relay.Client.PostRawAsync("relay/v1/proposer/proposals", body);
+        var body = Wire.ToUtf8(new ProposalSubmission(a.Slot, hash, stranger.Sign(Eip712.Digest(Market.Domain, new Proposal(a.Slot, hash)))), Wire.WriteProposalSubmission);
+        var (status, text) = await Relay.Client.PostRawAsync("relay/v1/proposer/proposals", body);
         Assert.Equal(403, status);
         Assert.Contains("not_proposer", text);
-        var (st2, text2) = await _relay.Client.PostRawAsync("relay/v1/proposer/proposals", "{\"slot\":\"1\"}"u8.ToArray());
+        var (st2, text2) = await Relay.Client.PostRawAsync("relay/v1/proposer/proposals", "{\"slot\":\"1\"}"u8.ToArray());
         Assert.Equal(400, st2);
         Assert.Contains("malformed", text2);
 
-        var (limitStatus, limitText) = await _relay.Client.PostRawAsync("relay/v1/data/slots?limit=0", []);
+        var (limitStatus, limitText) = await Relay.Client.PostRawAsync("relay/v1/data/slots?limit=0", []);
         Assert.Equal(405, limitStatus); // GET only
         Assert.NotNull(limitText);
-        var list = await http.GetAsync($"{_relay.Url}/relay/v1/data/slots?limit=500");
+        var list = await http.GetAsync($"{Relay.Url}/relay/v1/data/slots?limit=500");
         Assert.Equal(400, (int)list.StatusCode);
     }
 }

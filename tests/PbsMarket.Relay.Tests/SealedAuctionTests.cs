@@ -6,24 +6,12 @@ using PbsMarket.Testing.Market;
 namespace PbsMarket.Relay.Tests;
 
 /// <summary>While an auction is open, no endpoint, header, error or event reveals anything about its bids.</summary>
-public sealed class SealedAuctionTests(TestServers servers) : IAsyncLifetime
+public sealed class SealedAuctionTests(TestServers servers) : MarketTest(servers, slotMs: 5000)
 {
-    TestMarket _market = null!;
-    RelayInstance _relay = null!;
-
-    public async ValueTask InitializeAsync()
-    {
-        // Long slots: the whole probe must fit inside one open auction, even on a loaded machine.
-        _market = await TestMarket.StartAsync(servers, slotMs: 5000);
-        _relay = await _market.StartRelayAsync();
-    }
-
-    public async ValueTask DisposeAsync() => await _market.DisposeAsync();
-
     [Fact]
     public async Task No_endpoint_reveals_an_open_auctions_bids()
     {
-        using var http = new HttpClient { BaseAddress = new Uri(_relay.Url), Timeout = TimeSpan.FromSeconds(5) };
+        using var http = new HttpClient { BaseAddress = new Uri(Relay.Url), Timeout = TimeSpan.FromSeconds(5) };
         // Listen to the event stream for the whole open auction.
         var streamText = new System.Text.StringBuilder();
         using var streamCts = new CancellationTokenSource();
@@ -42,13 +30,13 @@ public sealed class SealedAuctionTests(TestServers servers) : IAsyncLifetime
             }
         });
 
-        var a = await _market.NextAuctionAsync(_relay.Client, 3000);
+        var a = await Market.NextAuctionAsync(Relay.Client, 3000);
         var secrets = new List<string>();
         for (var i = 0; i < 3; i++)
         {
             var value = 123_456_789 + i;
             var bid = TestMarket.Bid(a, TestMarket.Builders[i], value);
-            var receipt = await _relay.Client.SubmitAsync(bid.Header, bid.Signature, bid.Payload);
+            var receipt = await Relay.Client.SubmitAsync(bid.Header, bid.Signature, bid.Payload);
             secrets.Add(receipt.HeaderHash.ToString());
             secrets.Add(value.ToString());
             secrets.Add(bid.Signature.ToString());
@@ -78,7 +66,7 @@ public sealed class SealedAuctionTests(TestServers servers) : IAsyncLifetime
             foreach (var b in builders) Assert.DoesNotContain(b, text, StringComparison.OrdinalIgnoreCase);
             Assert.DoesNotContain("pbs_bids_total", text);
         }
-        using (var open = await _relay.Client.GetJsonAsync($"relay/v1/data/slots/{a.Slot}"))
+        using (var open = await Relay.Client.GetJsonAsync($"relay/v1/data/slots/{a.Slot}"))
         {
             Assert.Equal("open", open.RootElement.GetProperty("status").GetString());
             foreach (var field in new[] { "bids", "bid_count", "winner", "price", "bids_root" })
@@ -93,9 +81,9 @@ public sealed class SealedAuctionTests(TestServers servers) : IAsyncLifetime
         }
 
         // After the close everything is revealed, including through the stream.
-        await _market.WaitClosedAsync(a.Slot);
+        await Market.WaitClosedAsync(a.Slot);
         await Task.Delay(300);
-        using var slot = await _relay.Client.GetJsonAsync($"relay/v1/data/slots/{a.Slot}");
+        using var slot = await Relay.Client.GetJsonAsync($"relay/v1/data/slots/{a.Slot}");
         var revealed = slot.RootElement.GetRawText();
         Assert.Contains(secrets[0], revealed);
         Assert.Contains("123456789", revealed);

@@ -1,8 +1,8 @@
 using Microsoft.Extensions.Logging;
 
-namespace PbsMarket.Cli.Devnet;
+namespace PbsMarket.Relay.Infrastructure;
 
-/// <summary>Writes log lines to a file (the devnet keeps every component's log in the runtime folder).</summary>
+/// <summary>Writes log lines to a file: the devnet keeps every component's log in its runtime folder, and test runs with PBS_TEST_LOG_DIR keep the relays' logs.</summary>
 public sealed class FileLoggerProvider(string path, LogLevel minimum = LogLevel.Information) : ILoggerProvider
 {
     readonly StreamWriter _writer = new(path, append: true) { AutoFlush = true };
