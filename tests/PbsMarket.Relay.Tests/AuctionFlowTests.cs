@@ -68,6 +68,19 @@ public sealed class AuctionFlowTests(TestServers servers) : MarketTest(servers)
         Assert.Equal(winnerHash, next.ParentHash);
         Assert.Equal(a.Number + 1, next.Number);
 
+        // The head is served whole, so a proposer can verify it rather than trust it.
+        using (var headDoc = await client.GetJsonAsync("relay/v1/proposer/head"))
+        {
+            var head = headDoc.RootElement;
+            Assert.Equal(winnerHash.ToString(), head.GetProperty("hash").GetString());
+            Assert.Equal(a.Slot.ToString(), head.GetProperty("slot").GetString());
+            var header = Wire.ParseHeader(head.GetProperty("header")).Value;
+            Assert.Equal(winnerHash, Eip712.HashStruct(header));
+            Assert.True(SignatureRecovery.Verify(Eip712.Digest(a.Domain, header), Signature.Parse(head.GetProperty("builder_signature").GetString()!), header.Builder));
+            Assert.True(SignatureRecovery.Verify(Eip712.Digest(a.Domain, new Proposal(a.Slot, winnerHash)), Signature.Parse(head.GetProperty("proposal_signature").GetString()!), proposer.Address));
+            Assert.Equal(header.PayloadHash, Keccak.Hash(Convert.FromHexString(head.GetProperty("payload").GetString()![2..])));
+        }
+
         // A different header signed for the same slot is equivocation, refused and kept.
         var (eqStatus, eqBody) = await client.PostRawAsync("relay/v1/proposer/proposals", ProposalBody(a.Slot, receipts[0].Receipt.HeaderHash, proposer));
         Assert.Equal(409, eqStatus);

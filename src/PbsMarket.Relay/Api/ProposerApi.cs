@@ -13,6 +13,7 @@ public static class ProposerApi
         group.MapGet("/header/{slot}", GetHeader).WithSummary("The winning header of a closed auction; needs X-Pbs-Signature (HeaderRequest).");
         group.MapPost("/proposals", PostProposal).WithSummary("The proposer's signed choice; answers with the payload.");
         group.MapPost("/heads", PostHead).WithSummary("Announce a header proposed elsewhere so that relays agree on the head.");
+        group.MapGet("/head", GetHead).WithSummary("The relay's head: the latest proposed header, with both signatures and its payload, so it can be verified.");
         return app;
     }
 
@@ -51,6 +52,29 @@ public static class ProposerApi
         if (outcome is ProposalService.ProposeRefused r) return r.Rejection.ToResult(r.Rejection.Code is "too_early" or "unavailable" ? 1 : null);
         var payload = ((ProposalService.Payload)outcome).Bytes;
         return Results.Text(JsonSerializer.Serialize(new { payload = "0x" + Convert.ToHexStringLower(payload) }), "application/json");
+    }
+
+    static async Task<IResult> GetHead(AuctionStore store)
+    {
+        var head = await store.GetHeadAsync();
+        using var buffer = new MemoryStream();
+        using (var j = new Utf8JsonWriter(buffer))
+        {
+            j.WriteStartObject();
+            j.WriteString("hash", head.Hash.ToString());
+            j.WriteString("number", head.Number.ToString());
+            j.WriteString("slot", head.Slot.ToString());
+            if (head.Number > 0 && await store.GetProposedBlockAsync(head.Slot, head.Hash) is { } block)
+            {
+                j.WritePropertyName("header");
+                j.WriteRawValue(block.HeaderJson);
+                j.WriteString("builder_signature", block.BuilderSignature.ToString());
+                j.WriteString("proposal_signature", block.ProposalSignature.ToString());
+                j.WriteString("payload", "0x" + Convert.ToHexStringLower(block.Payload));
+            }
+            j.WriteEndObject();
+        }
+        return Results.Bytes(buffer.ToArray(), "application/json");
     }
 
     static async Task<IResult> PostHead(HttpRequest request, ProposalService proposals, Market market, CancellationToken ct)

@@ -185,6 +185,24 @@ public sealed class AuctionStore(IConnectionMultiplexer redis, RedisKeys keys, R
         return new ProposalRecord(Hash32.Parse((string)v[0]!), Signature.Parse((string)v[1]!), ulong.Parse((string)v[2]!, CultureInfo.InvariantCulture), (string)v[3]!, v[4].IsNull ? null : (string)v[4]!);
     }
 
+    /// <summary>Keeps the proposed block itself with its proposal, so that the head can be served whole.</summary>
+    public async Task StoreProposedBlockAsync(ulong slot, Hash32 headerHash, string headerJson, Signature builderSignature, byte[] payload)
+    {
+        await Db.HashSetAsync(keys.Proposal(slot), [new("header", headerJson), new("builder_signature", builderSignature.ToString())]);
+        await Db.HashSetAsync(keys.Payloads(slot), headerHash.ToString(), payload);
+        await Db.KeyExpireAsync(keys.Payloads(slot), TimeSpan.FromSeconds(options.SlotTtlSeconds), ExpireWhen.HasNoExpiry);
+    }
+
+    public sealed record ProposedBlock(string HeaderJson, Signature BuilderSignature, Signature ProposalSignature, byte[] Payload);
+
+    public async Task<ProposedBlock?> GetProposedBlockAsync(ulong slot, Hash32 headerHash)
+    {
+        var v = await Db.HashGetAsync(keys.Proposal(slot), ["header_hash", "header", "builder_signature", "signature"]);
+        if (v[0].IsNull || v[1].IsNull || (string)v[0]! != headerHash.ToString()) return null;
+        var payload = await GetPayloadAsync(slot, headerHash);
+        return payload is null ? null : new ProposedBlock((string)v[1]!, Signature.Parse((string)v[2]!), Signature.Parse((string)v[3]!), payload);
+    }
+
     public Task MarkPostedAsync(ulong slot, string txHash) => Db.HashSetAsync(keys.Proposal(slot), "l1_tx", txHash);
 
     public async Task<long> RedisTimeMsAsync()

@@ -166,6 +166,7 @@ public sealed class ProposalService(
         BigInteger price, Hash32 bidsRoot, string source, ulong now, ulong notBeforeMs = 0)
     {
         var headerJson = System.Text.Encoding.UTF8.GetString(Wire.ToUtf8(header, Wire.WriteHeader));
+        await store.StoreProposedBlockAsync(header.Slot, headerHash, headerJson, builderSig, payload);
         var item = new L1Item(header.Slot, headerHash, headerJson, builderSig.ToString(), proposalSig.ToString(),
             "0x" + Convert.ToHexStringLower(payload), price, bidsRoot, source, notBeforeMs);
         await redis.GetDatabase().StreamAddAsync(store.Keys.L1Queue, "item", JsonSerializer.Serialize(item, WireJson.Options));
