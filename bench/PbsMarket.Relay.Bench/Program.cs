@@ -82,6 +82,7 @@ var closes = DateTimeOffset.FromUnixTimeMilliseconds((long)clock.AuctionClosesMs
 var latencies = new ConcurrentBag<double>();
 var codes = new ConcurrentDictionary<int, int>();
 var next = -1;
+Console.WriteLine($"auction for slot {slot} is open: sending");
 var wall = Stopwatch.StartNew();
 await Task.WhenAll(Enumerable.Range(0, concurrency).Select(async _ =>
 {
