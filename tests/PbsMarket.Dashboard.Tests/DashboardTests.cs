@@ -117,7 +117,7 @@ public sealed class DashboardTests(LiveMarket live) : IClassFixture<LiveMarket>
 
             // ...and once it has closed, the same values are there for everyone to see.
             await Expect(w.ByTestId("slots").Locator($"[data-testid=slot-row][data-slot='{open}']")).Not.ToHaveAttributeAsync("data-status", "open", new() { Timeout = 10_000 });
-            await p.Locator($"[data-testid=slot-row][data-slot='{open}']").ClickAsync();
+            await ExpandAsync(p, open.ToString(CultureInfo.InvariantCulture));
             var details = p.Locator($"[data-testid=slot-details][data-slot='{open}']");
             foreach (var formatted in snap.Formatted)
                 await Expect(details).ToContainTextAsync(formatted, new() { Timeout = 10_000 });
@@ -328,14 +328,21 @@ public sealed class DashboardTests(LiveMarket live) : IClassFixture<LiveMarket>
     internal static async Task<T> EvalJsonAsync<T>(IPage page, string js, object? arg = null) =>
         JsonSerializer.Deserialize<T>(await page.EvaluateAsync<string>(js, arg), JsOptions)!;
 
+    /// <summary>Opens a slot's row (it must end up expanded; a row already open is left open).</summary>
+    internal static async Task ExpandAsync(IPage page, string slot)
+    {
+        var details = page.Locator($"[data-testid=slot-details][data-slot='{slot}']");
+        if (await details.CountAsync() == 0) await page.Locator($"[data-testid=slot-row][data-slot='{slot}']").ClickAsync();
+        await Expect(details).ToBeVisibleAsync(new() { Timeout = 10_000 });
+    }
+
     internal static async Task<string> ExpandFirstRowWithStatusAsync(WatchedPage w, params string[] statuses)
     {
         var selector = string.Join(", ", statuses.Select(s => $"[data-testid=slot-row][data-status={s}]"));
         var row = w.Page.Locator(selector).First;
         await Expect(row).ToBeVisibleAsync(new() { Timeout = 20_000 });
         var slot = await row.GetAttributeAsync("data-slot") ?? throw new InvalidOperationException("row without data-slot");
-        await w.Page.Locator($"[data-testid=slot-row][data-slot='{slot}']").ClickAsync();
-        await Expect(w.Page.Locator($"[data-testid=slot-details][data-slot='{slot}']")).ToBeVisibleAsync();
+        await ExpandAsync(w.Page, slot);
         return slot;
     }
 }

@@ -470,7 +470,11 @@ function start() {
     charts = null;
   }
   const slotsBody = $("tbody", byTestId("slots"));
-  slotsBody.addEventListener("click", (e) => {
+  // The table is re-rendered as slots move on (several times a second). A "click" needs the press and
+  // the release on the same element, so a re-render between them would swallow it: toggle on the
+  // press instead (primary button only; links and hashes keep their own behaviour).
+  slotsBody.addEventListener("pointerdown", (e) => {
+    if (e.button !== 0) return;
     const row = e.target.closest("tr.slot-row");
     if (row && !e.target.closest("a, code")) toggleSlot(Number(row.dataset.slot));
   });
