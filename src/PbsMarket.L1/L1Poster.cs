@@ -328,8 +328,13 @@ public sealed class L1Poster : IAsyncDisposable
                 var mined = await Rpc(() => _inbox.Web3.Eth.Transactions.GetTransactionCount.SendRequestAsync(Sender, BlockParameter.CreateLatest()), ct);
                 if ((ulong)mined.Value > entry.Nonce)
                 {
-                    // The nonce is used: look once more (a receipt may have appeared meanwhile), else it was someone else's.
-                    if (await FindReceiptAsync(entry, ct) is { } late) return late;
+                    // The nonce is used. A node can report the new nonce before the receipt is queryable (seen
+                    // on a loaded anvil), so look for our receipt for up to a second before calling it someone else's.
+                    for (var attempt = 0; attempt < 10; attempt++)
+                    {
+                        if (await FindReceiptAsync(entry, ct) is { } late) return late;
+                        await Task.Delay(TimeSpan.FromMilliseconds(100), ct);
+                    }
                     _log.LogWarning("nonce {Nonce} was used by a transaction other than ours", entry.Nonce);
                     return new JournalResolution(entry, JournalResolutionKind.NonceTakenElsewhere, null, null);
                 }
