@@ -27,8 +27,8 @@ public sealed class AuctionStore(IConnectionMultiplexer redis, RedisKeys keys, R
         return new Head(Hash32.Parse((string)v[0]!), ulong.Parse((string)v[1]!, CultureInfo.InvariantCulture), ulong.Parse((string)v[2]!, CultureInfo.InvariantCulture));
     }
 
-    /// <summary>Moves the global head forward (by number) and carries it into the open auction of <paramref name="openSlot"/>.</summary>
-    public async Task<bool> AdvanceHeadAsync(Head head, ulong? openSlot)
+    /// <summary>Moves the global head forward (by number) and carries it into the open auctions of <paramref name="slots"/>.</summary>
+    public async Task<bool> AdvanceHeadAsync(Head head, params IEnumerable<ulong> slots)
     {
         var moved = (long)await Db.ScriptEvaluateAsync(Scripts.AdvanceHead, new
         {
@@ -37,7 +37,8 @@ public sealed class AuctionStore(IConnectionMultiplexer redis, RedisKeys keys, R
             number = head.Number.ToString(CultureInfo.InvariantCulture),
             slot = head.Slot.ToString(CultureInfo.InvariantCulture),
         }) == 1;
-        if (openSlot is { } s) await MoveAuctionHeadAsync(s, await GetHeadAsync());
+        var current = await GetHeadAsync();
+        foreach (var s in slots.Distinct()) await MoveAuctionHeadAsync(s, current);
         return moved;
     }
 

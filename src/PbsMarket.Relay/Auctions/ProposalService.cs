@@ -154,10 +154,10 @@ public sealed class ProposalService(
 
     async Task AdoptAsync(Header header, Hash32 headerHash, ulong slot)
     {
-        var openSlot = market.Clock.OpenAuctionSlot(market.Clock.NowMs);
-        await store.AdvanceHeadAsync(new AuctionStore.Head(headerHash, header.Number, slot), openSlot);
-        // The auction after this slot may already exist and be open even outside the "open" window edge.
-        if (openSlot != slot + 1) await store.AdvanceHeadAsync(new AuctionStore.Head(headerHash, header.Number, slot), slot + 1);
+        // The open auction, and the one after this slot, which may already exist and be open at the window's edge.
+        var carryInto = new List<ulong> { slot + 1 };
+        if (market.Clock.OpenAuctionSlot(market.Clock.NowMs) is { } open) carryInto.Add(open);
+        await store.AdvanceHeadAsync(new AuctionStore.Head(headerHash, header.Number, slot), carryInto);
         await events.PublishAsync(JsonSerializer.Serialize(new { type = "proposed", slot = slot.ToString(), header_hash = headerHash.ToString(), number = header.Number.ToString() }));
         log.LogInformation("head is now {Hash} (number {Number}, slot {Slot})", headerHash, header.Number, slot);
     }

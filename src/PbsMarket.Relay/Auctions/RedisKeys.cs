@@ -29,7 +29,6 @@ public sealed class RedisKeys(string network)
     public RedisKey L1Lease => $"pbs:{{{network}}}:l1lease";
     /// <summary>Equivocation evidence waiting to be reported to L1 (which slashes the proposer's bond).</summary>
     public RedisKey L1Evidence => $"pbs:{{{network}}}:l1evidence";
-    public RedisKey Slot(ulong slot) => Auction(slot);
     public RedisChannel Events => RedisChannel.Literal($"pbs:{network}:events");
 
     public const string ArchiveGroup = "archivers";
