@@ -11,6 +11,9 @@ namespace PbsMarket.LocalServers;
 /// folder. Stop it with <see cref="StopAsync"/> (its data stays) and bring it back on the same port with
 /// <see cref="StartAsync"/>; <see cref="KillAsync"/> ends it as a crash would. With <see cref="DeleteDirOnDispose"/>,
 /// <see cref="DisposeAsync"/> also deletes the folder.
+/// Without a fixed port, a free one is picked; redis and postgres cannot bind port 0 and report it, so
+/// the first start retries on a fresh port when the picked one was taken meanwhile (another process
+/// may bind between the pick and the server's own bind).
 /// </summary>
 public abstract class ServerProcess : IAsyncDisposable
 {
@@ -21,6 +24,7 @@ public abstract class ServerProcess : IAsyncDisposable
     protected ServerProcess(string kind, string dir, int? port = null)
     {
         Kind = kind;
+        _portFixed = port is not null;
         Port = port ?? FreePort.Next();
         Dir = dir;
         Directory.CreateDirectory(Dir);
@@ -28,7 +32,9 @@ public abstract class ServerProcess : IAsyncDisposable
     }
 
     public string Kind { get; }
-    public int Port { get; }
+    public int Port { get; private set; }
+    readonly bool _portFixed;
+    bool _everStarted;
     public string Dir { get; }
     public string LogPath { get; }
     public bool IsRunning => _process is { HasExited: false };
@@ -55,6 +61,31 @@ public abstract class ServerProcess : IAsyncDisposable
             await PrepareAsync(ct);
             _prepared = true;
         }
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                await StartOnceAsync(ct);
+                _everStarted = true;
+                return;
+            }
+            catch (PortTakenException) when (!_portFixed && !_everStarted && attempt < 5)
+            {
+                // Someone bound the port between our pick and the server's bind: pick again. (Once started,
+                // a server keeps its port, since clients were told where it is.)
+                Port = FreePort.Next();
+            }
+        }
+    }
+
+    static bool LooksLikePortTaken(string output) =>
+        output.Contains("in use", StringComparison.OrdinalIgnoreCase) || output.Contains("could not bind", StringComparison.OrdinalIgnoreCase)
+        || output.Contains("could not create listen socket", StringComparison.OrdinalIgnoreCase);
+
+    sealed class PortTakenException(string message) : InvalidOperationException(message);
+
+    async Task StartOnceAsync(CancellationToken ct)
+    {
         var psi = StartInfo();
         psi.UseShellExecute = false;
         psi.RedirectStandardOutput = true;
@@ -78,13 +109,23 @@ public abstract class ServerProcess : IAsyncDisposable
                 await StopAsync();
                 ct.ThrowIfCancellationRequested();
             }
-            if (process.HasExited)
-                throw new InvalidOperationException($"{Kind} exited with code {process.ExitCode} while starting on port {Port}. Its last output:\n{RecentOutput}");
+            if (process.HasExited) throw ExitedWhileStarting(process);
             try
             {
                 using var probe = CancellationTokenSource.CreateLinkedTokenSource(ct);
                 probe.CancelAfter(TimeSpan.FromSeconds(2));
-                if (await IsReadyAsync(probe.Token)) return;
+                if (await IsReadyAsync(probe.Token))
+                {
+                    // An answer from the port is ours only if our process still runs (another server that took the
+                    // port would answer too, while ours exits on its failed bind).
+                    await Task.Delay(100, CancellationToken.None);
+                    if (process.HasExited) throw ExitedWhileStarting(process);
+                    return;
+                }
+            }
+            catch (PortTakenException)
+            {
+                throw;
             }
             catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
             {
@@ -94,6 +135,14 @@ public abstract class ServerProcess : IAsyncDisposable
         }
         await StopAsync();
         throw new TimeoutException($"{Kind} did not answer on port {Port} within {StartTimeout.TotalSeconds:0} s. Its last output:\n{RecentOutput}");
+    }
+
+    Exception ExitedWhileStarting(Process process)
+    {
+        process.WaitForExit(); // drains the output readers
+        _process = null;
+        var message = $"{Kind} exited with code {process.ExitCode} while starting on port {Port}. Its last output:\n{RecentOutput}";
+        return LooksLikePortTaken(RecentOutput) ? new PortTakenException(message) : new InvalidOperationException(message);
     }
 
     void OnLine(string? line)

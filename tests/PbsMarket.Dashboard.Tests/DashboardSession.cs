@@ -40,11 +40,14 @@ public sealed class DashboardSession : IAsyncDisposable
 
     public static async Task<DashboardSession> StartAsync(TestServers servers)
     {
+        // Generous defaults for every expectation: a loaded 2-core machine renders late, not wrongly.
+        Microsoft.Playwright.Assertions.SetDefaultExpectTimeout(15_000);
         var s = new DashboardSession();
         Environment.SetEnvironmentVariable("PBS_WEB_ROOT", await WebDist.EnsureBuiltAsync());
         s.Market = await TestMarket.StartAsync(servers);
-        s.Port = PbsMarket.LocalServers.FreePort.Next();
-        s._relay = await s.Market.StartRelayAsync(port: s.Port);
+        // Kestrel binds a free port itself; the restart test brings a new instance back on the same one.
+        s._relay = await s.Market.StartRelayAsync();
+        s.Port = new Uri(s._relay.Url).Port;
         s._txs = [.. Enumerable.Range(0, 6).Select(SignedTransfer)];
         s._loop = Task.Run(() => s.TrafficLoopAsync(s._stop.Token));
         s.Playwright = await Microsoft.Playwright.Playwright.CreateAsync();

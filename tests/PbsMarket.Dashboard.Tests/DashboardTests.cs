@@ -45,10 +45,10 @@ public sealed class DashboardTests(LiveMarket live) : IClassFixture<LiveMarket>
         Assert.InRange(shown, open - 1, open + 1);
 
         // A few slots of live updates, then: nothing went wrong in the page.
-        await p.WaitForTimeoutAsync(3_500);
+        await WaitForSlotsAsync(laptop, 3);
         await ExpandFirstRowWithStatusAsync(laptop, "proposed", "posted");
         await p.EvaluateAsync("() => window.scrollTo(0, 0)");
-        await Expect(laptop.ByTestId("sealed-badge")).ToHaveAttributeAsync("data-state", "sealed", new() { Timeout = 5_000 });
+        await Expect(laptop.ByTestId("sealed-badge")).ToHaveAttributeAsync("data-state", "sealed", new() { Timeout = 15_000 });
         await DashboardSession.ScreenshotAsync(p, "laptop-1280x800");
         await DashboardSession.ScreenshotAsync(p, "laptop-1280x800-full", fullPage: true);
         Assert.Empty(laptop.Errors);
@@ -58,11 +58,11 @@ public sealed class DashboardTests(LiveMarket live) : IClassFixture<LiveMarket>
         await Expect(phone.ByTestId("slot-row").First).ToBeVisibleAsync(new() { Timeout = 15_000 });
         await Expect(phone.ByTestId("countdown")).ToBeVisibleAsync();
         await Expect(phone.ByTestId("sealed-badge")).ToBeVisibleAsync();
-        await phone.Page.WaitForTimeoutAsync(2_500);
+        await WaitForSlotsAsync(phone, 2);
         // Nothing wider than the phone: no sideways scrolling of the page itself.
         var overflow = await phone.Page.EvaluateAsync<int>("() => document.documentElement.scrollWidth - window.innerWidth");
         Assert.True(overflow <= 0, $"the page is {overflow}px wider than the phone");
-        await Expect(phone.ByTestId("sealed-badge")).ToHaveAttributeAsync("data-state", "sealed", new() { Timeout = 5_000 });
+        await Expect(phone.ByTestId("sealed-badge")).ToHaveAttributeAsync("data-state", "sealed", new() { Timeout = 15_000 });
         await DashboardSession.ScreenshotAsync(phone.Page, "phone-390x844");
         await DashboardSession.ScreenshotAsync(phone.Page, "phone-390x844-full", fullPage: true);
         Assert.Empty(phone.Errors);
@@ -75,16 +75,14 @@ public sealed class DashboardTests(LiveMarket live) : IClassFixture<LiveMarket>
         var p = w.Page;
         await Expect(w.ByTestId("connection-status")).ToHaveAttributeAsync("data-state", "connected", new() { Timeout = 15_000 });
 
-        // The countdown moves: two readings 300 ms apart differ (and it counts down within a slot).
+        // The countdown moves: a reading is replaced by another one.
         await Expect(w.ByTestId("countdown")).ToHaveTextAsync(new Regex(@"^\d+\.\d\d s$"), Slow);
-        var first = await w.ByTestId("countdown").TextContentAsync();
-        await p.WaitForTimeoutAsync(300);
-        var second = await w.ByTestId("countdown").TextContentAsync();
-        Assert.NotEqual(first, second);
+        var first = await w.ByTestId("countdown").TextContentAsync() ?? "";
+        await Expect(w.ByTestId("countdown")).Not.ToHaveTextAsync(first, Slow);
 
         // While slots are open with bids in them (several in a row), the page holds none of their values.
         var checkedSlots = new List<ulong>();
-        var deadline = DateTime.UtcNow.AddSeconds(30);
+        var deadline = DateTime.UtcNow.AddSeconds(90);
         while (checkedSlots.Count < 3 && DateTime.UtcNow < deadline)
         {
             var open = S.Market.Clock.CurrentSlot + 1;
@@ -116,11 +114,11 @@ public sealed class DashboardTests(LiveMarket live) : IClassFixture<LiveMarket>
             checkedSlots.Add(open);
 
             // ...and once it has closed, the same values are there for everyone to see.
-            await Expect(w.ByTestId("slots").Locator($"[data-testid=slot-row][data-slot='{open}']")).Not.ToHaveAttributeAsync("data-status", "open", new() { Timeout = 10_000 });
+            await Expect(w.ByTestId("slots").Locator($"[data-testid=slot-row][data-slot='{open}']")).Not.ToHaveAttributeAsync("data-status", "open", new() { Timeout = 20_000 });
             await ExpandAsync(p, open.ToString(CultureInfo.InvariantCulture));
             var details = p.Locator($"[data-testid=slot-details][data-slot='{open}']");
             foreach (var formatted in snap.Formatted)
-                await Expect(details).ToContainTextAsync(formatted, new() { Timeout = 10_000 });
+                await Expect(details).ToContainTextAsync(formatted, new() { Timeout = 20_000 });
         }
         Assert.True(checkedSlots.Count >= 3, $"checked only {checkedSlots.Count} open auctions; traffic problems: {string.Join(" | ", S.TrafficProblems.TakeLast(5))}");
         Assert.Empty(w.Errors);
@@ -137,7 +135,8 @@ public sealed class DashboardTests(LiveMarket live) : IClassFixture<LiveMarket>
             // The next slot the page reveals live (from its `closed` event), compared with the data API.
             var open = S.Market.Clock.CurrentSlot + 1;
             await S.Market.WaitClosedAsync(open);
-            await Expect(w.ByTestId("reveal-slot")).ToHaveTextAsync(open.ToString(CultureInfo.InvariantCulture), Slow);
+            // It reveals this slot, or a later one if the page moved on before we looked.
+            await WaitForRevealAsync(p, open);
             var shown = await EvalJsonAsync<RevealSnapshot>(p, RevealSnapshotJs);
             var api = await S.GetJsonAsync($"relay/v1/data/slots/{shown.Slot}");
             Assert.True(ulong.Parse(shown.Slot, CultureInfo.InvariantCulture) >= open);
@@ -156,17 +155,16 @@ public sealed class DashboardTests(LiveMarket live) : IClassFixture<LiveMarket>
         // Slots that were proposed and slots that were missed (the loop skips one proposal in three).
         await Expect(p.Locator("[data-testid=slot-row][data-status=missed]").First).ToBeVisibleAsync(new() { Timeout = 20_000 });
         await Expect(p.Locator("[data-testid=slot-row][data-status=proposed], [data-testid=slot-row][data-status=posted]").First).ToBeVisibleAsync(new() { Timeout = 20_000 });
-        await Expect(p.Locator("[data-testid=slot-row][data-status=open]")).ToHaveCountAsync(1, new() { Timeout = 5_000 });
+        await Expect(p.Locator("[data-testid=slot-row][data-status=open]")).ToHaveCountAsync(1, new() { Timeout = 15_000 });
 
-        // Each row's status is the data API's (rows settle as events arrive, so compare slots a few back).
-        await p.WaitForTimeoutAsync(500);
-        var rows = await p.Locator("[data-testid=slot-row]").AllAsync();
+        // Each row's status is the data API's. Rows are found by their slot (the table grows at the top every
+        // slot, so a row's index moves), and a slot's status can move on (proposed, then posted) between reading
+        // the API and the page: both are read again until they agree, which they must once the slot settles.
+        var slots = await p.Locator("[data-testid=slot-row]").EvaluateAllAsync<string[]>("rows => rows.map(r => r.dataset.slot)");
         var checkedRows = 0;
-        foreach (var row in rows.Skip(4).Take(8))
+        foreach (var slot in slots.Skip(4).Take(8))
         {
-            var slot = await row.GetAttributeAsync("data-slot");
-            var api = await S.GetJsonAsync($"relay/v1/data/slots/{slot}");
-            await Expect(row).ToHaveAttributeAsync("data-status", api.GetProperty("status").GetString()!, new() { Timeout = 5_000 });
+            await WaitRowMatchesApiAsync(p, slot);
             checkedRows++;
         }
         Assert.True(checkedRows >= 4, $"only {checkedRows} settled rows");
@@ -176,7 +174,7 @@ public sealed class DashboardTests(LiveMarket live) : IClassFixture<LiveMarket>
         var details = p.Locator($"[data-testid=slot-details][data-slot='{slotNumber}']");
         await Expect(details).ToBeVisibleAsync();
         var slotApi = await S.GetJsonAsync($"relay/v1/data/slots/{slotNumber}");
-        await Expect(details.GetByTestId("bid-row")).ToHaveCountAsync(slotApi.GetProperty("bids").GetArrayLength());
+        await Expect(details.GetByTestId("bid-row")).ToHaveCountAsync(slotApi.GetProperty("bids").GetArrayLength(), new() { Timeout = 15_000 });
         var l1 = details.GetByTestId("l1-tx");
         if (slotApi.TryGetProperty("l1_tx_hash", out var tx))
             await Expect(l1).ToHaveTextAsync(tx.GetString()!, Slow);
@@ -186,7 +184,7 @@ public sealed class DashboardTests(LiveMarket live) : IClassFixture<LiveMarket>
 
         // Collapsing hides it again.
         await p.Locator($"[data-testid=slot-row][data-slot='{slotNumber}']").ClickAsync();
-        await Expect(details).ToHaveCountAsync(0);
+        await Expect(details).ToHaveCountAsync(0, new() { Timeout = 15_000 });
         Assert.Empty(w.Errors);
     }
 
@@ -201,7 +199,8 @@ public sealed class DashboardTests(LiveMarket live) : IClassFixture<LiveMarket>
         // Standings refresh once per slot; pause between two refreshes and compare.
         var ok = false;
         string last = "";
-        for (var attempt = 0; attempt < 10 && !ok; attempt++)
+        var standingsDeadline = DateTime.UtcNow.AddSeconds(60);
+        while (!ok && DateTime.UtcNow < standingsDeadline)
         {
             var api = await S.GetJsonAsync("relay/v1/data/builders");
             var expected = api.GetProperty("builders").EnumerateArray()
@@ -217,7 +216,7 @@ public sealed class DashboardTests(LiveMarket live) : IClassFixture<LiveMarket>
             shown.Sort(StringComparer.Ordinal);
             ok = expected.SequenceEqual(shown);
             last = $"api {string.Join(", ", expected)} / page {string.Join(", ", shown)}";
-            if (!ok) await p.WaitForTimeoutAsync(400);
+            if (!ok) await p.WaitForTimeoutAsync(200); // poll until the next refresh agrees (deadline above)
         }
         Assert.True(ok, last);
 
@@ -227,7 +226,8 @@ public sealed class DashboardTests(LiveMarket live) : IClassFixture<LiveMarket>
         JsonElement proposers = default;
         var rotationOk = false;
         var rotationLast = "";
-        for (var attempt = 0; attempt < 10 && !rotationOk; attempt++)
+        var rotationDeadline = DateTime.UtcNow.AddSeconds(60);
+        while (!rotationOk && DateTime.UtcNow < rotationDeadline)
         {
             proposers = await S.GetJsonAsync("relay/v1/data/proposers");
             var rotation = proposers.GetProperty("rotation").EnumerateArray().ToDictionary(r => r.GetProperty("slot").GetString()!, r => r.GetProperty("proposer").GetString()!.ToLowerInvariant());
@@ -238,10 +238,13 @@ public sealed class DashboardTests(LiveMarket live) : IClassFixture<LiveMarket>
             var wrong = compared.Where(c => rotation[c[0]] != c[1]).Select(c => $"{c[0]}: page {c[1]}, api {rotation[c[0]]}").ToList();
             rotationOk = chips.Length >= 8 && compared.Count >= 8 && wrong.Count == 0;
             rotationLast = $"{chips.Length} entries, {compared.Count} compared, wrong: {string.Join("; ", wrong)}";
-            if (!rotationOk) await p.WaitForTimeoutAsync(400);
+            if (!rotationOk) await p.WaitForTimeoutAsync(200); // poll (deadline above)
         }
         Assert.True(rotationOk, rotationLast);
-        await Expect(p.Locator("[data-testid=rotation-slot].current")).ToHaveAttributeAsync("data-slot", await w.ByTestId("current-slot").TextContentAsync() ?? "", new() { Timeout = 15_000 });
+        // The marked chip is the open auction's slot: both read in one evaluation (they move on every slot).
+        await p.WaitForFunctionAsync("""
+            () => document.querySelector('[data-testid=rotation-slot].current')?.dataset.slot === document.querySelector('[data-testid=current-slot]').textContent
+            """, null, new() { Timeout = 30_000 });
 
         // Each proposer's record.
         var records = proposers.GetProperty("proposers").EnumerateArray().ToList();
@@ -328,12 +331,41 @@ public sealed class DashboardTests(LiveMarket live) : IClassFixture<LiveMarket>
     internal static async Task<T> EvalJsonAsync<T>(IPage page, string js, object? arg = null) =>
         JsonSerializer.Deserialize<T>(await page.EvaluateAsync<string>(js, arg), JsOptions)!;
 
+    /// <summary>Waits until the page's open auction is <paramref name="slots"/> slots further on (live updates arrived).</summary>
+    internal static async Task WaitForSlotsAsync(WatchedPage w, int slots)
+    {
+        var shown = await w.ByTestId("current-slot").TextContentAsync() ?? "";
+        var start = ulong.TryParse(shown, CultureInfo.InvariantCulture, out var n) ? n : 0;
+        await w.Page.WaitForFunctionAsync("t => Number(document.querySelector('[data-testid=current-slot]').textContent) >= t",
+            (double)(start + (ulong)slots), new() { Timeout = 30_000 + 2_000 * slots });
+    }
+
+    /// <summary>Waits until the reveal panel shows <paramref name="slot"/> or a later slot.</summary>
+    internal static async Task WaitForRevealAsync(IPage page, ulong slot) =>
+        await page.WaitForFunctionAsync("s => Number(document.querySelector('[data-testid=reveal-slot]').textContent) >= s", (double)slot, new() { Timeout = 30_000 });
+
+    /// <summary>Reads a slot's status from the data API and its row until the two agree (or 30 s pass).</summary>
+    async Task WaitRowMatchesApiAsync(IPage page, string slot)
+    {
+        var row = page.Locator($"[data-testid=slot-row][data-slot='{slot}']");
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        string? api = null, shown = null;
+        while (DateTime.UtcNow < deadline)
+        {
+            api = (await S.GetJsonAsync($"relay/v1/data/slots/{slot}")).GetProperty("status").GetString();
+            shown = await row.CountAsync() == 1 ? await row.GetAttributeAsync("data-status") : null;
+            if (api == shown) return;
+            await page.WaitForTimeoutAsync(100); // poll (deadline above)
+        }
+        Assert.Fail($"slot {slot}: the row says {shown ?? "(no row)"}, the data API {api}, for 30 s");
+    }
+
     /// <summary>Opens a slot's row (it must end up expanded; a row already open is left open).</summary>
     internal static async Task ExpandAsync(IPage page, string slot)
     {
         var details = page.Locator($"[data-testid=slot-details][data-slot='{slot}']");
         if (await details.CountAsync() == 0) await page.Locator($"[data-testid=slot-row][data-slot='{slot}']").ClickAsync();
-        await Expect(details).ToBeVisibleAsync(new() { Timeout = 10_000 });
+        await Expect(details).ToBeVisibleAsync(new() { Timeout = 15_000 });
     }
 
     internal static async Task<string> ExpandFirstRowWithStatusAsync(WatchedPage w, params string[] statuses)

@@ -22,16 +22,18 @@ public sealed class RelayRestartTests(TestServers servers) : IAsyncLifetime
         var status = w.ByTestId("connection-status");
         await Expect(status).ToHaveAttributeAsync("data-state", "connected", new() { Timeout = 15_000 });
         await Expect(w.ByTestId("slot-row").First).ToBeVisibleAsync(new() { Timeout = 15_000 });
-        await p.WaitForTimeoutAsync(2_000);
+        await DashboardTests.WaitForSlotsAsync(w, 2);
         Assert.Empty(w.Errors);
         var newestBefore = await NewestClosedSlotAsync(p);
 
         // Down: the indicator says so within a moment, and stays so while the relay is away.
         _s.PauseTraffic(true);
         await _s.StopRelayAsync();
-        await Expect(status).Not.ToHaveAttributeAsync("data-state", "connected", new() { Timeout = 5_000 });
+        await Expect(status).Not.ToHaveAttributeAsync("data-state", "connected", new() { Timeout = 15_000 });
         await Expect(status).ToContainTextAsync("disconnected");
-        await p.WaitForTimeoutAsync(3_000);
+        // ...and stays so for three slots of the page's own clock.
+        var chainSlot = ulong.Parse(await w.ByTestId("chain-slot").TextContentAsync() ?? "0", CultureInfo.InvariantCulture);
+        await p.WaitForFunctionAsync("t => Number(document.querySelector('[data-testid=chain-slot]').textContent) >= t", (double)(chainSlot + 3), new() { Timeout = 30_000 });
         await Expect(status).Not.ToHaveAttributeAsync("data-state", "connected");
         await DashboardSession.ScreenshotAsync(p, "restart-disconnected");
         var downAt = _s.Market.Clock.CurrentSlot + 1;
@@ -41,17 +43,11 @@ public sealed class RelayRestartTests(TestServers servers) : IAsyncLifetime
         _s.PauseTraffic(false);
         await Expect(status).ToHaveAttributeAsync("data-state", "connected", new() { Timeout = 20_000 });
         var afterOutage = _s.Market.Clock.CurrentSlot + 1;
-        await Expect(p.Locator($"[data-testid=slot-row][data-slot='{afterOutage}']")).ToBeVisibleAsync(new() { Timeout = 15_000 });
-        await Expect(w.ByTestId("current-slot")).Not.ToHaveTextAsync(new System.Text.RegularExpressions.Regex($"^({string.Join("|", Enumerable.Range(0, 4).Select(i => (downAt - (ulong)i).ToString(CultureInfo.InvariantCulture)))})$"), new() { Timeout = 10_000 });
+        await Expect(p.Locator($"[data-testid=slot-row][data-slot='{afterOutage}']")).ToBeVisibleAsync(new() { Timeout = 30_000 });
+        await Expect(w.ByTestId("current-slot")).Not.ToHaveTextAsync(new System.Text.RegularExpressions.Regex($"^({string.Join("|", Enumerable.Range(0, 4).Select(i => (downAt - (ulong)i).ToString(CultureInfo.InvariantCulture)))})$"), new() { Timeout = 30_000 });
         // The page reveals slots again, live, and what it shows is the data API's.
         await _s.Market.WaitClosedAsync(afterOutage);
-        await Expect(w.ByTestId("reveal-slot")).ToHaveTextAsync(new System.Text.RegularExpressions.Regex(@"^\d+$"), new() { Timeout = 10_000 });
-        for (var i = 0; i < 50; i++)
-        {
-            var slot = ulong.Parse(await w.ByTestId("reveal-slot").TextContentAsync() ?? "0", CultureInfo.InvariantCulture);
-            if (slot >= afterOutage) break;
-            await p.WaitForTimeoutAsync(200);
-        }
+        await DashboardTests.WaitForRevealAsync(p, afterOutage);
         var shown = await DashboardTests.EvalJsonAsync<DashboardTests.RevealSnapshot>(p, DashboardTests.RevealSnapshotJs);
         var revealed = ulong.Parse(shown.Slot, CultureInfo.InvariantCulture);
         Assert.True(revealed >= afterOutage && revealed > newestBefore, $"reveal slot {revealed}: not after the outage (newest before {newestBefore}, first after {afterOutage})");

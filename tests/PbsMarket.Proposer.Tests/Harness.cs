@@ -122,7 +122,7 @@ sealed class RogueRelay : IAsyncDisposable
     }
 
     public ProtocolKey Key { get; } = ProtocolKey.Generate();
-    public string Url { get; }
+    public string Url { get; private set; }
     /// <summary>The header to serve for a slot (with its builder signature), or null for 204.</summary>
     public Func<ulong, Task<(Header Header, Signature BuilderSignature)?>> Offer { get; set; } = _ => Task.FromResult<(Header, Signature)?>(null);
     /// <summary>The head it claims through GET /relay/v1/builder/auction (slot, parent, number), or null for 503.</summary>
@@ -132,12 +132,12 @@ sealed class RogueRelay : IAsyncDisposable
 
     public static async Task<RogueRelay> StartAsync(Eip712Domain domain)
     {
-        var port = PbsMarket.LocalServers.FreePort.Next();
+        // Port 0: Kestrel binds a free port itself, read back once it listens.
         var builder = WebApplication.CreateSlimBuilder();
-        builder.WebHost.UseUrls($"http://127.0.0.1:{port}");
+        builder.WebHost.UseUrls("http://127.0.0.1:0");
         builder.Logging.ClearProviders();
         var app = builder.Build();
-        var relay = new RogueRelay(app, $"http://127.0.0.1:{port}", domain);
+        var relay = new RogueRelay(app, "", domain);
         app.MapGet("/relay/v1/proposer/header/{slot}", async (string slot) =>
         {
             var s = ulong.Parse(slot, CultureInfo.InvariantCulture);
@@ -183,6 +183,7 @@ sealed class RogueRelay : IAsyncDisposable
             return Results.Text("{\"adopted\":false}", "application/json");
         });
         await app.StartAsync();
+        relay.Url = app.Urls.First().TrimEnd('/');
         // Warm it up (JIT, first connection) so that the first real request meets the client's header deadline.
         using (var http = new HttpClient()) await http.GetAsync($"{relay.Url}/relay/v1/builder/auction");
         return relay;

@@ -7,7 +7,8 @@ using PbsMarket.Testing.Market;
 namespace PbsMarket.Relay.Tests;
 
 /// <summary>A header proposed through the relay reaches L1 and is paid for; equivocation evidence slashes on L1.</summary>
-public sealed class L1SettlementTests(TestServers servers) : MarketTest(servers)
+/// <remarks>3 s slots: the proposal must land before the next auction closes, on a loaded machine too.</remarks>
+public sealed class L1SettlementTests(TestServers servers) : MarketTest(servers, slotMs: 3000)
 {
     InboxClient _inbox = null!;
 
@@ -38,7 +39,8 @@ public sealed class L1SettlementTests(TestServers servers) : MarketTest(servers)
         Assert.Equal(200, status);
 
         // The relay's poster gets it into the inbox.
-        var deadline = DateTime.UtcNow.AddSeconds(30);
+        // Each wait has its own generous deadline (L1 blocks come every second; a loaded machine is slower).
+        var deadline = DateTime.UtcNow.AddSeconds(60);
         while (await _inbox.HeaderOfSlotAsync(a.Slot) == Hash32.Zero && DateTime.UtcNow < deadline) await Task.Delay(200);
         Assert.Equal(winnerReceipt.HeaderHash, await _inbox.HeaderOfSlotAsync(a.Slot));
         var logs = await _inbox.GetHeaderPostedAsync(fromBlock);
@@ -53,6 +55,7 @@ public sealed class L1SettlementTests(TestServers servers) : MarketTest(servers)
 
         // The data API reports the slot posted with its L1 transaction.
         string? l1Tx = null;
+        deadline = DateTime.UtcNow.AddSeconds(60);
         while (l1Tx is null && DateTime.UtcNow < deadline)
         {
             using var slot = await client.GetJsonAsync($"relay/v1/data/slots/{a.Slot}");
@@ -64,6 +67,7 @@ public sealed class L1SettlementTests(TestServers servers) : MarketTest(servers)
         // The proposer signs a second header for its slot: refused, kept as evidence, reported to L1, bond burned.
         var (eqStatus, _) = await client.PostRawAsync("relay/v1/proposer/proposals", ProposalBody(a.Slot, loserReceipt.HeaderHash, proposer));
         Assert.Equal(409, eqStatus);
+        deadline = DateTime.UtcNow.AddSeconds(60);
         while ((await _inbox.ProposerInfoAsync(proposer.Address)).Status != ProposerStatus.Slashed && DateTime.UtcNow < deadline) await Task.Delay(200);
         Assert.Equal(ProposerStatus.Slashed, (await _inbox.ProposerInfoAsync(proposer.Address)).Status);
     }

@@ -8,7 +8,8 @@ using PbsMarket.Testing.Market;
 namespace PbsMarket.Relay.Tests;
 
 /// <summary>Every refusal code, reached through HTTP; refused bids leave no trace in the auction.</summary>
-public sealed class RefusalTests(TestServers servers) : MarketTest(servers)
+/// <remarks>3 s slots: some 70 requests go into one auction, which must stay open for all of them on a loaded machine.</remarks>
+public sealed class RefusalTests(TestServers servers) : MarketTest(servers, slotMs: 3000)
 {
     async Task<(int Status, string Code, string Detail)> PostAsync(byte[] body, string contentType = "application/json")
     {
@@ -23,7 +24,7 @@ public sealed class RefusalTests(TestServers servers) : MarketTest(servers)
     [Fact]
     public async Task Each_bad_bid_gets_its_code_and_changes_nothing()
     {
-        var a = await Market.NextAuctionAsync(Relay.Client, 700);
+        var a = await Market.NextAuctionAsync(Relay.Client, 2500);
         var b0 = TestMarket.Builders[0];
         var valid = TestMarket.Bid(a, b0, 5_000);
         var refusedHashes = new List<Hash32>();
@@ -33,8 +34,8 @@ public sealed class RefusalTests(TestServers servers) : MarketTest(servers)
             ("not json", () => "{nope"u8.ToArray(), 400, "malformed"),
             ("unknown field", () => Encoding.UTF8.GetBytes(Encoding.UTF8.GetString(Encode(valid)).Replace("\"payload\"", "\"extra\":1,\"payload\"")), 400, "malformed"),
             ("negative value", () => Encoding.UTF8.GetBytes(Encoding.UTF8.GetString(Encode(valid)).Replace("\"value\":\"5000\"", "\"value\":\"-5\"")), 400, "malformed"),
-            ("wrong slot", () => Encode(TestMarket.Bid(a, b0, 5_000, tweak: h => h with { Slot = a.Slot + 2, TimestampMs = h.TimestampMs + 2 * TestMarket.SlotMs })), 400, "wrong_slot"),
-            ("closed slot", () => Encode(TestMarket.Bid(a, b0, 5_000, tweak: h => h with { Slot = a.Slot - 1, TimestampMs = h.TimestampMs - TestMarket.SlotMs })), 409, "auction_closed"),
+            ("wrong slot", () => Encode(TestMarket.Bid(a, b0, 5_000, tweak: h => h with { Slot = a.Slot + 2, TimestampMs = h.TimestampMs + 2 * (ulong)Market.SlotLengthMs })), 400, "wrong_slot"),
+            ("closed slot", () => Encode(TestMarket.Bid(a, b0, 5_000, tweak: h => h with { Slot = a.Slot - 1, TimestampMs = h.TimestampMs - (ulong)Market.SlotLengthMs })), 409, "auction_closed"),
             ("wrong timestamp", () => Encode(TestMarket.Bid(a, b0, 5_000, tweak: h => h with { TimestampMs = h.TimestampMs + 1 })), 400, "wrong_timestamp"),
             ("stale parent", () => Encode(TestMarket.Bid(a, b0, 5_000, tweak: h => h with { ParentHash = Keccak.Hash("elsewhere"u8) })), 409, "stale_parent"),
             ("wrong number", () => Encode(TestMarket.Bid(a, b0, 5_000, tweak: h => h with { Number = h.Number + 1 })), 409, "stale_parent"),
@@ -99,7 +100,7 @@ public sealed class RefusalTests(TestServers servers) : MarketTest(servers)
     [Fact]
     public async Task Bad_proposer_requests_are_refused_with_codes()
     {
-        var a = await Market.NextAuctionAsync(Relay.Client, 300);
+        var a = await Market.NextAuctionAsync(Relay.Client, 1500);
         using var http = new HttpClient();
         var noSig = await http.GetAsync($"{Relay.Url}/relay/v1/proposer/header/{a.Slot}");
         Assert.Equal(403, (int)noSig.StatusCode);

@@ -82,15 +82,22 @@ public sealed class SealedAuctionTests(TestServers servers) : MarketTest(servers
 
         // After the close everything is revealed, including through the stream.
         await Market.WaitClosedAsync(a.Slot);
-        await Task.Delay(300);
         using var slot = await Relay.Client.GetJsonAsync($"relay/v1/data/slots/{a.Slot}");
         var revealed = slot.RootElement.GetRawText();
         Assert.Contains(secrets[0], revealed);
         Assert.Contains("123456789", revealed);
         var metrics = await http.GetStringAsync("/metrics");
         Assert.Contains("pbs_bids_total{result=\"accepted\"} 3", metrics);
+        // The stream announces the close (wait for the event, not for a time).
+        var closedEvent = $"\"type\":\"closed\",\"slot\":\"{a.Slot}\"";
+        var streamDeadline = DateTime.UtcNow.AddSeconds(30);
+        while (DateTime.UtcNow < streamDeadline)
+        {
+            lock (streamText) if (streamText.ToString().Contains(closedEvent, StringComparison.Ordinal)) break;
+            await Task.Delay(50);
+        }
         streamCts.Cancel();
         await streamTask;
-        lock (streamText) Assert.Contains($"\"type\":\"closed\",\"slot\":\"{a.Slot}\"", streamText.ToString());
+        lock (streamText) Assert.Contains(closedEvent, streamText.ToString());
     }
 }

@@ -118,7 +118,9 @@ public sealed class DevnetRunner(DevnetSettings s, TextWriter output, TextWriter
         var relayUrls = new List<string>();
         for (var i = 0; i < s.Relays; i++)
         {
-            var port = s.Port is { } p0 ? p0 + i : FreePort.Next();
+            // The first relay where it was asked to be; the others (and all of them without --port) on a port
+            // the OS picks at bind time, read back: no guessing that port + 1 is free.
+            var port = s.Port is { } p0 && i == 0 ? p0 : 0;
             relayUrls.Add(await StartRelayAsync(i, port, deployment, redis.ConnectionString, pgConn, anvil.RpcUrl, relayKey, ct));
         }
         await Task.WhenAll(relayUrls.Select(u => WaitReadyAsync(u, ct)));
@@ -254,11 +256,10 @@ public sealed class DevnetRunner(DevnetSettings s, TextWriter output, TextWriter
         };
         RelayCommand.Fill(settings, d);
         var log = Logs($"relay-{index + 1}.log");
-        var url = $"http://127.0.0.1:{port}";
         var app = RelayHost.Build([], b =>
         {
             b.Configuration.AddInMemoryCollection(settings);
-            b.WebHost.UseUrls(url);
+            b.WebHost.UseUrls($"http://127.0.0.1:{port}");
             b.Logging.ClearProviders();
             b.Logging.AddFilter<Microsoft.Extensions.Logging.Console.ConsoleLoggerProvider>((_, _) => false);
             b.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
@@ -266,7 +267,8 @@ public sealed class DevnetRunner(DevnetSettings s, TextWriter output, TextWriter
         });
         _relays.Add(app);
         await app.StartAsync(ct);
-        return url;
+        // With port 0 Kestrel binds a free port; the address it reports is the real one.
+        return app.Urls.First().TrimEnd('/');
     }
 
     static async Task WaitReadyAsync(string url, CancellationToken ct)

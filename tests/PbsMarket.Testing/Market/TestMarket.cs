@@ -63,10 +63,12 @@ public sealed class TestMarket : IAsyncDisposable
     public ProtocolKey ProposerOf(ulong slot) =>
         Proposers.First(p => p.Address == ProposerSchedule.ProposerFor(slot, [.. Proposers.Select(x => x.Address)]));
 
-    /// <param name="port">A fixed loopback port (e.g. to restart a relay where its clients expect it); a free one by default.</param>
+    /// <param name="port">A fixed loopback port (e.g. to restart a relay where its clients expect it); by default port 0,
+    /// so that Kestrel binds a free one itself (no window for another process to take it) and reports it.</param>
     public async Task<RelayInstance> StartRelayAsync(Action<Dictionary<string, string?>>? configure = null, int? port = null)
     {
-        var chosenPort = port ?? PbsMarket.LocalServers.FreePort.Next();
+        var chosenPort = port ?? 0;
+        var instance = port is { } p ? $"test-{p}" : $"test-{Guid.NewGuid().ToString("N")[..8]}";
         var settings = new Dictionary<string, string?>
         {
             ["Relay:Redis"] = Redis.ConnectionString,
@@ -85,7 +87,7 @@ public sealed class TestMarket : IAsyncDisposable
             ["Relay:ReservePrice"] = "1000",
             ["Relay:MaxBidsPerBuilderPerSlot"] = "50",
             ["Relay:MaxPayloadBytes"] = "65536",
-            ["Relay:InstanceId"] = $"test-{chosenPort}",
+            ["Relay:InstanceId"] = instance,
         };
         configure?.Invoke(settings);
         var app = RelayHost.Build([], b =>
@@ -97,11 +99,11 @@ public sealed class TestMarket : IAsyncDisposable
             {
                 Directory.CreateDirectory(logDir);
                 b.Logging.SetMinimumLevel(LogLevel.Information);
-                b.Logging.AddProvider(new FileLoggerProvider(Path.Combine(logDir, $"relay-{Network}-{chosenPort}.log")));
+                b.Logging.AddProvider(new FileLoggerProvider(Path.Combine(logDir, $"relay-{Network}-{instance}.log")));
             }
         });
         await app.StartAsync();
-        var relay = new RelayInstance(app, $"http://127.0.0.1:{chosenPort}");
+        var relay = new RelayInstance(app, app.Urls.First().TrimEnd('/'));
         lock (_relays) _relays.Add(relay);
         await relay.WaitReadyAsync();
         return relay;
@@ -128,12 +130,37 @@ public sealed class TestMarket : IAsyncDisposable
         throw new TimeoutException("no open auction within 15 s");
     }
 
-    /// <summary>Waits until the slot's auction has closed (by the wall clock, plus a margin).</summary>
-    public async Task WaitClosedAsync(ulong slot)
+    /// <summary>
+    /// Waits until the slot's auction has closed: by the wall clock, then until a running relay of this market
+    /// reports it closed (on a loaded machine the relay's close can trail the clock). A relay that does not answer
+    /// (a test that stopped it) ends the wait at the clock's close.
+    /// </summary>
+    public async Task WaitClosedAsync(ulong slot, RelayInstance? relay = null)
     {
         var closes = (long)Clock.AuctionClosesMs(slot);
         var wait = closes - DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() + 60;
         if (wait > 0) await Task.Delay(TimeSpan.FromMilliseconds(wait));
+        RelayInstance[] relays;
+        lock (_relays) relays = [.. _relays];
+        relay ??= relays.FirstOrDefault(r => !r.IsStopped);
+        if (relay is null) return;
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (DateTime.UtcNow < deadline && !relay.IsStopped)
+        {
+            try
+            {
+                using var r = await http.GetAsync($"{relay.Url}/relay/v1/data/slots/{slot}");
+                if (!r.IsSuccessStatusCode) return;
+                using var doc = System.Text.Json.JsonDocument.Parse(await r.Content.ReadAsStringAsync());
+                if (doc.RootElement.GetProperty("status").GetString() != "open") return;
+            }
+            catch (Exception e) when (e is HttpRequestException or TaskCanceledException or System.Text.Json.JsonException or KeyNotFoundException)
+            {
+                return;
+            }
+            await Task.Delay(50);
+        }
     }
 
     public static (Header Header, Signature Signature, byte[] Payload) Bid(OpenAuction a, ProtocolKey builder, BigInteger value, byte[]? payload = null, ulong gasUsed = 0,
@@ -159,7 +186,8 @@ public sealed class RelayInstance(WebApplication app, string url) : IAsyncDispos
     public string Url { get; } = url;
     public WebApplication App { get; } = app;
     public BuilderClient Client { get; } = new(url);
-    bool _stopped;
+    volatile bool _stopped;
+    public bool IsStopped => _stopped;
 
     public async Task WaitReadyAsync()
     {

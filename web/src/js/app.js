@@ -24,6 +24,9 @@ const state = {
   standingsSlot: -1,
   inflight: new Set(),
   connection: "connecting",
+  // Status events (proposed, posted, missed) for slots not in the list yet: kept until the slot
+  // arrives (a list read that raced the event would otherwise show it as closed for good).
+  pendingStatus: new Map(),
 };
 
 const $ = (sel, root = document) => root.querySelector(sel);
@@ -63,6 +66,14 @@ function mergeSlot(view) {
       proposed_header_hash: old.proposed_header_hash ?? view.proposed_header_hash, missed_reason: old.missed_reason ?? view.missed_reason };
   }
   if (old && old.bids && !view.bids && view.status !== "open") view = { ...old, ...view, bids: old.bids };
+  const pending = state.pendingStatus.get(slot);
+  if (pending) {
+    for (const p of pending) {
+      if ((RANK[p.status] ?? 0) > (RANK[view.status] ?? 0)) view = { ...view, ...p.extra, status: p.status };
+      else view = { ...p.extra, ...view };
+    }
+    state.pendingStatus.delete(slot);
+  }
   state.slots.set(slot, view);
 }
 
@@ -197,7 +208,14 @@ const handlers = {
 function patchStatus(slotStr, status, extra) {
   const slot = Number(slotStr);
   const old = state.slots.get(slot);
-  if (!old) return;
+  if (!old) {
+    // Not listed yet (the list is loading, or the event came before `opened`): apply it when it is.
+    const list = state.pendingStatus.get(slot) ?? [];
+    list.push({ status, extra });
+    state.pendingStatus.set(slot, list);
+    for (const k of [...state.pendingStatus.keys()]) if (k < slot - KEEP_SLOTS) state.pendingStatus.delete(k);
+    return;
+  }
   const keep = (RANK[old.status] ?? 0) > (RANK[status] ?? 0);
   state.slots.set(slot, { ...old, ...extra, status: keep ? old.status : status });
   renderSlots();
