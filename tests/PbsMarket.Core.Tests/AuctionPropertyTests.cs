@@ -10,7 +10,7 @@ public class AuctionPropertyTests
     private static readonly Hash32 OldHead = Keccak.Hash("old head"u8);
     private static readonly Address[] Builders = Enumerable.Range(1, 4).Select(i => Address.FromBytes(Enumerable.Repeat((byte)i, 20).ToArray())).ToArray();
 
-    private static readonly Config Cfg = Config.QuickThrowOnFailure.WithMaxTest(300);
+    // Seeded from PBS_FSCHECK_SEED or at random, and logged: see PropertySeed.
 
     /// <summary>Small ranges so that ties in value, time and builder are common.</summary>
     private static readonly Gen<(int Builder, int Value, int Time, bool OnHead, int Salt)> OneBid =
@@ -30,7 +30,7 @@ public class AuctionPropertyTests
         from b in Bids from r in Gen.Choose(0, 12) from s in Gen.Choose(0, int.MaxValue - 1) select (b, r, s);
 
     private static void ForAll(Func<(AcceptedBid[] Bids, int Reserve, int Seed), bool> property) =>
-        Check.One(Cfg, Prop.ForAll(Cases.ToArbitrary(), property));
+        PropertySeed.Run(300, Prop.ForAll(Cases.ToArbitrary(), property));
 
     [Fact]
     public void Winner_never_below_reserve_and_on_the_head() => ForAll(c =>
@@ -105,7 +105,7 @@ public class AuctionPropertyTests
                   from index in Gen.Choose(0, 1_000_000)
                   from changeTime in Gen.Elements(true, false)
                   select (bids, index, changeTime);
-        Check.One(Cfg, Prop.ForAll(gen.ToArbitrary(), c =>
+        PropertySeed.Run(300, Prop.ForAll(gen.ToArbitrary(), c =>
         {
             var leaves = c.bids.Select(b => (b.HeaderHash, b.ReceivedAtMs)).ToList();
             var i = c.index % leaves.Count;
@@ -116,7 +116,7 @@ public class AuctionPropertyTests
     }
 
     [Fact]
-    public void Every_proof_verifies_and_wrong_leaf_does_not() => Check.One(Config.QuickThrowOnFailure.WithMaxTest(60), Prop.ForAll(Bids.ToArbitrary(), bids =>
+    public void Every_proof_verifies_and_wrong_leaf_does_not() => PropertySeed.Run(60, Prop.ForAll(Bids.ToArbitrary(), bids =>
     {
         var leaves = bids.Select(b => (b.HeaderHash, b.ReceivedAtMs)).ToList();
         var tree = BidsMerkle.Tree(leaves);

@@ -97,14 +97,17 @@ public sealed class DashboardTests(LiveMarket live) : IClassFixture<LiveMarket>
             var snap = await EvalJsonAsync<SealedSnapshot>(p, SealedSnapshotJs, new object[] { open.ToString(CultureInfo.InvariantCulture), traffic.Values.Select(v => v.ToString(CultureInfo.InvariantCulture)).ToArray() });
             if (DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() >= closesMs)
                 continue; // too slow (a loaded machine): the auction closed meanwhile; try the next one
-            Assert.Equal(open.ToString(CultureInfo.InvariantCulture), snap.Shown);
-            Assert.Equal("sealed", snap.Badge);
+            // Whatever the page shows, nothing of the open auction's bids is in it.
             foreach (var (value, formatted) in traffic.Values.Zip(snap.Formatted))
             {
                 Assert.DoesNotContain(value.ToString(CultureInfo.InvariantCulture), snap.Html);
                 Assert.DoesNotContain(formatted, snap.Html);
                 Assert.DoesNotContain(formatted, snap.Text);
             }
+            // The page shows this auction once its `opened` event arrived; on a loaded machine that can trail the
+            // relay. Such a look is not counted as one of the checked slots: try the next one.
+            if (snap.Shown != open.ToString(CultureInfo.InvariantCulture)) continue;
+            Assert.Equal("sealed", snap.Badge);
             // Its row says sealed, not a number of bids.
             if (snap.RowStatus is not null)
             {
