@@ -8,6 +8,7 @@
 #   scripts/test.sh --repeat N [...]       the chosen .NET tests N times, with a busy loop keeping one core loaded,
 #                                          then each test that failed in any run (see docs/testing.md)
 #   scripts/test.sh --no-load              with --repeat: no busy loop
+#   scripts/test.sh --self-check           only the harness self-check (part of every full run)
 # Counts come only from what the test runners reported (the TRX file of each assembly, forge's summary).
 # An assembly that runs no test fails (unless a filter or suite choice excluded all of it); a test host that
 # crashes fails the run, and the tests it never ran are named and counted as failed.
@@ -15,13 +16,14 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-filter="" repeat=0 load=1 suites=()
+filter="" repeat=0 load=1 suites=() self_only=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --filter) filter="${2:?--filter needs an expression}"; shift 2 ;;
     --suite) suites+=("${2:?--suite needs a name, e.g. Dashboard}"); shift 2 ;;
     --repeat) repeat="${2:?--repeat needs a count}"; shift 2 ;;
     --no-load) load=0; shift ;;
+    --self-check) self_only=1; shift ;;
     *) echo "unknown argument: $1 (see the top of scripts/test.sh)"; echo "0 passed, 1 failed"; exit 2 ;;
   esac
 done
@@ -95,7 +97,7 @@ run_assembly() {
   local name; name=$(basename "$project" .csproj)
   local dir="$log_dir/$label" log="$log_dir/$label.log"
   mkdir -p "$dir"
-  local args=(test "$project" --no-build --nologo --blame-hang-timeout 10m --blame-crash-dump-type none
+  local args=(test "$project" --no-build --nologo --blame-hang-timeout 10m
     --logger "trx;LogFileName=$name.trx" --results-directory "$dir")
   [ -n "$filter" ] && args+=(--filter "$filter")
   env "$@" dotnet "${args[@]}" 2>&1 | tee "$log" | grep -vE '^(Test run for|A total of|Results File:|Attachments:|  /|\s*$)'
@@ -161,16 +163,19 @@ if [ "$repeat" -gt 0 ]; then
     echo "no test failed in any of the $repeat runs"
   fi
 else
-  for project in "${projects[@]}"; do
-    name=$(basename "$project" .csproj)
-    echo "== $name"
-    run_assembly "$project" "$name"
-  done
+  if [ $self_only = 0 ]; then
+    for project in "${projects[@]}"; do
+      name=$(basename "$project" .csproj)
+      echo "== $name"
+      run_assembly "$project" "$name"
+    done
+  fi
 
   skipped_parts=()
   if [ -n "$filter" ] || [ ${#suites[@]} -gt 0 ]; then
     skipped_parts+=("forge (Solidity tests)" "the harness self-check")
   fi
+  [ $self_only = 1 ] && skipped_parts+=("every test suite (--self-check)")
   if [ ${#skipped_parts[@]} -eq 0 ] && [ -f contracts/foundry.toml ]; then
     echo "== Solidity tests (forge), fuzz seed $seed_fuzz"
     (cd contracts && forge test --fuzz-seed "$seed_fuzz" 2>&1) | tee "$log_dir/forge.log"
@@ -189,7 +194,7 @@ else
     [ "$fx" -gt 0 ] && echo "replay the fuzz inputs: PBS_FUZZ_SEED=$seed_fuzz scripts/test.sh (or: cd contracts && forge test --fuzz-seed $seed_fuzz)"
   fi
 
-  if [ ${#skipped_parts[@]} -eq 0 ]; then
+  if [ ${#skipped_parts[@]} -eq 0 ] || [ $self_only = 1 ]; then
     # The self-check's own probe runs are not counted as tests: only a harness that lies counts, as a failure.
     echo "== harness self-check: a failing test and a crashing test host must fail the run"
     probe=tests/PbsMarket.Foundation.Tests/PbsMarket.Foundation.Tests.csproj
@@ -214,7 +219,7 @@ else
       echo "FAILED: the deliberately crashing probe was not reported as a crash with its unfinished tests"; cat "$log_dir/probe-crash.out"; failed=$((failed + 1))
     fi
   fi
-  [ ${#skipped_parts[@]} -gt 0 ] && echo "not run (a --filter or --suite run is .NET tests only): ${skipped_parts[*]}"
+  [ ${#skipped_parts[@]} -gt 0 ] && [ $self_only = 0 ] && echo "not run (a --filter or --suite run is .NET tests only): ${skipped_parts[*]}"
 fi
 
 # Leaks: a process of this run (its environment carries the run's mark) still alive after every suite
@@ -228,10 +233,12 @@ own_procs() {
     local p=$pid own=0
     while [ -n "$p" ] && [ "$p" -gt 1 ]; do
       [ "$p" = "$me" ] && { own=1; break; }
-      p=$(awk '{print $4}' "/proc/$p/stat" 2>/dev/null)
+      p=$(awk '{print $4}' "/proc/$p/stat" 2>/dev/null || true)
     done
     [ $own = 1 ] && continue
-    echo "$pid $(tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | cut -c1-200)"
+    local cmd; cmd=$({ tr '\0' ' ' < "/proc/$pid/cmdline"; } 2>/dev/null | cut -c1-200)
+    [ -n "$cmd" ] || continue # exited meanwhile (or a zombie): not running
+    echo "$pid $cmd"
   done
 }
 # dotnet's build servers and MSBuild nodes started by `dotnet test` outlive it by design; they are not test servers.
