@@ -77,7 +77,7 @@ sealed class Reports
         lock (_all) _all.Add(r);
     };
 
-    public async Task<SlotReport> ForSlotAsync(ulong slot, int timeoutMs = 8000)
+    public async Task<SlotReport> ForSlotAsync(ulong slot, int timeoutMs = 30_000)
     {
         var until = DateTime.UtcNow.AddMilliseconds(timeoutMs);
         while (DateTime.UtcNow < until)
@@ -89,7 +89,7 @@ sealed class Reports
     }
 
     /// <summary>The first <paramref name="count"/> reports for slots after <paramref name="afterSlot"/>.</summary>
-    public async Task<IReadOnlyList<SlotReport>> NextAsync(ulong afterSlot, int count, int timeoutMs = 10000)
+    public async Task<IReadOnlyList<SlotReport>> NextAsync(ulong afterSlot, int count, int timeoutMs = 60_000)
     {
         var until = DateTime.UtcNow.AddMilliseconds(timeoutMs);
         while (DateTime.UtcNow < until)
