@@ -52,6 +52,8 @@ run_id="pbs-run-$$-$(date +%s)"
 export PBS_TEST_RUN="$run_id"
 export TMPDIR="$log_dir/tmp"
 mkdir -p "$TMPDIR"
+# PostgreSQL runs as its own user when we are root: it must be able to reach its folder, as under /tmp.
+chmod 755 "$log_dir"; chmod 1777 "$TMPDIR"
 
 seed_fs="${PBS_FSCHECK_SEED:-$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}"
 seed_fuzz="${PBS_FUZZ_SEED:-$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}"
