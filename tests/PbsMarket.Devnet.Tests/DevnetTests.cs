@@ -29,6 +29,7 @@ public sealed class DevnetTests(ITestOutputHelper log)
     public async Task Devnet_runs_20_slots_and_L1_the_data_API_and_the_balances_agree()
     {
         var runtime = NewRuntimeDir();
+        using var cleanup = new DeleteOnDispose(runtime); // also when the test fails (disposed after the devnet)
         await using var pbs = new PbsProcess("devnet", "--slot-ms", "1000", "--slots", "20", "--hold", "--runtime-dir", runtime);
         try
         {
@@ -137,6 +138,7 @@ public sealed class DevnetTests(ITestOutputHelper log)
     public async Task Ctrl_C_stops_everything_and_a_second_devnet_on_the_same_folder_and_port_works_right_after()
     {
         var runtime = NewRuntimeDir();
+        using var cleanup = new DeleteOnDispose(runtime); // also when the test fails (disposed after the devnet)
         var port = FreePort();
         await using (var first = new PbsProcess("devnet", "--slot-ms", "1000", "--runtime-dir", runtime, "--port", port.ToString(CultureInfo.InvariantCulture)))
         {
@@ -164,5 +166,21 @@ public sealed class DevnetTests(ITestOutputHelper log)
         using var l = new TcpListener(IPAddress.Loopback, 0);
         l.Start();
         return ((IPEndPoint)l.LocalEndpoint).Port;
+    }
+}
+
+/// <summary>Deletes a devnet's runtime folder when the test is done, passed or not.</summary>
+sealed class DeleteOnDispose(string dir) : IDisposable
+{
+    public void Dispose()
+    {
+        try
+        {
+            if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // still in use: the harness's leak check names it
+        }
     }
 }
