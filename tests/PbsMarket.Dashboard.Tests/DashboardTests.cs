@@ -186,7 +186,7 @@ public sealed class DashboardTests(LiveMarket live) : IClassFixture<LiveMarket>
         await Expect(details).ToContainTextAsync(slotApi.GetProperty("bids_root").GetString()!);
 
         // Collapsing hides it again.
-        await p.Locator($"[data-testid=slot-row][data-slot='{slotNumber}']").ClickAsync();
+        await PressRowAsync(p, slotNumber);
         await Expect(details).ToHaveCountAsync(0, new() { Timeout = 15_000 });
         Assert.Empty(w.Errors);
     }
@@ -367,8 +367,25 @@ public sealed class DashboardTests(LiveMarket live) : IClassFixture<LiveMarket>
     internal static async Task ExpandAsync(IPage page, string slot)
     {
         var details = page.Locator($"[data-testid=slot-details][data-slot='{slot}']");
-        if (await details.CountAsync() == 0) await page.Locator($"[data-testid=slot-row][data-slot='{slot}']").ClickAsync();
+        if (await details.CountAsync() == 0) await PressRowAsync(page, slot);
         await Expect(details).ToBeVisibleAsync(new() { Timeout = 15_000 });
+    }
+
+    /// <summary>
+    /// Presses a slot's row as a pointer would (the page toggles on pointerdown), found and pressed in one page
+    /// evaluation: the table re-renders several times a second, and on a loaded machine a click's wait for a
+    /// stable element can lose to the re-renders for as long as one likes (seen: 30 s of "element was detached").
+    /// </summary>
+    internal static async Task PressRowAsync(IPage page, string slot)
+    {
+        await page.WaitForFunctionAsync("""
+            s => {
+              const row = document.querySelector(`[data-testid=slot-row][data-slot="${s}"]`);
+              if (!row) return false;
+              row.dispatchEvent(new PointerEvent('pointerdown', { bubbles: true, cancelable: true, button: 0, isPrimary: true }));
+              return true;
+            }
+            """, slot, new() { Timeout = 30_000 });
     }
 
     internal static async Task<string> ExpandFirstRowWithStatusAsync(WatchedPage w, params string[] statuses)

@@ -14,6 +14,8 @@ namespace PbsMarket.Devnet.Tests;
 /// </summary>
 public sealed class DevnetTests(ITestOutputHelper log)
 {
+    // 2 s slots: the whole market runs in one process next to the test host; on a loaded 2-core machine 1 s slots
+    // left the proposer and builders too little time for anything to settle.
     static string NewRuntimeDir() => Path.Combine(Path.GetTempPath(), $"pbs-devnet-test-{Guid.NewGuid():N}"[..30]);
 
     static void AssertNothingLeft(string runtimeDir)
@@ -30,7 +32,7 @@ public sealed class DevnetTests(ITestOutputHelper log)
     {
         var runtime = NewRuntimeDir();
         using var cleanup = new DeleteOnDispose(runtime); // also when the test fails (disposed after the devnet)
-        await using var pbs = new PbsProcess("devnet", "--slot-ms", "1000", "--slots", "20", "--hold", "--runtime-dir", runtime);
+        await using var pbs = new PbsProcess("devnet", "--slot-ms", "2000", "--slots", "20", "--hold", "--runtime-dir", runtime);
         try
         {
             await pbs.WaitForLineAsync(l => l.StartsWith("holding:", StringComparison.Ordinal), TimeSpan.FromMinutes(4));
@@ -140,7 +142,7 @@ public sealed class DevnetTests(ITestOutputHelper log)
         var runtime = NewRuntimeDir();
         using var cleanup = new DeleteOnDispose(runtime); // also when the test fails (disposed after the devnet)
         var port = FreePort();
-        await using (var first = new PbsProcess("devnet", "--slot-ms", "1000", "--runtime-dir", runtime, "--port", port.ToString(CultureInfo.InvariantCulture)))
+        await using (var first = new PbsProcess("devnet", "--slot-ms", "2000", "--runtime-dir", runtime, "--port", port.ToString(CultureInfo.InvariantCulture)))
         {
             await first.WaitForLineAsync(l => l.StartsWith("slot ", StringComparison.Ordinal), TimeSpan.FromMinutes(3));
             Assert.NotEmpty(PbsProcess.Pgrep(runtime)); // its servers are running
@@ -152,7 +154,7 @@ public sealed class DevnetTests(ITestOutputHelper log)
         AssertNothingLeft(runtime);
 
         var (code2, stdout2, stderr2) = await PbsProcess.RunAsync(TimeSpan.FromMinutes(3),
-            "devnet", "--slot-ms", "1000", "--slots", "3", "--runtime-dir", runtime, "--port", port.ToString(CultureInfo.InvariantCulture));
+            "devnet", "--slot-ms", "2000", "--slots", "3", "--runtime-dir", runtime, "--port", port.ToString(CultureInfo.InvariantCulture));
         log.WriteLine(stdout2);
         Assert.True(code2 == 0, $"second devnet: exit {code2}\n{stdout2}\n{stderr2}");
         Assert.Contains($"http://127.0.0.1:{port}", stdout2);
