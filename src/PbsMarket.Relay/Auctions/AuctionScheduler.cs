@@ -59,6 +59,15 @@ public sealed class AuctionScheduler(
 
         // Open: the auction whose window is running (or the next one, in the gap after a close).
         var open = clock.OpenAuctionSlot(now) ?? current + 1;
+
+        // Reconcile with L1: a head L1 holds beyond ours (a fresh or emptied Redis, or blocks posted by others) is
+        // taken, so that no auction is built on a parent L1 has already moved past.
+        if (chain.InboxHead is { } l1 && l1.Number > 0)
+        {
+            var head = await store.GetHeadAsync();
+            if (l1.Number > head.Number && await store.AdvanceHeadAsync(new AuctionStore.Head(l1.Hash, l1.Number, l1.Slot), open))
+                log.LogInformation("head reconciled with L1: {Hash} (number {Number}, slot {Slot}); was {Old} (number {OldNumber})", l1.Hash, l1.Number, l1.Slot, head.Hash, head.Number);
+        }
         var proposer = market.ProposerOf(open, chain);
         if (proposer is { } p && await store.EnsureAuctionAsync(open, p, clock.AuctionClosesMs(open), clock.StartMs(open)))
         {

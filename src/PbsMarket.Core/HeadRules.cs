@@ -1,0 +1,56 @@
+namespace PbsMarket.Core;
+
+/// <summary>A chain head as the relay and the proposer client know it: the header hash, its number and its slot.</summary>
+public readonly record struct ChainHead(Hash32 Hash, ulong Number, ulong Slot)
+{
+    public static readonly ChainHead Genesis = new(Hash32.Zero, 0, 0);
+}
+
+/// <summary>
+/// When a signed header for slot s may become the head (docs/protocol.md, "Head rules"). One set of pure
+/// checks, used by the relay for its own proposals and for announced heads, and by the proposer client for the
+/// heads relays report:
+/// <list type="number">
+/// <item>s is a slot the market can have (<see cref="SlotClock.MaxSlot"/>): <c>out_of_range</c>;</item>
+/// <item>s &lt;= current slot + 1 (nobody can know a later block): <c>future_slot</c>;</item>
+/// <item>s's auction has closed (a header before its close is not a proposal yet): <c>too_early</c>;</item>
+/// <item>it arrives before the next slot's auction closes (later, the next slot is already built on its parent): <c>too_late</c>;</item>
+/// <item>s is after the head's slot: <c>not_after_head</c>;</item>
+/// <item>its parent is the head and its number the head's + 1: <c>stale_parent</c>.</item>
+/// </list>
+/// Timing first (it needs no state), then the head.
+/// </summary>
+public static class HeadRules
+{
+    public static ProtocolError? CheckTiming(SlotClock clock, ulong slot, ulong nowMs)
+    {
+        ArgumentNullException.ThrowIfNull(clock);
+        if (clock.CheckSlot(slot) is { } range) return range;
+        var current = clock.SlotAt(nowMs);
+        if (slot > current + 1)
+            return new(ErrorCodes.FutureSlot, $"slot {slot} is more than one slot after the current slot {current}");
+        var closes = clock.AuctionClosesMs(slot);
+        if (nowMs < closes)
+            return new(ErrorCodes.TooEarly, $"slot {slot}'s auction closes at {closes} (now {nowMs}); no header for it can be proposed yet");
+        var next = clock.AuctionClosesMs(slot + 1);
+        if (nowMs >= next)
+            return new(ErrorCodes.TooLate, $"slot {slot + 1}'s auction closed at {next} (now {nowMs}); a head for slot {slot} comes too late to build on");
+        return null;
+    }
+
+    public static ProtocolError? CheckExtends(ChainHead head, ulong slot, ulong number, Hash32 parentHash)
+    {
+        if (head.Number > 0 && slot <= head.Slot)
+            return new(ErrorCodes.NotAfterHead, $"slot {slot} is not after the head's slot {head.Slot}");
+        if (parentHash != head.Hash) return new(ErrorCodes.StaleParent, $"parent_hash {parentHash} is not the head {head.Hash}");
+        if (number != head.Number + 1) return new(ErrorCodes.StaleParent, $"number {number} does not extend the head (expected {head.Number + 1})");
+        return null;
+    }
+
+    /// <summary>Every rule: the header may become the head now.</summary>
+    public static ProtocolError? CheckAdoption(SlotClock clock, ChainHead head, Header header, ulong nowMs)
+    {
+        ArgumentNullException.ThrowIfNull(header);
+        return CheckTiming(clock, header.Slot, nowMs) ?? CheckExtends(head, header.Slot, header.Number, header.ParentHash);
+    }
+}
