@@ -133,17 +133,19 @@ public sealed class ProposalService(
             return new AnnounceRefused(new("invalid_signature", $"proposal_signature is not by slot {h.Slot}'s proposer {proposer}"));
         if (!SignatureRecovery.Verify(Eip712.Digest(market.Domain, headerHash), a.BuilderSignature, h.Builder))
             return new AnnounceRefused(new("invalid_signature", $"builder_signature is not by the builder {h.Builder}"));
-        if (timing is not null || extends is { Code: ErrorCodes.NotAfterHead })
+        if ((timing ?? extends) is { } refusal)
         {
-            // Too late or behind the head: never adopted nor queued, but a validly signed second header for a
-            // slot the proposer already chose is still evidence of equivocation.
+            // Not adoptable (too late, behind the head, not on it): nothing is stored or queued. The same header
+            // again gets the same answer; a validly signed second header for a slot the proposer already chose is
+            // still evidence of equivocation.
             var previous = await store.GetProposalAsync(h.Slot);
-            if (previous is not null && previous.HeaderHash != headerHash)
+            if (previous is not null && previous.HeaderHash == headerHash) return new Announced(false, head);
+            if (previous is not null)
             {
                 var refused = await EquivocationAsync(h.Slot, proposer.Value, previous.HeaderHash, previous.Signature, headerHash, a.ProposalSignature, now);
                 return new AnnounceRefused(((ProposeRefused)refused).Rejection);
             }
-            return AnnounceNo(timing ?? extends!);
+            return AnnounceNo(refusal);
         }
         if (Keccak.Hash(a.Payload) != h.PayloadHash) return new AnnounceRefused(new("payload_mismatch", "keccak256(payload) is not payload_hash"));
         var decoded = PayloadCodec.Decode(a.Payload, market.L2ChainId, new PayloadLimits(market.Options.MaxPayloadBytes, market.Options.MaxTxsPerBlock));
@@ -155,21 +157,17 @@ public sealed class ProposalService(
             var refused = await EquivocationAsync(h.Slot, proposer.Value, c.FirstHash, c.FirstSignature, headerHash, a.ProposalSignature, now);
             return new AnnounceRefused(((ProposeRefused)refused).Rejection);
         }
-        var adopted = false;
-        if (extends is null)
-        {
-            await AdoptAsync(h, headerHash, h.Slot);
-            adopted = true;
-        }
         if (outcome is AuctionStore.NewProposal)
         {
+            await AdoptAsync(h, headerHash, h.Slot);
             // Not ours: no price is known here. Posted (without payment) only if, three slots on, nobody
             // has: the relay that auctioned it posts at once with the real price, and L1 takes one header per slot.
             await QueueForL1Async(h, headerHash, a.BuilderSignature, a.ProposalSignature, a.Payload, 0, Hash32.Zero, "announced", now,
                 notBeforeMs: market.Clock.StartMs(h.Slot) + 3 * (ulong)market.Options.SlotMs);
             metrics.Count("pbs_proposals_total", "source=\"announced\"");
+            return new Announced(true, await store.GetHeadAsync());
         }
-        return new Announced(adopted, await store.GetHeadAsync());
+        return new Announced(false, await store.GetHeadAsync());
     }
 
     async Task AdoptAsync(Header header, Hash32 headerHash, ulong slot)
