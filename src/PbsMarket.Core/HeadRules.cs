@@ -42,8 +42,14 @@ public static class HeadRules
     {
         if (head.Number > 0 && slot <= head.Slot)
             return new(ErrorCodes.NotAfterHead, $"slot {slot} is not after the head's slot {head.Slot}");
-        if (parentHash != head.Hash) return new(ErrorCodes.StaleParent, $"parent_hash {parentHash} is not the head {head.Hash}");
-        if (number != head.Number + 1) return new(ErrorCodes.StaleParent, $"number {number} does not extend the head (expected {head.Number + 1})");
+        return CheckParent(head.Hash, head.Number, number, parentHash);
+    }
+
+    /// <summary>The parent part alone (for a head whose slot is not known, such as an auction's copy of it or a relay-reported head).</summary>
+    public static ProtocolError? CheckParent(Hash32 headHash, ulong headNumber, ulong number, Hash32 parentHash)
+    {
+        if (parentHash != headHash) return new(ErrorCodes.StaleParent, $"parent_hash {parentHash} is not the head {headHash}");
+        if (number != headNumber + 1) return new(ErrorCodes.StaleParent, $"number {number} does not extend the head (expected {headNumber + 1})");
         return null;
     }
 

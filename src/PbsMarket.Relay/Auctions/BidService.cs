@@ -70,8 +70,7 @@ public sealed class BidService(AuctionStore store, Market market, IChainView cha
         var auction = await store.GetAuctionAsync(h.Slot);
         if (auction is null) return No("unavailable", $"the auction for slot {h.Slot} is not open yet on this relay (proposer set not known); retry shortly");
         if (!auction.IsOpen) return No("auction_closed", $"the auction for slot {h.Slot} is closed");
-        if (h.ParentHash != auction.Parent) return No("stale_parent", $"parent_hash {h.ParentHash} is not the head {auction.Parent}");
-        if (h.Number != auction.Number) return No("stale_parent", $"number {h.Number} does not extend the head (expected {auction.Number})");
+        if (HeadRules.CheckParent(auction.Parent, auction.Number - 1, h.Number, h.ParentHash) is { } stale) return No(stale.Code, stale.Message);
         if (h.Proposer != auction.Proposer) return No("wrong_proposer", $"proposer {h.Proposer} is not slot {h.Slot}'s proposer {auction.Proposer}");
 
         // 4. header fields that need no payload
