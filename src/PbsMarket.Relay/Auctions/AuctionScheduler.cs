@@ -18,6 +18,8 @@ public sealed class AuctionScheduler(
     ulong _nextMissCheck;
     ulong _firstOwnSlot = ulong.MaxValue;
     public volatile string? Problem = "starting";
+    /// <summary>Set once an auction has been opened (or found open) by this instance: readiness waits for it.</summary>
+    public volatile bool AuctionsOpen;
 
     protected override async Task ExecuteAsync(CancellationToken ct)
     {
@@ -68,9 +70,13 @@ public sealed class AuctionScheduler(
             if (l1.Number > head.Number && await store.AdvanceHeadAsync(new AuctionStore.Head(l1.Hash, l1.Number, l1.Slot), open))
                 log.LogInformation("head reconciled with L1: {Hash} (number {Number}, slot {Slot}); was {Old} (number {OldNumber})", l1.Hash, l1.Number, l1.Slot, head.Hash, head.Number);
         }
+
         var proposer = market.ProposerOf(open, chain);
-        if (proposer is { } p && await store.EnsureAuctionAsync(open, p, clock.AuctionClosesMs(open), clock.StartMs(open)))
+        var created = proposer is { } who && await store.EnsureAuctionAsync(open, who, clock.AuctionClosesMs(open), clock.StartMs(open));
+        if (proposer is not null) AuctionsOpen = true;
+        if (created)
         {
+            var p = proposer!.Value;
             var a = await store.GetAuctionAsync(open);
             await events.PublishAsync(JsonSerializer.Serialize(new
             {
@@ -78,7 +84,7 @@ public sealed class AuctionScheduler(
                 parent_hash = a?.Parent.ToString(), number = a?.Number.ToString(),
             }));
         }
-        else
+        else if (proposer is null)
             Problem = $"proposer set for epoch {market.EpochOf(open)} not known (L1: {chain.Problem ?? "syncing"})";
 
         // Close every slot whose close time has passed.
