@@ -14,7 +14,9 @@ public readonly record struct ChainHead(Hash32 Hash, ulong Number, ulong Slot)
 /// <item>s is a slot the market can have (<see cref="SlotClock.MaxSlot"/>): <c>out_of_range</c>;</item>
 /// <item>s &lt;= current slot + 1 (nobody can know a later block): <c>future_slot</c>;</item>
 /// <item>s's auction has closed (a header before its close is not a proposal yet): <c>too_early</c>;</item>
-/// <item>it arrives before the next slot's auction closes (later, the next slot is already built on its parent): <c>too_late</c>;</item>
+/// <item>it arrives before the auction of slot s + <see cref="LateSlots"/> closes: <c>too_late</c>. Later than that, L1 holds
+/// it (the proposer client posts its own blocks four slots on) and the relay takes it from L1's head instead. A late block
+/// that extends the head is still taken: refusing it would leave the relay behind every proposer that built on it;</item>
 /// <item>s is after the head's slot: <c>not_after_head</c>;</item>
 /// <item>its parent is the head and its number the head's + 1: <c>stale_parent</c>.</item>
 /// </list>
@@ -22,6 +24,9 @@ public readonly record struct ChainHead(Hash32 Hash, ulong Number, ulong Slot)
 /// </summary>
 public static class HeadRules
 {
+    /// <summary>How many slots after its own a header may still arrive and become the head.</summary>
+    public const ulong LateSlots = 4;
+
     public static ProtocolError? CheckTiming(SlotClock clock, ulong slot, ulong nowMs)
     {
         ArgumentNullException.ThrowIfNull(clock);
@@ -32,9 +37,9 @@ public static class HeadRules
         var closes = clock.AuctionClosesMs(slot);
         if (nowMs < closes)
             return new(ErrorCodes.TooEarly, $"slot {slot}'s auction closes at {closes} (now {nowMs}); no header for it can be proposed yet");
-        var next = clock.AuctionClosesMs(slot + 1);
-        if (nowMs >= next)
-            return new(ErrorCodes.TooLate, $"slot {slot + 1}'s auction closed at {next} (now {nowMs}); a head for slot {slot} comes too late to build on");
+        var last = clock.AuctionClosesMs(slot + LateSlots);
+        if (nowMs >= last)
+            return new(ErrorCodes.TooLate, $"slot {slot + LateSlots}'s auction closed at {last} (now {nowMs}); a head for slot {slot} comes too late (L1's head is taken instead)");
         return null;
     }
 

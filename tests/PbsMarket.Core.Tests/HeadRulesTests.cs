@@ -21,11 +21,14 @@ public class HeadRulesTests
         Assert.Equal(ErrorCodes.OutOfRange, HeadRules.CheckTiming(Clock, ulong.MaxValue, now)!.Code);
         Assert.Equal(ErrorCodes.OutOfRange, HeadRules.CheckTiming(Clock, Clock.MaxSlot + 1, now)!.Code);
         Assert.Equal(ErrorCodes.FutureSlot, HeadRules.CheckTiming(Clock, Clock.MaxSlot, now)!.Code);
-        // Slot 9 is in time until slot 10's auction closes.
-        Assert.Equal(ErrorCodes.TooLate, HeadRules.CheckTiming(Clock, 9, now)!.Code);
-        Assert.Null(HeadRules.CheckTiming(Clock, 9, Close(10) - 1));
+        // Slot s is in time until slot s + 4's auction closes.
+        Assert.Null(HeadRules.CheckTiming(Clock, 9, now));
+        Assert.Null(HeadRules.CheckTiming(Clock, 7, now));
+        Assert.Equal(ErrorCodes.TooLate, HeadRules.CheckTiming(Clock, 6, now)!.Code);
+        Assert.Equal(ErrorCodes.TooLate, HeadRules.CheckTiming(Clock, 2, now)!.Code);
+        Assert.Null(HeadRules.CheckTiming(Clock, 9, Close(13) - 1));
         Assert.Null(HeadRules.CheckTiming(Clock, 10, Close(10)));
-        Assert.Equal(ErrorCodes.TooLate, HeadRules.CheckTiming(Clock, 10, Close(11))!.Code);
+        Assert.Equal(ErrorCodes.TooLate, HeadRules.CheckTiming(Clock, 10, Close(14))!.Code);
         // Slot 11 at the very end of slot 10, after its close: adoptable.
         Assert.Null(HeadRules.CheckTiming(Clock, 11, Close(11)));
     }

@@ -29,9 +29,9 @@ public sealed class HeadAttackTests(TestServers servers) : MarketTest(servers)
         var (openStatus, openCode, openText) = await AttackHelpers.SendAsync(http, HttpMethod.Post, "relay/v1/proposer/heads",
             AttackHelpers.Announcement(Market, a.Slot, head.Hash, head.Number + 1));
         Assert.True((openStatus, openCode) == (425, "too_early") || (openStatus, openCode) == (400, "future_slot"), $"open slot: {openStatus} {openCode} {openText}");
-        // Past: a slot whose next auction has closed.
+        // Past: a slot whose in-time window (HeadRules.LateSlots) has passed.
         var (pastStatus, pastCode, pastText) = await AttackHelpers.SendAsync(http, HttpMethod.Post, "relay/v1/proposer/heads",
-            AttackHelpers.Announcement(Market, current - 3, head.Hash, head.Number + 1));
+            AttackHelpers.Announcement(Market, current - 6, head.Hash, head.Number + 1));
         Assert.True((pastStatus, pastCode) == (409, "too_late"), $"past: {pastStatus} {pastCode} {pastText}");
         Assert.Equal(head, await AttackHelpers.HeadAsync(http));
         Assert.Equal(before, await AttackHelpers.SnapshotAsync(Market, k => !EdgeAttackTests.StateKey(k)));
