@@ -32,9 +32,10 @@ public static class DevnetCommand
         priceRule.AcceptOnlyFromAmong("first_price", "second_price");
         var l2 = new Option<long>("--l2-chain-id") { Description = "The L2 chain id.", DefaultValueFactory = _ => 901 };
         var noProposer = new Option<bool>("--no-proposer") { Description = "Run without the proposer client (every slot is then missed)." };
+        var junkHeads = new Option<bool>("--junk-heads") { Description = "The first proposer also announces junk heads (far-future own slots, made-up parents) to every relay; they must all be refused." };
         var noSetup = new Option<bool>("--no-setup") { Description = "Don't run scripts/setup.sh when a tool is missing; just say what is missing." };
         var config = Cli.ConfigOption();
-        foreach (var o in new Option[] { proposers, builders, relays, slotMs, closeOffset, slots, runtime, hold, port, priceRule, l2, noProposer, noSetup, config }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { proposers, builders, relays, slotMs, closeOffset, slots, runtime, hold, port, priceRule, l2, noProposer, junkHeads, noSetup, config }) cmd.Options.Add(o);
         cmd.SetAction(async (pr, ct) =>
         {
             var cfg = Cli.LoadConfiguration(pr.GetValue(config));
@@ -50,6 +51,7 @@ public static class DevnetCommand
                 PriceRule = Cli.Setting(pr, priceRule, cfg, "Devnet:PriceRule"),
                 L2ChainId = Cli.Setting(pr, l2, cfg, "Devnet:L2ChainId"),
                 Proposer = !pr.GetValue(noProposer),
+                JunkHeads = pr.GetValue(junkHeads),
             };
             s.CloseOffsetMs = Cli.Setting(pr, closeOffset, cfg, "Devnet:CloseOffsetMs") ?? (s.SlotMs < 1250 ? s.SlotMs / 5 : 250);
             if (s.Proposers is < 1 or > 16) throw new UsageException("--proposers must be 1..16");

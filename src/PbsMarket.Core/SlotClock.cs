@@ -37,6 +37,17 @@ public sealed class SlotClock
 
     public ulong StartMs(ulong slot) => checked(GenesisMs + slot * SlotMs);
 
+    /// <summary>
+    /// The highest slot the market can have: one whose next slot still starts within a signed 64-bit
+    /// millisecond time (what PostgreSQL, JSON clients and <see cref="StartMs"/> of slot + 1 can hold).
+    /// Any slot above it is refused with <c>out_of_range</c> before any arithmetic is done on it.
+    /// </summary>
+    public ulong MaxSlot => ((ulong)long.MaxValue - GenesisMs) / SlotMs - 1;
+
+    /// <summary>Null when <paramref name="slot"/> is within <see cref="MaxSlot"/>; else an <c>out_of_range</c> error naming <paramref name="field"/>.</summary>
+    public ProtocolError? CheckSlot(ulong slot, string field = "slot") =>
+        slot <= MaxSlot ? null : new(ErrorCodes.OutOfRange, $"{field} {slot} is beyond the last slot this market can have ({MaxSlot})");
+
     /// <summary>The slot containing <paramref name="ms"/> (0 before genesis).</summary>
     public ulong SlotAt(ulong ms) => ms < GenesisMs ? 0 : (ms - GenesisMs) / SlotMs;
 

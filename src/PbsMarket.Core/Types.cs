@@ -47,4 +47,11 @@ public static class ErrorCodes
     public const string WrongChainId = "wrong_chain_id";
     public const string GasLimitExceeded = "gas_limit_exceeded";
     public const string InvalidGas = "invalid_gas";
+    public const string OutOfRange = "out_of_range";
+    public const string Unpostable = "unpostable";
+    public const string StaleParent = "stale_parent";
+    public const string FutureSlot = "future_slot";
+    public const string TooEarly = "too_early";
+    public const string TooLate = "too_late";
+    public const string NotAfterHead = "not_after_head";
 }

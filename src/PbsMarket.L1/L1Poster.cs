@@ -13,6 +13,8 @@ public sealed record L1PosterOptions
 {
     /// <summary>Most headers in one postHeaders transaction.</summary>
     public int MaxBatch { get; init; } = 32;
+    /// <summary>The L1 block gas limit batches must fit in (with EIP-7825's 2^24 per transaction).</summary>
+    public ulong BlockGasLimit { get; init; } = 30_000_000;
     /// <summary>How long one PostAsync waits for its transaction to be mined; after that its slots are Deferred and
     /// the transaction stays journaled (the next PostAsync resolves it first).</summary>
     public TimeSpan ReceiptTimeout { get; init; } = TimeSpan.FromSeconds(60);
@@ -192,11 +194,10 @@ public sealed class L1Poster : IAsyncDisposable
                 }
             }
 
-            for (var start = 0; start < todo.Count; start += _options.MaxBatch)
-            {
-                var chunk = todo.Skip(start).Take(_options.MaxBatch).ToList();
+            // Batches by count, bytes (128 KiB per transaction) and gas (EIP-7825, block gas limit): one oversized
+            // batch would be refused by every node and stall posting for good.
+            foreach (var chunk in L1Limits.Pack(todo, i => i.Payload.Length, _options.MaxBatch, _options.BlockGasLimit))
                 foreach (var o in await PostChunkAsync(chunk, retryOnNonceError: true, ct)) outcomes[o.Slot] = o;
-            }
             return [.. outcomes.Values];
         }
         finally

@@ -301,8 +301,11 @@ public sealed class ProposerClient : IAsyncDisposable
         if (h.Proposer != me) return $"proposer {h.Proposer} is not {me}";
         if (h.L2ChainId != _o.L2ChainId) return $"l2_chain_id {h.L2ChainId} is not {_o.L2ChainId}";
         if (h.TimestampMs != _clock.StartMs(slot)) return $"timestamp_ms {h.TimestampMs} is not the slot start {_clock.StartMs(slot)}";
-        if (h.ParentHash != head.Hash) return $"parent {h.ParentHash} is not the head {head.Hash} (from {head.Source})";
-        if (h.Number != head.Number + 1) return $"number {h.Number} is not {head.Number + 1}";
+        // The head rules the relays apply (Core HeadRules): after the head's slot when it is known, on the head.
+        var extends = head.Slot is { } headSlot && head.Number > 0
+            ? HeadRules.CheckExtends(new ChainHead(head.Hash, head.Number, headSlot), h.Slot, h.Number, h.ParentHash)
+            : HeadRules.CheckParent(head.Hash, head.Number, h.Number, h.ParentHash);
+        if (extends is not null) return $"{extends.Message} (head from {head.Source})";
         if (h.GasLimit > (ulong)_o.MaxGasLimit) return $"gas_limit {h.GasLimit} exceeds the maximum {_o.MaxGasLimit}";
         if (h.GasUsed > h.GasLimit) return $"gas_used {h.GasUsed} exceeds gas_limit {h.GasLimit}";
         if (o.Price > h.Value) return $"price {o.Price} exceeds value {h.Value}";

@@ -20,6 +20,7 @@ public static class RelayHost
         builder.AddRelay();
         var app = builder.Build();
         app.UseRelayErrors();
+        app.UseRateLimiter();
         app.MapOpsApi();
         app.MapBuilderApi();
         app.MapProposerApi();
@@ -73,6 +74,7 @@ public static class RelayHost
         s.AddSingleton<AuctionScheduler>();
         s.AddHostedService(sp => sp.GetRequiredService<AuctionScheduler>());
         s.AddHostedService<L1PosterService>();
+        s.AddRelayLimits();
         s.AddOpenApi();
         builder.Logging.AddSimpleConsole(o =>
         {
@@ -98,6 +100,12 @@ public static class RelayHost
             {
                 log.LogWarning("{Method} {Path}: Redis unavailable: {Error}", http.Request.Method, http.Request.Path, e.Message);
                 await new Rejection("unavailable", "the relay's state store is unreachable; retry shortly").ToResult(1).ExecuteAsync(http);
+            }
+            catch (BadHttpRequestException e) when (!http.Response.HasStarted)
+            {
+                // Kestrel's limits (body too slow, too large, bad framing): the client's fault, never a 500.
+                var code = e.StatusCode switch { 413 => "payload_too_large", 408 => "request_timeout", _ => "malformed" };
+                await new Rejection(code, e.Message).ToResult().ExecuteAsync(http);
             }
             catch (Exception e) when (e is not OperationCanceledException && !http.Response.HasStarted)
             {

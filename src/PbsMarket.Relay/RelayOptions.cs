@@ -34,10 +34,34 @@ public sealed class RelayOptions
     public string ReservePrice { get; set; } = "0";
     public PriceRule PriceRule { get; set; } = PriceRule.SecondPrice;
 
+    /// <summary>
+    /// Free collateral (escrow balance less what the builder owes), in wei as a decimal string, that a builder
+    /// needs to bid at all (code <c>collateral_required</c>): without it, any fresh key could fill Redis for free.
+    /// Default 0.01 ether; it must be at least 1.
+    /// </summary>
+    [RegularExpression("^[1-9][0-9]{0,76}$")] public string MinFreeCollateral { get; set; } = "10000000000000000";
+
+    /// <summary>Bytes of payload one builder may keep stored per slot, over all its bids (code <c>storage_budget</c>).
+    /// Only each builder's latest payload is kept, so this bounds one payload plus a re-sent one.</summary>
+    [Range(1024, 256 * 1024 * 1024)] public int MaxStoredBytesPerBuilderPerSlot { get; set; } = 4 * 1024 * 1024;
+
     [Range(21_000, long.MaxValue)] public long MaxGasLimit { get; set; } = 30_000_000;
     [Range(1, 64 * 1024 * 1024)] public int MaxPayloadBytes { get; set; } = 1024 * 1024;
     [Range(1, 100_000)] public int MaxTxsPerBlock { get; set; } = 5_000;
     [Range(1, 100_000)] public int MaxBidsPerBuilderPerSlot { get; set; } = 500;
+
+    /// <summary>Kestrel: open connections at once; a body must arrive at least this fast (after a 2 s grace);
+    /// request headers within this many seconds.</summary>
+    [Range(1, 1_000_000)] public int MaxConnections { get; set; } = 2048;
+    [Range(1, int.MaxValue)] public int MinBodyBytesPerSecond { get; set; } = 16 * 1024;
+    [Range(1, 300)] public int RequestHeadersTimeoutSeconds { get; set; } = 5;
+
+    /// <summary>Rate limits (token buckets, refilled every second; refusals are 429 rate_limited with Retry-After):
+    /// bids per builder (counted once the signature is verified), and requests per client address
+    /// (bids included, with a budget <see cref="BidRequestsPerSecondPerAddress"/> of their own).</summary>
+    [Range(1, 1_000_000)] public int BidsPerSecondPerBuilder { get; set; } = 200;
+    [Range(1, 1_000_000)] public int RequestsPerSecondPerAddress { get; set; } = 200;
+    [Range(1, 1_000_000)] public int BidRequestsPerSecondPerAddress { get; set; } = 2000;
 
     /// <summary>The relay's signing key, hex; or <see cref="KeystorePath"/> with a password.</summary>
     public string? SigningKey { get; set; }
@@ -56,6 +80,8 @@ public sealed class RelayOptions
     public bool RunL1 { get; set; } = true;
     /// <summary>Key that pays for L1 transactions; defaults to the signing key.</summary>
     public string? L1SenderKey { get; set; }
+
+    public BigInteger MinFreeCollateralWei => BigInteger.Parse(MinFreeCollateral, System.Globalization.CultureInfo.InvariantCulture);
 
     public BigInteger Reserve => BigInteger.Parse(ReservePrice, System.Globalization.CultureInfo.InvariantCulture);
 }

@@ -143,7 +143,17 @@ public sealed class ProposerClientTests(TestServers servers) : IAsyncLifetime
             mode = m;
             var auction = await _m.NextAuctionAsync(real.Client, 450);
             var bid = TestMarket.Bid(auction, TestMarket.Builders[0], 4_000);
-            await real.Client.SubmitAsync(bid.Header, bid.Signature, bid.Payload);
+            try
+            {
+                await real.Client.SubmitAsync(bid.Header, bid.Signature, bid.Payload);
+            }
+            catch (RelayRefusedException e) when (e.Code == "stale_parent")
+            {
+                // The previous slot's head (the client's own block) reached the relay just after we read the auction.
+                auction = await _m.NextAuctionAsync(real.Client, 450);
+                bid = TestMarket.Bid(auction, TestMarket.Builders[0], 4_000);
+                await real.Client.SubmitAsync(bid.Header, bid.Signature, bid.Payload);
+            }
             var report = await reports.ForSlotAsync(auction.Slot);
             Assert.Equal(SlotOutcome.Proposed, report.Outcome);
             Assert.Equal("real", report.Source);

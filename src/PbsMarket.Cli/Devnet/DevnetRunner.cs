@@ -33,6 +33,8 @@ public sealed class DevnetSettings
     public string ReservePrice { get; set; } = "1000";
     public BigInteger Collateral { get; set; } = UnitConversion.Convert.ToWei(10);
     public bool Proposer { get; set; } = true;
+    /// <summary>The first proposer also announces junk heads (<see cref="JunkHeads"/>).</summary>
+    public bool JunkHeads { get; set; }
 }
 
 /// <summary>
@@ -49,6 +51,8 @@ public sealed class DevnetRunner(DevnetSettings s, TextWriter output, TextWriter
     readonly List<(DemoBuilder Builder, Task Run)> _builders = [];
     readonly List<ILoggerProvider> _logs = [];
     readonly CancellationTokenSource _builderStop = new();
+    JunkHeads? _junk;
+    Task? _junkRun;
     readonly CancellationTokenSource _proposerStop = new();
     ProposerClient? _proposer;
     Task? _proposerRun;
@@ -143,6 +147,14 @@ public sealed class DevnetRunner(DevnetSettings s, TextWriter output, TextWriter
         }
 
         var clock = new SlotClock(TimeProvider.System, (ulong)deployment.GenesisMs, (ulong)s.SlotMs, (ulong)s.CloseOffsetMs);
+        if (s.JunkHeads)
+        {
+            var junkLog = Logs("junk-heads.log");
+            _junk = new JunkHeads(deployment, ProtocolKey.FromHex(proposerKeys[0]), [.. proposerKeys.Select(k => ProtocolKey.FromHex(k).Address)], relayUrls, clock,
+                line => junkLog.Write($"{DateTime.Now:HH:mm:ss.fff} {line}"));
+            _junkRun = _junk.RunAsync(_builderStop.Token);
+            Say($"  junk heads  {ProtocolKey.FromHex(proposerKeys[0]).Address} also announces junk heads to every relay ({_runtime}/junk-heads.log)");
+        }
         ulong? first = s.Slots is { } n0 ? Math.Max(clock.CurrentSlot + 3, 1) : null;
         var info = new JsonObject
         {
@@ -197,6 +209,11 @@ public sealed class DevnetRunner(DevnetSettings s, TextWriter output, TextWriter
         await _builderStop.CancelAsync();
         await _proposerStop.CancelAsync();
         await Task.WhenAll(_builders.Select(b => b.Run));
+        if (_junkRun is not null)
+        {
+            await _junkRun;
+            Say($"junk heads: {_junk!.Sent} announced, {_junk.Adopted} adopted by a relay");
+        }
         if (_proposerRun is not null) await _proposerRun;
         await monitor.WaitNoneProposedAsync(TimeSpan.FromSeconds(20), ct);
 

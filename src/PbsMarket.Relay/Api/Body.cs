@@ -11,15 +11,24 @@ internal static class Body
             return (default, new Rejection("unsupported_media_type", $"Content-Type must be application/json, not {type}"));
         if (request.ContentLength is { } declared && declared > maxBytes)
             return (default, new Rejection("payload_too_large", $"the body is {declared} bytes; the limit is {maxBytes}"));
-        var buffer = new ArrayBufferWriter<byte>(request.ContentLength is { } n and > 0 ? (int)n : 4096);
-        while (true)
+        // Grown as bytes arrive, never sized from the declared Content-Length: a client that declares
+        // a megabyte and sends nothing (or trickles) must not get a megabyte of memory per connection.
+        var buffer = new ArrayBufferWriter<byte>(4096);
+        try
         {
-            var memory = buffer.GetMemory(8192);
-            var read = await request.Body.ReadAsync(memory, ct);
-            if (read == 0) break;
-            buffer.Advance(read);
-            if (buffer.WrittenCount > maxBytes)
-                return (default, new Rejection("payload_too_large", $"the body exceeds the limit of {maxBytes} bytes"));
+            while (true)
+            {
+                var memory = buffer.GetMemory(8192);
+                var read = await request.Body.ReadAsync(memory, ct);
+                if (read == 0) break;
+                buffer.Advance(read);
+                if (buffer.WrittenCount > maxBytes)
+                    return (default, new Rejection("payload_too_large", $"the body exceeds the limit of {maxBytes} bytes"));
+            }
+        }
+        catch (BadHttpRequestException e) when (e.StatusCode == StatusCodes.Status413PayloadTooLarge)
+        {
+            return (default, new Rejection("payload_too_large", $"the body exceeds the server's limit: {e.Message}"));
         }
         return (buffer.WrittenMemory, null);
     }

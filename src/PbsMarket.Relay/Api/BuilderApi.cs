@@ -54,7 +54,7 @@ public static class BuilderApi
         if (error is not null) return error.ToResult();
         var outcome = await bids.SubmitAsync(body, ct);
         if (outcome is BidService.Refused r)
-            return r.Rejection.ToResult(r.Rejection.Code is "unavailable" ? 1 : null);
+            return r.Rejection.ToResult(r.Rejection.Code is "unavailable" or "rate_limited" ? 1 : null);
         var receipt = (BidService.Receipt)outcome;
         var json = Wire.ToUtf8(new BidReceiptResponse(receipt.HeaderHash, receipt.ReceivedAtMs, receipt.RelaySignature), Wire.WriteBidReceiptResponse);
         return new JsonBytesResult(json, StatusCodes.Status202Accepted);

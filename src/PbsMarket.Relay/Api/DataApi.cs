@@ -20,7 +20,7 @@ public static class DataApi
         group.MapGet("/slots/{slot}/proof/{headerHash}", GetProof).WithSummary("Merkle proof of one bid in the slot's bids root.");
         group.MapGet("/builders", Builders).WithSummary("Builder standings.");
         group.MapGet("/proposers", Proposers).WithSummary("The proposer rotation for the coming slots and each proposer's record.");
-        group.MapGet("/stream", Stream).WithSummary("Server-sent events as slots open, close, are proposed, posted or missed.");
+        group.MapGet("/stream", Stream).WithoutRateLimit().WithSummary("Server-sent events as slots open, close, are proposed, posted or missed.");
         return app;
     }
 
@@ -29,25 +29,44 @@ public static class DataApi
     static async Task<IResult> ListSlots(string? limit, string? cursor, SlotReader reader, Market market, CancellationToken ct)
     {
         var n = 20;
-        if (limit is not null && (!int.TryParse(limit, out n) || n < 1 || n > MaxLimit))
-            return new Rejection("malformed", $"limit must be an integer from 1 to {MaxLimit}").ToResult();
-        var before = market.Clock.SlotAt(market.Clock.NowMs) + 2; // includes the open auction
-        if (cursor is not null && !Wire.TryParseUInt64(cursor, out before, out var err))
-            return new Rejection("malformed", $"cursor: {err}").ToResult();
+        if (limit is not null)
+        {
+            if (!Wire.TryParseUInt64(limit, out var l, out var lerr)) return new Rejection("malformed", $"limit: {lerr}").ToResult();
+            if (l < 1 || l > MaxLimit) return new Rejection("out_of_range", $"limit {l} is not from 1 to {MaxLimit}").ToResult();
+            n = (int)l;
+        }
+        // The newest slot that can exist is the open auction's; a cursor beyond it is clamped there, so
+        // a huge cursor costs what the first page costs (it used to walk every slot number down to the present).
+        var newest = market.Clock.SlotAt(market.Clock.NowMs) + 2; // includes the open auction
+        var before = newest;
+        if (cursor is not null)
+        {
+            if (!Wire.TryParseUInt64(cursor, out var c, out var err)) return new Rejection("malformed", $"cursor: {err}").ToResult();
+            before = Math.Min(c, newest);
+        }
         var (slots, next) = await reader.ListAsync(before, n, ct);
         return Json(new SlotPage(slots, next?.ToString()));
     }
 
-    static async Task<IResult> GetSlot(string slot, SlotReader reader, CancellationToken ct)
+    static async Task<IResult> GetSlot(string slot, SlotReader reader, Market market, CancellationToken ct)
     {
-        if (!Wire.TryParseUInt64(slot, out var s, out var err)) return new Rejection("malformed", $"slot: {err}").ToResult();
+        if (ParseSlot(slot, market) is { } bad) return bad.ToResult();
+        var s = ulong.Parse(slot, System.Globalization.CultureInfo.InvariantCulture);
         var view = await reader.GetAsync(s, ct);
         return view is null ? new Rejection("not_found", $"slot {s} has no auction on this relay").ToResult() : Json(view);
     }
 
-    static async Task<IResult> GetProof(string slot, string headerHash, SlotReader reader, CancellationToken ct)
+    /// <summary>A slot path parameter: decimal uint64 (<c>malformed</c>) within the market's range (<c>out_of_range</c>).</summary>
+    internal static Rejection? ParseSlot(string slot, Market market)
     {
-        if (!Wire.TryParseUInt64(slot, out var s, out var err)) return new Rejection("malformed", $"slot: {err}").ToResult();
+        if (!Wire.TryParseUInt64(slot, out var s, out var err)) return new Rejection("malformed", $"slot: {err}");
+        return market.Clock.CheckSlot(s) is { } range ? new Rejection(range.Code, range.Message) : null;
+    }
+
+    static async Task<IResult> GetProof(string slot, string headerHash, SlotReader reader, Market market, CancellationToken ct)
+    {
+        if (ParseSlot(slot, market) is { } bad) return bad.ToResult();
+        var s = ulong.Parse(slot, System.Globalization.CultureInfo.InvariantCulture);
         if (!Hash32.TryParse(headerHash, out var hash)) return new Rejection("malformed", "header_hash: expected 0x and 64 hex digits").ToResult();
         var view = await reader.GetAsync(s, ct);
         if (view is not SlotView closed || closed.Bids is null)

@@ -17,7 +17,7 @@ public static class OpsApi
         return app;
     }
 
-    static async Task<IResult> Ready(IConnectionMultiplexer redis, Npgsql.NpgsqlDataSource db, IChainView chain, Archiver archiver)
+    static async Task<IResult> Ready(IConnectionMultiplexer redis, Npgsql.NpgsqlDataSource db, IChainView chain, Archiver archiver, Auctions.AuctionScheduler scheduler)
     {
         var problems = new List<string>();
         try
@@ -40,6 +40,7 @@ public static class OpsApi
             problems.Add($"postgres: {e.Message}");
         }
         if (chain.Problem is { } l1) problems.Add($"l1: {l1}");
+        else if (!scheduler.AuctionsOpen) problems.Add("auctions: none opened yet");
         if (archiver.Problem is { } a && !problems.Any(p => p.StartsWith("postgres", StringComparison.Ordinal))) problems.Add($"archive: {a}");
         return problems.Count == 0
             ? Results.Text("ready\n")

@@ -12,13 +12,14 @@ public sealed record Rejection(string Code, string Message)
 
     public static int StatusOf(string code) => code switch
     {
-        "payload_too_large" => StatusCodes.Status413PayloadTooLarge,
+        "payload_too_large" or "unpostable" or "storage_budget" => StatusCodes.Status413PayloadTooLarge,
         "rate_limited" => StatusCodes.Status429TooManyRequests,
         "not_proposer" => StatusCodes.Status403Forbidden,
         "too_early" => 425,
         "not_found" => StatusCodes.Status404NotFound,
-        "stale_parent" or "auction_closed" or "equivocation" or "too_late" or "not_winner" or "already_proposed" => StatusCodes.Status409Conflict,
-        "insufficient_collateral" => StatusCodes.Status402PaymentRequired,
+        "request_timeout" => StatusCodes.Status408RequestTimeout,
+        "stale_parent" or "auction_closed" or "equivocation" or "too_late" or "not_winner" or "already_proposed" or "not_after_head" => StatusCodes.Status409Conflict,
+        "insufficient_collateral" or "collateral_required" => StatusCodes.Status402PaymentRequired,
         "unavailable" => StatusCodes.Status503ServiceUnavailable,
         "unsupported_media_type" => StatusCodes.Status415UnsupportedMediaType,
         _ => StatusCodes.Status400BadRequest,

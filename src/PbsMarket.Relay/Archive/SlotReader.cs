@@ -104,19 +104,27 @@ public sealed class SlotReader(AuctionStore store, ResultService results, Market
         return result;
     }
 
-    /// <summary>Slots below <paramref name="before"/>, newest first.</summary>
+    /// <summary>
+    /// Slots below <paramref name="before"/>, newest first. Bounded work: at most <paramref name="limit"/> slot
+    /// numbers are looked up in Redis (a slot with no auction there still counts, so a page may be short and still
+    /// have a next cursor) and one PostgreSQL query; cancelled when the client leaves.
+    /// </summary>
     public async Task<(List<object> Slots, ulong? Next)> ListAsync(ulong before, int limit, CancellationToken ct)
     {
         var slots = new List<object>();
         var cursor = before;
+        var budget = limit;
         // Recent slots from Redis, one by one (each is a few small reads).
-        while (slots.Count < limit && cursor > 0 && IsRecent(cursor - 1))
+        while (budget > 0 && cursor > 0 && IsRecent(cursor - 1))
         {
+            ct.ThrowIfCancellationRequested();
             cursor--;
+            budget--;
             var view = await FromRedisAsync(cursor);
             if (view is not null) slots.Add(view);
         }
-        if (slots.Count < limit && cursor > 0)
+        if (budget == 0) return (slots, cursor > 0 ? cursor : null);
+        if (cursor > 0)
         {
             await using var conn = await db.OpenConnectionAsync(ct);
             var older = new List<SlotView>();

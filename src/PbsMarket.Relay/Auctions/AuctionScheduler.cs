@@ -18,6 +18,8 @@ public sealed class AuctionScheduler(
     ulong _nextMissCheck;
     ulong _firstOwnSlot = ulong.MaxValue;
     public volatile string? Problem = "starting";
+    /// <summary>Set once an auction has been opened (or found open) by this instance: readiness waits for it.</summary>
+    public volatile bool AuctionsOpen;
 
     protected override async Task ExecuteAsync(CancellationToken ct)
     {
@@ -59,9 +61,22 @@ public sealed class AuctionScheduler(
 
         // Open: the auction whose window is running (or the next one, in the gap after a close).
         var open = clock.OpenAuctionSlot(now) ?? current + 1;
-        var proposer = market.ProposerOf(open, chain);
-        if (proposer is { } p && await store.EnsureAuctionAsync(open, p, clock.AuctionClosesMs(open), clock.StartMs(open)))
+
+        // Reconcile with L1: a head L1 holds beyond ours (a fresh or emptied Redis, or blocks posted by others) is
+        // taken, so that no auction is built on a parent L1 has already moved past.
+        if (chain.InboxHead is { } l1 && l1.Number > 0)
         {
+            var head = await store.GetHeadAsync();
+            if (l1.Number > head.Number && await store.AdvanceHeadAsync(new AuctionStore.Head(l1.Hash, l1.Number, l1.Slot), open))
+                log.LogInformation("head reconciled with L1: {Hash} (number {Number}, slot {Slot}); was {Old} (number {OldNumber})", l1.Hash, l1.Number, l1.Slot, head.Hash, head.Number);
+        }
+
+        var proposer = market.ProposerOf(open, chain);
+        var created = proposer is { } who && await store.EnsureAuctionAsync(open, who, clock.AuctionClosesMs(open), clock.StartMs(open));
+        if (proposer is not null) AuctionsOpen = true;
+        if (created)
+        {
+            var p = proposer!.Value;
             var a = await store.GetAuctionAsync(open);
             await events.PublishAsync(JsonSerializer.Serialize(new
             {
@@ -69,7 +84,7 @@ public sealed class AuctionScheduler(
                 parent_hash = a?.Parent.ToString(), number = a?.Number.ToString(),
             }));
         }
-        else
+        else if (proposer is null)
             Problem = $"proposer set for epoch {market.EpochOf(open)} not known (L1: {chain.Problem ?? "syncing"})";
 
         // Close every slot whose close time has passed.

@@ -8,6 +8,10 @@ namespace PbsMarket.Relay.Auctions;
 public sealed class AuctionStore(IConnectionMultiplexer redis, RedisKeys keys, RelayOptions options)
 {
     IDatabase Db => redis.GetDatabase();
+
+    /// <summary>Bid payloads are needed until the slot is proposed or missed (two slots); kept 16 slots, at least a minute.
+    /// A proposed block's payload is kept with its proposal, for the slot's full TTL.</summary>
+    public int PayloadTtlSeconds => (int)Math.Min(options.SlotTtlSeconds, Math.Max(60, 16 * options.SlotMs / 1000));
     public RedisKeys Keys => keys;
 
     public sealed record AuctionState(ulong Slot, string Status, Hash32 Parent, ulong Number, Address Proposer, ulong ClosesAtMs, ulong TimestampMs)
@@ -18,6 +22,7 @@ public sealed class AuctionStore(IConnectionMultiplexer redis, RedisKeys keys, R
     public sealed record Head(Hash32 Hash, ulong Number, ulong Slot)
     {
         public static readonly Head Genesis = new(Hash32.Zero, 0, 0);
+        public ChainHead ToChainHead() => new(Hash, Number, Slot);
     }
 
     public async Task<Head> GetHeadAsync()
@@ -98,6 +103,8 @@ public sealed class AuctionStore(IConnectionMultiplexer redis, RedisKeys keys, R
             number = header.Number.ToString(CultureInfo.InvariantCulture),
             builder = header.Builder.ToString(),
             maxBids = options.MaxBidsPerBuilderPerSlot,
+            maxBytes = options.MaxStoredBytesPerBuilderPerSlot,
+            payloadTtl = PayloadTtlSeconds,
             record = StoredBid.RecordJson(header, signature, txCount),
             payload,
             ttl = options.SlotTtlSeconds,
@@ -189,19 +196,16 @@ public sealed class AuctionStore(IConnectionMultiplexer redis, RedisKeys keys, R
     /// <summary>Keeps the proposed block itself with its proposal, so that the head can be served whole.</summary>
     public async Task StoreProposedBlockAsync(ulong slot, Hash32 headerHash, string headerJson, Signature builderSignature, byte[] payload)
     {
-        await Db.HashSetAsync(keys.Proposal(slot), [new("header", headerJson), new("builder_signature", builderSignature.ToString())]);
-        await Db.HashSetAsync(keys.Payloads(slot), headerHash.ToString(), payload);
-        await Db.KeyExpireAsync(keys.Payloads(slot), TimeSpan.FromSeconds(options.SlotTtlSeconds), ExpireWhen.HasNoExpiry);
+        await Db.HashSetAsync(keys.Proposal(slot), [new("header", headerJson), new("builder_signature", builderSignature.ToString()), new("payload", payload)]);
     }
 
     public sealed record ProposedBlock(string HeaderJson, Signature BuilderSignature, Signature ProposalSignature, byte[] Payload);
 
     public async Task<ProposedBlock?> GetProposedBlockAsync(ulong slot, Hash32 headerHash)
     {
-        var v = await Db.HashGetAsync(keys.Proposal(slot), ["header_hash", "header", "builder_signature", "signature"]);
-        if (v[0].IsNull || v[1].IsNull || (string)v[0]! != headerHash.ToString()) return null;
-        var payload = await GetPayloadAsync(slot, headerHash);
-        return payload is null ? null : new ProposedBlock((string)v[1]!, Signature.Parse((string)v[2]!), Signature.Parse((string)v[3]!), payload);
+        var v = await Db.HashGetAsync(keys.Proposal(slot), ["header_hash", "header", "builder_signature", "signature", "payload"]);
+        if (v[0].IsNull || v[1].IsNull || v[4].IsNull || (string)v[0]! != headerHash.ToString()) return null;
+        return new ProposedBlock((string)v[1]!, Signature.Parse((string)v[2]!), Signature.Parse((string)v[3]!), (byte[])v[4]!);
     }
 
     public Task MarkPostedAsync(ulong slot, string txHash) => Db.HashSetAsync(keys.Proposal(slot), "l1_tx", txHash);

@@ -11,7 +11,8 @@ namespace PbsMarket.Relay.Auctions;
 /// Checks a builder's bid, cheapest check first, each refusal with its own code, and accepts it in
 /// one atomic Redis step. A refused bid changes nothing; the same bid sent twice gets the same receipt.
 /// </summary>
-public sealed class BidService(AuctionStore store, Market market, IChainView chain, RelayKey key, IConnectionMultiplexer redis, RelayMetrics metrics)
+public sealed class BidService(AuctionStore store, Market market, IChainView chain, RelayKey key, IConnectionMultiplexer redis, RelayMetrics metrics,
+    BuilderRateLimiter limiter)
 {
     public abstract record Outcome;
     public sealed record Receipt(Hash32 HeaderHash, ulong ReceivedAtMs, Signature RelaySignature, bool Duplicate) : Outcome;
@@ -19,6 +20,7 @@ public sealed class BidService(AuctionStore store, Market market, IChainView cha
 
     readonly WireLimits _wireLimits = new(market.Options.MaxPayloadBytes);
     readonly PayloadLimits _payloadLimits = new(market.Options.MaxPayloadBytes, market.Options.MaxTxsPerBlock);
+    readonly BigInteger _minFree = market.Options.MinFreeCollateralWei;
 
     public async Task<Outcome> SubmitAsync(ReadOnlyMemory<byte> body, CancellationToken ct)
     {
@@ -52,7 +54,8 @@ public sealed class BidService(AuctionStore store, Market market, IChainView cha
         var h = bid.Header;
         var clock = market.Clock;
 
-        // 2. the slot: its auction must be open now (on this instance's clock; Redis decides at the edge)
+        // 2. the slot: within the market's range, its auction open now (on this instance's clock; Redis decides at the edge)
+        if (clock.CheckSlot(h.Slot, "header.slot") is { } range) return No(range.Code, range.Message);
         var now = clock.NowMs;
         if (now >= clock.AuctionClosesMs(h.Slot))
             return No("auction_closed", $"the auction for slot {h.Slot} closed at {clock.AuctionClosesMs(h.Slot)} (now {now})");
@@ -67,32 +70,38 @@ public sealed class BidService(AuctionStore store, Market market, IChainView cha
         var auction = await store.GetAuctionAsync(h.Slot);
         if (auction is null) return No("unavailable", $"the auction for slot {h.Slot} is not open yet on this relay (proposer set not known); retry shortly");
         if (!auction.IsOpen) return No("auction_closed", $"the auction for slot {h.Slot} is closed");
-        if (h.ParentHash != auction.Parent) return No("stale_parent", $"parent_hash {h.ParentHash} is not the head {auction.Parent}");
-        if (h.Number != auction.Number) return No("stale_parent", $"number {h.Number} does not extend the head (expected {auction.Number})");
+        if (HeadRules.CheckParent(auction.Parent, auction.Number - 1, h.Number, h.ParentHash) is { } stale) return No(stale.Code, stale.Message);
         if (h.Proposer != auction.Proposer) return No("wrong_proposer", $"proposer {h.Proposer} is not slot {h.Slot}'s proposer {auction.Proposer}");
 
-        // 4. chain, gas, payload
+        // 4. header fields that need no payload
         if (h.L2ChainId != market.L2ChainId) return No("wrong_chain_id", $"l2_chain_id {h.L2ChainId} is not {market.L2ChainId}");
         if (GasCheck.CheckLimits(h.GasUsed, h.GasLimit, (ulong)market.Options.MaxGasLimit) is { } gasError) return No(gasError.Code, gasError.Message);
+        if (h.Value < market.Reserve) return No("below_reserve", $"value {h.Value} is below the reserve price {market.Reserve}");
+
+        // 5. signature, then collateral: an unsigned or unfunded bid costs no payload hashing or decoding
+        var headerHash = Eip712.HashStruct(h);
+        if (!SignatureRecovery.TryRecover(Eip712.Digest(market.Domain, headerHash), bid.Signature, out var signer))
+            return No("invalid_signature", "the signature does not recover to any address");
+        if (signer != h.Builder) return No("invalid_signature", $"the signature is by {signer}, not the builder {h.Builder}");
+        if (limiter.TryAcquire(h.Builder) is { } limited) return new Refused(limited.Rejection);
+        var collateral = await chain.CollateralAsync(h.Builder, ct);
+        var owedValue = await owedTask;
+        var owed = owedValue.IsNull ? BigInteger.Zero : BigInteger.Parse((string)owedValue!, System.Globalization.CultureInfo.InvariantCulture);
+        var free = collateral - owed;
+        if (free < _minFree)
+            return No("collateral_required", $"builder {h.Builder} has {BigInteger.Max(free, 0)} wei of free collateral (escrow {collateral}, owed {owed}); bidding needs at least {_minFree}");
+        if (h.Value > free)
+            return No("insufficient_collateral", $"value {h.Value} exceeds the builder's free collateral {BigInteger.Max(free, 0)} (escrow {collateral}, owed {owed})");
+
+        // 6. the payload: hash, then decode
+        if (L1Limits.CheckPostable(bid.Payload.Length) is { } postable) return No(postable.Code, postable.Message);
         if (Keccak.Hash(bid.Payload) != h.PayloadHash)
             return No("payload_mismatch", $"keccak256(payload) {Keccak.Hash(bid.Payload)} is not payload_hash {h.PayloadHash}");
         var decoded = PayloadCodec.Decode(bid.Payload, market.L2ChainId, _payloadLimits);
         if (!decoded.IsOk) return No(decoded.Error.Code, decoded.Error.Message);
         if (GasCheck.CheckAgainstTransactions(h.GasUsed, decoded.Transactions) is { } txGasError) return No(txGasError.Code, txGasError.Message);
 
-        // 5. value, signature, collateral
-        if (h.Value < market.Reserve) return No("below_reserve", $"value {h.Value} is below the reserve price {market.Reserve}");
-        var headerHash = Eip712.HashStruct(h);
-        if (!SignatureRecovery.TryRecover(Eip712.Digest(market.Domain, headerHash), bid.Signature, out var signer))
-            return No("invalid_signature", "the signature does not recover to any address");
-        if (signer != h.Builder) return No("invalid_signature", $"the signature is by {signer}, not the builder {h.Builder}");
-        var collateral = await chain.CollateralAsync(h.Builder, ct);
-        var owedValue = await owedTask;
-        var owed = owedValue.IsNull ? BigInteger.Zero : BigInteger.Parse((string)owedValue!, System.Globalization.CultureInfo.InvariantCulture);
-        if (h.Value > collateral - owed)
-            return No("insufficient_collateral", $"value {h.Value} exceeds the builder's free collateral {BigInteger.Max(collateral - owed, 0)} (escrow {collateral}, owed {owed})");
-
-        // 6. the atomic step: still open, still on the head, within the builder's bid limit
+        // 7. the atomic step: still open, still on the head, within the builder's bid limit
         var accepted = await store.AcceptAsync(h, headerHash, bid.Signature, decoded.Transactions.Count, bid.Payload);
         switch (accepted)
         {
@@ -108,6 +117,7 @@ public sealed class BidService(AuctionStore store, Market market, IChainView cha
                     "stale_parent_number" => No("stale_parent", $"number {h.Number} does not extend the head (expected {r.Detail})"),
                     "wrong_proposer" => No("wrong_proposer", $"proposer {h.Proposer} is not slot {h.Slot}'s proposer {r.Detail}"),
                     "rate_limited" => No("rate_limited", $"builder {h.Builder} reached {r.Detail} bids for slot {h.Slot}"),
+                    "storage_budget" => No("storage_budget", $"builder {h.Builder} stores {r.Detail.Split('|')[0]} bytes in slot {h.Slot}; this bid would pass the budget of {r.Detail.Split('|')[1]}"),
                     _ => No(r.Code, r.Detail),
                 };
             default:

@@ -26,6 +26,7 @@ public sealed class ProposalService(
     {
         if (!Signature.TryParse(signatureHeader, out var signature, out var sigError))
             return new HeaderRefused(new("not_proposer", $"X-Pbs-Signature: {(signatureHeader is null ? "missing" : sigError)}"));
+        if (market.Clock.CheckSlot(slot) is { } range) return new HeaderRefused(new(range.Code, range.Message));
         var proposer = await ScheduledProposerAsync(slot);
         if (proposer is null)
             return new HeaderRefused(new("unavailable", $"the proposer of slot {slot} is not known yet"));
@@ -59,6 +60,7 @@ public sealed class ProposalService(
     {
         var parsed = Wire.ParseProposalSubmission(body.Span);
         if (!parsed.TryGet(out var p, out var error)) return Refuse(error.Code, error.Message);
+        if (market.Clock.CheckSlot(p.Slot) is { } range) return Refuse(range.Code, range.Message);
         var proposer = await ScheduledProposerAsync(p.Slot);
         if (proposer is null) return Refuse("unavailable", $"the proposer of slot {p.Slot} is not known yet");
         var digest = Eip712.Digest(market.Domain, new Proposal(p.Slot, p.HeaderHash));
@@ -77,18 +79,18 @@ public sealed class ProposalService(
                 return await EquivocationAsync(p.Slot, proposer.Value, previous.HeaderHash, previous.Signature, p.HeaderHash, p.Signature, now);
             return Refuse("not_winner", $"header {p.HeaderHash} is not the winning header of slot {p.Slot}");
         }
-        var deadline = market.Clock.AuctionClosesMs(p.Slot + 1);
         var outcome = await store.ProposeAsync(p.Slot, p.HeaderHash, p.Signature, now, "auction");
         switch (outcome)
         {
             case AuctionStore.Conflict c:
                 return await EquivocationAsync(p.Slot, proposer.Value, c.FirstHash, c.FirstSignature, p.HeaderHash, p.Signature, now);
-            case AuctionStore.NewProposal when now >= deadline:
-                // Too late to build on: undo is not needed for evidence, but the head must not move back in time.
-                log.LogWarning("slot {Slot} proposed after the next auction closed; kept, head not moved", p.Slot);
-                break;
             case AuctionStore.NewProposal:
-                await AdoptAsync(closed.Winner.Header, closed.Winner.HeaderHash, p.Slot);
+                var head = await store.GetHeadAsync();
+                if (HeadRules.CheckAdoption(market.Clock, head.ToChainHead(), closed.Winner.Header, now) is { } why)
+                    // Kept (the proposer signed it, and L1 may still take it), but the head does not move back in time.
+                    log.LogWarning("slot {Slot} proposed but not adopted as head: {Why}", p.Slot, why);
+                else
+                    await AdoptAsync(closed.Winner.Header, closed.Winner.HeaderHash, p.Slot);
                 break;
         }
         var payload = await store.GetPayloadAsync(p.Slot, p.HeaderHash);
@@ -112,44 +114,60 @@ public sealed class ProposalService(
         var parsed = Wire.ParseHeadAnnouncement(body.Span, new WireLimits(market.Options.MaxPayloadBytes));
         if (!parsed.TryGet(out var a, out var error)) return new AnnounceRefused(new(error.Code, error.Message));
         var h = a.Header;
+        var clock = market.Clock;
+        var now = clock.NowMs;
+        // Cheap first: the head rules' timing (no state), the header's own fields, the head; then signatures; payload last.
+        var timing = HeadRules.CheckTiming(clock, h.Slot, now);
+        if (timing is not null && timing.Code != ErrorCodes.TooLate) return AnnounceNo(timing);
         if (h.L2ChainId != market.L2ChainId) return new AnnounceRefused(new("wrong_chain_id", $"l2_chain_id {h.L2ChainId} is not {market.L2ChainId}"));
-        if (h.TimestampMs != market.Clock.StartMs(h.Slot))
+        if (h.TimestampMs != clock.StartMs(h.Slot))
             return new AnnounceRefused(new("wrong_timestamp", $"timestamp_ms {h.TimestampMs} is not the start of slot {h.Slot}"));
         var proposer = market.ProposerOf(h.Slot, chain);
         if (proposer is null) return new AnnounceRefused(new("unavailable", $"the proposer of slot {h.Slot} is not known yet"));
         if (h.Proposer != proposer.Value) return new AnnounceRefused(new("wrong_proposer", $"proposer {h.Proposer} is not slot {h.Slot}'s proposer {proposer}"));
+        if (L1Limits.CheckPostable(a.Payload.Length) is { } postable) return AnnounceNo(postable);
+        var head = await store.GetHeadAsync();
+        var extends = HeadRules.CheckExtends(head.ToChainHead(), h.Slot, h.Number, h.ParentHash);
+        var headerHash = Eip712.HashStruct(h);
+        if (!SignatureRecovery.Verify(Eip712.Digest(market.Domain, new Proposal(h.Slot, headerHash)), a.ProposalSignature, proposer.Value))
+            return new AnnounceRefused(new("invalid_signature", $"proposal_signature is not by slot {h.Slot}'s proposer {proposer}"));
+        if (!SignatureRecovery.Verify(Eip712.Digest(market.Domain, headerHash), a.BuilderSignature, h.Builder))
+            return new AnnounceRefused(new("invalid_signature", $"builder_signature is not by the builder {h.Builder}"));
+        if ((timing ?? extends) is { } refusal)
+        {
+            // Not adoptable (too late, behind the head, not on it): nothing is stored or queued. The same header
+            // again gets the same answer; a validly signed second header for a slot the proposer already chose is
+            // still evidence of equivocation.
+            var previous = await store.GetProposalAsync(h.Slot);
+            if (previous is not null && previous.HeaderHash == headerHash) return new Announced(false, head);
+            if (previous is not null)
+            {
+                var refused = await EquivocationAsync(h.Slot, proposer.Value, previous.HeaderHash, previous.Signature, headerHash, a.ProposalSignature, now);
+                return new AnnounceRefused(((ProposeRefused)refused).Rejection);
+            }
+            return AnnounceNo(refusal);
+        }
         if (Keccak.Hash(a.Payload) != h.PayloadHash) return new AnnounceRefused(new("payload_mismatch", "keccak256(payload) is not payload_hash"));
         var decoded = PayloadCodec.Decode(a.Payload, market.L2ChainId, new PayloadLimits(market.Options.MaxPayloadBytes, market.Options.MaxTxsPerBlock));
         if (!decoded.IsOk) return new AnnounceRefused(new(decoded.Error.Code, decoded.Error.Message));
-        var headerHash = Eip712.HashStruct(h);
-        if (!SignatureRecovery.Verify(Eip712.Digest(market.Domain, headerHash), a.BuilderSignature, h.Builder))
-            return new AnnounceRefused(new("invalid_signature", $"builder_signature is not by the builder {h.Builder}"));
-        if (!SignatureRecovery.Verify(Eip712.Digest(market.Domain, new Proposal(h.Slot, headerHash)), a.ProposalSignature, proposer.Value))
-            return new AnnounceRefused(new("invalid_signature", $"proposal_signature is not by slot {h.Slot}'s proposer {proposer}"));
 
-        var now = market.Clock.NowMs;
         var outcome = await store.ProposeAsync(h.Slot, headerHash, a.ProposalSignature, now, "announced");
         if (outcome is AuctionStore.Conflict c)
         {
             var refused = await EquivocationAsync(h.Slot, proposer.Value, c.FirstHash, c.FirstSignature, headerHash, a.ProposalSignature, now);
             return new AnnounceRefused(((ProposeRefused)refused).Rejection);
         }
-        var head = await store.GetHeadAsync();
-        var adopted = false;
-        if (h.ParentHash == head.Hash && h.Number == head.Number + 1)
-        {
-            await AdoptAsync(h, headerHash, h.Slot);
-            adopted = true;
-        }
         if (outcome is AuctionStore.NewProposal)
         {
+            await AdoptAsync(h, headerHash, h.Slot);
             // Not ours: no price is known here. Posted (without payment) only if, three slots on, nobody
             // has: the relay that auctioned it posts at once with the real price, and L1 takes one header per slot.
             await QueueForL1Async(h, headerHash, a.BuilderSignature, a.ProposalSignature, a.Payload, 0, Hash32.Zero, "announced", now,
                 notBeforeMs: market.Clock.StartMs(h.Slot) + 3 * (ulong)market.Options.SlotMs);
             metrics.Count("pbs_proposals_total", "source=\"announced\"");
+            return new Announced(true, await store.GetHeadAsync());
         }
-        return new Announced(adopted, await store.GetHeadAsync());
+        return new Announced(false, await store.GetHeadAsync());
     }
 
     async Task AdoptAsync(Header header, Hash32 headerHash, ulong slot)
@@ -185,6 +203,7 @@ public sealed class ProposalService(
     }
 
     static ProposeRefused Refuse(string code, string message) => new(new Rejection(code, message));
+    static AnnounceRefused AnnounceNo(ProtocolError e) => new(new Rejection(e.Code, e.Message));
 }
 
 /// <summary>A proposed block waiting to be posted to the L1 inbox.</summary>

@@ -33,6 +33,7 @@ internal static class Scripts
     /// Accepts one bid whose signature and payload were already checked. Returns
     /// {'ok', received_ms, seq} | {'dup', stored_record} | {'err', code, detail}.
     /// The per-builder count is bumped only once every other check passed, so refused bids use no quota.
+    /// `counts` also holds, per builder, the bytes it stores in the slot (`b:builder`) and its latest payload (`p:builder`).
     /// </summary>
     public static readonly LuaScript Accept = LuaScript.Prepare("""
         local existing = redis.call('HGET', @bids, @hash)
@@ -50,12 +51,30 @@ internal static class Scripts
           redis.call('HINCRBY', @counts, @builder, -1)
           return {'err', 'rate_limited', @maxBids}
         end
+        -- Storage per builder per slot: every record, plus only the latest payload (earlier bids of the
+        -- builder no longer compete, so their payloads go). Over the budget, nothing is stored.
+        local latest = redis.call('HGET', @counts, 'p:' .. @builder)
+        local prevHash, prevLen = nil, 0
+        if latest then
+          local sep = string.find(latest, '|', 1, true)
+          prevHash = string.sub(latest, 1, sep - 1)
+          prevLen = tonumber(string.sub(latest, sep + 1))
+        end
+        local used = tonumber(redis.call('HGET', @counts, 'b:' .. @builder) or '0')
+        local seqLen = string.len(tostring(now)) + 24
+        local after = used - prevLen + string.len(@record) + seqLen + string.len(@payload)
+        if after > tonumber(@maxBytes) then
+          redis.call('HINCRBY', @counts, @builder, -1)
+          return {'err', 'storage_budget', used .. '|' .. @maxBytes}
+        end
         local seq = redis.call('HINCRBY', @auction, 'seq', 1)
         local record = now .. '|' .. seq .. '|' .. @record
         redis.call('HSET', @bids, @hash, record)
+        if prevHash then redis.call('HDEL', @payloads, prevHash) end
         redis.call('HSET', @payloads, @hash, @payload)
+        redis.call('HSET', @counts, 'b:' .. @builder, after, 'p:' .. @builder, @hash .. '|' .. string.len(@payload))
         redis.call('EXPIRE', @bids, @ttl, 'NX')
-        redis.call('EXPIRE', @payloads, @ttl, 'NX')
+        redis.call('EXPIRE', @payloads, @payloadTtl, 'NX')
         redis.call('EXPIRE', @counts, @ttl, 'NX')
         return {'ok', now, seq}
         """);

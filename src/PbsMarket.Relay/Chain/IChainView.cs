@@ -11,6 +11,9 @@ public interface IChainView
     /// <summary>The builder's collateral in the L1 escrow (wei), fetched on first use.</summary>
     ValueTask<BigInteger> CollateralAsync(Address builder, CancellationToken ct);
 
+    /// <summary>The L1 inbox's head (the last header posted, with its slot), or null until it has been read.</summary>
+    ChainHead? InboxHead { get; }
+
     /// <summary>Null when healthy; otherwise why L1 data is not usable right now.</summary>
     string? Problem { get; }
 }

@@ -23,6 +23,7 @@ public sealed class L1ChainView : BackgroundService, IChainView
     readonly ConcurrentDictionary<ulong, IReadOnlyList<Address>> _sets = new();
     readonly ConcurrentDictionary<Address, (BigInteger Balance, long FetchedAt)> _collateral = new();
     readonly ResiliencePipeline _retry;
+    readonly InboxClient _inbox;
     long _lastSuccess;
 
     public L1ChainView(Market market, ILogger<L1ChainView> log)
@@ -35,6 +36,7 @@ public sealed class L1ChainView : BackgroundService, IChainView
         _registry = o.Registry;
         _escrow = o.Escrow;
         _web3 = L1Rpc.Connect(o.L1Rpc, TimeSpan.FromSeconds(3));
+        _inbox = new InboxClient(_web3, o.Inbox, o.Registry, o.Escrow, new L1RpcPolicy(TimeSpan.FromSeconds(3), 1));
         _retry = new ResiliencePipelineBuilder()
             .AddRetry(new RetryStrategyOptions
             {
@@ -48,6 +50,8 @@ public sealed class L1ChainView : BackgroundService, IChainView
     }
 
     public string? Problem { get; private set; } = "L1 not synced yet";
+
+    public ChainHead? InboxHead { get; private set; }
 
     public IReadOnlyList<Address>? ProposerSet(ulong epoch) => _sets.TryGetValue(epoch, out var set) ? set : null;
 
@@ -75,6 +79,14 @@ public sealed class L1ChainView : BackgroundService, IChainView
     /// <summary>One refresh; also used at start-up so the first auction can open at once.</summary>
     public async Task RefreshAsync(CancellationToken ct)
     {
+        // The inbox's head first: no auction opens (no proposer set is known) before the relay knows what L1 holds.
+        var (hash, number) = await _retry.ExecuteAsync(async t => await _inbox.HeadAsync(t), ct);
+        if (hash.IsZero) InboxHead = ChainHead.Genesis;
+        else if (InboxHead?.Hash != hash)
+        {
+            var info = await _retry.ExecuteAsync(async t => await _inbox.HeaderInfoAsync(hash, t), ct);
+            InboxHead = new ChainHead(hash, number, info.Slot);
+        }
         var epoch = _market.EpochOf(_market.Clock.CurrentSlot);
         foreach (var e in new[] { epoch, epoch + 1 })
         {

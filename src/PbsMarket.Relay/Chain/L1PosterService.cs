@@ -55,14 +55,35 @@ public sealed class L1PosterService(
                         continue;
                     }
                     poster ??= new L1Poster(inbox, senderKey, new RedisPosterJournal(redis, keys), new L1PosterOptions { ReplaceAfter = TimeSpan.FromSeconds(6) }, log);
-                    var worked = await PostRoundAsync(poster, ct);
-                    await ReportEvidenceAsync(reporter ??= new InboxClient(L1Rpc.Connect(o.L1Rpc, TimeSpan.FromSeconds(10),
-                        new Nethereum.Web3.Accounts.Account(senderKey, o.L1ChainId)), o.Inbox, o.Registry, o.Escrow));
+                    reporter ??= new InboxClient(L1Rpc.Connect(o.L1Rpc, TimeSpan.FromSeconds(10),
+                        new Nethereum.Web3.Accounts.Account(senderKey, o.L1ChainId)), o.Inbox, o.Registry, o.Escrow);
+                    // The lease is renewed while a round waits on L1 (a post can wait up to a minute for its receipt);
+                    // if it is lost, the round is cancelled so that two instances never post with one key. Every
+                    // round, and so every L1 call in it (the equivocation report's receipt wait too), has a deadline.
+                    using var round = CancellationTokenSource.CreateLinkedTokenSource(ct);
+                    round.CancelAfter(RoundTimeout);
+                    var renewing = RenewWhileAsync(round);
+                    bool worked;
+                    try
+                    {
+                        worked = await PostRoundAsync(poster, round.Token);
+                        await ReportEvidenceAsync(reporter, round.Token);
+                    }
+                    finally
+                    {
+                        await round.CancelAsync();
+                        await renewing;
+                    }
                     if (!worked) await Task.Delay(TimeSpan.FromMilliseconds(Math.Max(200, o.SlotMs / 4)), ct);
                 }
                 catch (OperationCanceledException) when (ct.IsCancellationRequested)
                 {
                     return;
+                }
+                catch (OperationCanceledException)
+                {
+                    log.LogWarning("L1 poster: round cancelled (deadline of {Timeout} passed, or the lease was lost); retrying", RoundTimeout);
+                    metrics.Count("pbs_l1_errors_total");
                 }
                 catch (Exception e) when (e is RedisException or HttpRequestException or TimeoutException or InvalidOperationException
                                               or Nethereum.JsonRpc.Client.RpcClientUnknownException or Nethereum.JsonRpc.Client.RpcResponseException)
@@ -78,6 +99,33 @@ public sealed class L1PosterService(
             if (poster is not null) await poster.DisposeAsync();
             await Db.ScriptEvaluateAsync("if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0",
                 [keys.L1Lease], [instance.Id]);
+        }
+    }
+
+    /// <summary>Longest a posting round may take (a post's receipt wait is 60 s).</summary>
+    static readonly TimeSpan RoundTimeout = TimeSpan.FromSeconds(90);
+
+    /// <summary>Renews the lease every third of its TTL until <paramref name="round"/> ends; cancels the round if the lease is lost.</summary>
+    async Task RenewWhileAsync(CancellationTokenSource round)
+    {
+        try
+        {
+            while (!round.IsCancellationRequested)
+            {
+                await Task.Delay(LeaseTtl / 3, round.Token);
+                bool held;
+                try { held = await HoldLeaseAsync(); }
+                catch (RedisException) { held = false; }
+                if (!held)
+                {
+                    log.LogWarning("L1 poster lease lost during a round; cancelling it");
+                    await round.CancelAsync();
+                    return;
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
         }
     }
 
@@ -162,7 +210,7 @@ public sealed class L1PosterService(
     }
 
     /// <summary>Reports equivocation evidence to L1, which burns the proposer's bond (once; later reports are refused).</summary>
-    async Task ReportEvidenceAsync(InboxClient reporter)
+    async Task ReportEvidenceAsync(InboxClient reporter, CancellationToken ct)
     {
         var entries = await Db.StreamRangeAsync(keys.L1Evidence, "-", "+", 16);
         foreach (var e in entries)
@@ -170,7 +218,7 @@ public sealed class L1PosterService(
             var ev = JsonSerializer.Deserialize<EquivocationRecord>((string)e["evidence"]!, WireJson.Options)!;
             try
             {
-                var receipt = await reporter.ReportEquivocationAsync(ev.Slot, ev.FirstHash, Signature.Parse(ev.FirstSignature), ev.SecondHash, Signature.Parse(ev.SecondSignature));
+                var receipt = await reporter.ReportEquivocationAsync(ev.Slot, ev.FirstHash, Signature.Parse(ev.FirstSignature), ev.SecondHash, Signature.Parse(ev.SecondSignature), ct);
                 log.LogWarning("reported equivocation of {Proposer} in slot {Slot} to L1 (tx {Tx}): bond burned", ev.Proposer, ev.Slot, receipt.TransactionHash);
                 metrics.Count("pbs_l1_equivocation_reports_total");
             }

@@ -1,0 +1,73 @@
+using PbsMarket.Builder.Demo;
+using PbsMarket.Core;
+using PbsMarket.Testing;
+using PbsMarket.Testing.Market;
+
+namespace PbsMarket.Relay.Tests.Attacks;
+
+/// <summary>Skin in the game: no collateral, no bid; a builder's storage per slot is bounded; a payload L1 could never take is refused.</summary>
+public sealed class StorageAttackTests(TestServers servers) : MarketTest(servers)
+{
+    static byte[] Encode((Header Header, Signature Signature, byte[] Payload) bid) =>
+        Wire.ToUtf8(new BidSubmission(bid.Header, bid.Signature, bid.Payload), Wire.WriteBidSubmission);
+
+    [Fact]
+    public async Task Bids_from_an_unfunded_key_are_refused_even_at_reserve_zero_and_store_nothing()
+    {
+        await using var relay = await Market.StartRelayAsync(s => s["Relay:ReservePrice"] = "0");
+        using var http = AttackHelpers.ClientFrom(relay.Url, "127.0.0.61");
+        var a = await Market.NextAuctionAsync(relay.Client, 400);
+        var before = await AttackHelpers.SnapshotAsync(Market, k => !EdgeAttackTests.StateKey(k));
+        for (var i = 0; i < 5; i++)
+        {
+            var stranger = ProtocolKey.Generate();
+            var (status, code, text) = await AttackHelpers.SendAsync(http, HttpMethod.Post, "relay/v1/builder/bids", Encode(TestMarket.Bid(a, stranger, 0)));
+            Assert.True((status, code) == (402, "collateral_required"), $"{status} {code} {text}");
+        }
+        Assert.Equal(before, await AttackHelpers.SnapshotAsync(Market, k => !EdgeAttackTests.StateKey(k)));
+        // A funded builder bidding 0 is fine.
+        var ok = TestMarket.Bid(a, TestMarket.Builders[0], 0);
+        await relay.Client.SubmitAsync(ok.Header, ok.Signature, ok.Payload);
+    }
+
+    [Fact]
+    public async Task Only_each_builders_latest_payload_is_kept_and_its_bytes_per_slot_are_bounded()
+    {
+        var a = await Market.NextAuctionAsync(Relay.Client, 600);
+        var keys = new Auctions.RedisKeys(Market.Network);
+        for (var i = 0; i < 10; i++)
+        {
+            var bid = TestMarket.Bid(a, TestMarket.Builders[0], 2_000 + i);
+            await Relay.Client.SubmitAsync(bid.Header, bid.Signature, bid.Payload);
+        }
+        var other = TestMarket.Bid(a, TestMarket.Builders[1], 3_000);
+        await Relay.Client.SubmitAsync(other.Header, other.Signature, other.Payload);
+        Assert.Equal(2, await AttackHelpers.HashLengthAsync(Market, keys.Payloads(a.Slot)));
+        Assert.Equal(11, await AttackHelpers.HashLengthAsync(Market, keys.Bids(a.Slot)));
+
+        // A byte budget of 1 KiB per builder per slot: one bid record fits, a second would pass it.
+        await using var tight = await Market.StartRelayAsync(s => s["Relay:MaxStoredBytesPerBuilderPerSlot"] = "1024");
+        var b = await Market.NextAuctionAsync(tight.Client, 500);
+        var codes = new List<string>();
+        for (var i = 0; i < 4; i++)
+        {
+            var (status, text) = await tight.Client.PostRawAsync("relay/v1/builder/bids", Encode(TestMarket.Bid(b, TestMarket.Builders[2], 5_000 + i)));
+            codes.Add(status == 202 ? "accepted" : text.Contains("storage_budget") && status == 413 ? "storage_budget" : $"{status} {text}");
+        }
+        Assert.Equal(["accepted", "storage_budget", "storage_budget", "storage_budget"], codes);
+    }
+
+    [Fact]
+    public async Task A_payload_no_L1_transaction_can_carry_is_refused_at_bid_time()
+    {
+        await using var relay = await Market.StartRelayAsync(s => s["Relay:MaxPayloadBytes"] = "400000");
+        var wallet = new L2Wallet("unpostable", accounts: 8, randomSeed: 7);
+        var a = await Market.NextAuctionAsync(relay.Client, 300);
+        var block = wallet.BlockFor(a.Slot, TestMarket.L2ChainId, 1400, 1400);
+        Assert.True(block.Payload.Length > 128 * 1024, $"payload of {block.Payload.Length} bytes");
+        a = await Market.NextAuctionAsync(relay.Client, 400);
+        var bid = TestMarket.Bid(a, TestMarket.Builders[0], 5_000, payload: block.Payload, gasUsed: block.GasUsed);
+        var (status, text) = await relay.Client.PostRawAsync("relay/v1/builder/bids", Encode(bid));
+        Assert.True(status == 413 && text.Contains("unpostable"), $"{status} {text}");
+    }
+}
