@@ -102,10 +102,7 @@ public static class Deployer
     {
         var account = new Account(builderKey, market.L1ChainId);
         var web3 = L1Rpc.Connect(rpcUrl, TimeSpan.FromSeconds(30), account);
-        var escrow = ContractArtifact.Load(ContractArtifact.DefaultOutDir(), "BuilderEscrow");
-        var fn = web3.Eth.GetContract(escrow.Abi, market.Escrow).GetFunction("deposit");
-        var receipt = await fn.SendTransactionAndWaitForReceiptAsync(account.Address, new HexBigInteger(200_000), new HexBigInteger(amount), null, relay.ToString());
-        Check(receipt, "BuilderEscrow.deposit");
+        await new InboxClient(web3, market).DepositAsync(amount, relay);
     }
 
     /// <summary>Registers a relay on the inbox (from the relay's own key) with the market's minimum relay bond, unless it already is one.</summary>
