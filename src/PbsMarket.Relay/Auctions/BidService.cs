@@ -86,7 +86,11 @@ public sealed class BidService(AuctionStore store, Market market, IChainView cha
         if (!SignatureRecovery.TryRecover(Eip712.Digest(market.Domain, headerHash), bid.Signature, out var signer))
             return No("invalid_signature", "the signature does not recover to any address");
         if (signer != h.Builder) return No("invalid_signature", $"the signature is by {signer}, not the builder {h.Builder}");
-        var collateral = await chain.CollateralAsync(h.Builder, ct);
+        var (collateral, barred) = await chain.CollateralAsync(h.Builder, ct);
+        if (barred) return No("barred", $"builder {h.Builder} owes a shortfall on L1 and may not bid until it pays it");
+        // What a proposer could steal from a block is bounded by its bond (docs/settlement.md, "Unbundling").
+        if (chain.ProposerStanding(h.Proposer) is { } standing && h.Value > standing.Bond)
+            return No("above_proposer_bond", $"value {h.Value} exceeds the bond {standing.Bond} of slot {h.Slot}'s proposer");
         var owedValue = await owedTask;
         var owed = owedValue.IsNull ? BigInteger.Zero : BigInteger.Parse((string)owedValue!, System.Globalization.CultureInfo.InvariantCulture);
         if (h.Value > collateral - owed)

@@ -122,7 +122,7 @@ public sealed class L1PosterService(
             using var doc = JsonDocument.Parse(item.HeaderJson);
             var header = Wire.ParseHeader(doc.RootElement).Value;
             items.Add((e, item, new PostItem(header, Signature.Parse(item.BuilderSignature), Signature.Parse(item.ProposalSignature),
-                Convert.FromHexString(item.PayloadHex.AsSpan(2)), item.Price, item.BidsRoot)));
+                Convert.FromHexString(item.PayloadHex.AsSpan(2)), item.Settlement)));
         }
         if (items.Count == 0) return false;
         // One header per slot: the first queued wins (a second one would be equivocation, refused earlier).
@@ -139,7 +139,7 @@ public sealed class L1PosterService(
                     await MarkPostedAsync(first.Item, outcome);
                     done.AddRange(group.Select(g => g.Entry.Id));
                     break;
-                case PostStatus.Rejected when outcome.Error?.Name is "UnknownParent" or "SlotInFuture" && !WaitedTooLong(first.Entry.Id!):
+                case PostStatus.Rejected when outcome.Error?.Name is "NotOnHead" or "SlotNotStarted" && !WaitedTooLong(first.Entry.Id!):
                     break; // its parent may still arrive on L1: retry
                 case PostStatus.Rejected:
                     log.LogError("L1 refused slot {Slot} ({Source}): {Error}", outcome.Slot, first.Item.Source, outcome.Error);
@@ -170,7 +170,7 @@ public sealed class L1PosterService(
             var ev = JsonSerializer.Deserialize<EquivocationRecord>((string)e["evidence"]!, WireJson.Options)!;
             try
             {
-                var receipt = await reporter.ReportEquivocationAsync(ev.Slot, ev.FirstHash, Signature.Parse(ev.FirstSignature), ev.SecondHash, Signature.Parse(ev.SecondSignature));
+                var receipt = await reporter.ReportEquivocationAsync(ev.FirstProposal, Signature.Parse(ev.FirstSignature), ev.SecondProposal, Signature.Parse(ev.SecondSignature));
                 log.LogWarning("reported equivocation of {Proposer} in slot {Slot} to L1 (tx {Tx}): bond burned", ev.Proposer, ev.Slot, receipt.TransactionHash);
                 metrics.Count("pbs_l1_equivocation_reports_total");
             }
