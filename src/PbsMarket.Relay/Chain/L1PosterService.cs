@@ -56,8 +56,11 @@ public sealed class L1PosterService(
                     }
                     poster ??= new L1Poster(inbox, senderKey, new RedisPosterJournal(redis, keys), new L1PosterOptions { ReplaceAfter = TimeSpan.FromSeconds(6) }, log);
                     var worked = await PostRoundAsync(poster, ct);
-                    await ReportEvidenceAsync(reporter ??= new InboxClient(L1Rpc.Connect(o.L1Rpc, TimeSpan.FromSeconds(10),
-                        new Nethereum.Web3.Accounts.Account(senderKey, o.L1ChainId)), o.Inbox, o.Registry, o.Escrow));
+                    reporter ??= new InboxClient(L1Rpc.Connect(o.L1Rpc, TimeSpan.FromSeconds(10),
+                        new Nethereum.Web3.Accounts.Account(senderKey, o.L1ChainId)), o.Inbox, o.Registry, o.Escrow);
+                    await WatchHeaderPostedAsync(inbox, ct);
+                    await ReportEvidenceAsync(reporter);
+                    await MaybeRecordSeedAsync(reporter, poster.Sender, ct);
                     if (!worked) await Task.Delay(TimeSpan.FromMilliseconds(Math.Max(200, o.SlotMs / 4)), ct);
                 }
                 catch (OperationCanceledException) when (ct.IsCancellationRequested)
@@ -181,6 +184,50 @@ public sealed class L1PosterService(
             }
             await Db.StreamDeleteAsync(keys.L1Evidence, [e.Id]);
         }
+    }
+
+    ulong? _watchedTo;
+    readonly HashSet<ulong> _conflictsReported = [];
+    ulong? _seedDoneFor;
+
+    /// <summary>
+    /// Compares every HeaderPosted on L1 with the proposal this relay holds for the slot: a proposer that signed one
+    /// Proposal here and a different one on L1 (an unbundled block, another relay's settlement) has equivocated, and
+    /// the pair (ours, and the log's fields with its proposal signature) is queued as evidence for L1.
+    /// </summary>
+    async Task WatchHeaderPostedAsync(InboxClient inbox, CancellationToken ct)
+    {
+        var latest = (ulong)(await inbox.Web3.Eth.Blocks.GetBlockNumber.SendRequestAsync()).Value;
+        var from = _watchedTo is { } w ? w + 1 : latest > 256 ? latest - 256 : 0;
+        if (from > latest) return;
+        foreach (var posted in await inbox.GetHeaderPostedAsync(from, latest, ct))
+        {
+            if (posted.ProposalSignature is not { } theirs || _conflictsReported.Contains(posted.Slot)) continue;
+            var held = await store.GetProposalAsync(posted.Slot);
+            if (held is null || held.Proposal == posted.Proposal) continue;
+            _conflictsReported.Add(posted.Slot);
+            var evidence = EquivocationRecord.Of(posted.Proposer, held.Proposal, held.Signature, posted.Proposal, theirs, market.Clock.NowMs);
+            await archive.EnqueueEquivocationAsync(evidence);
+            await Db.StreamAddAsync(keys.L1Evidence, "evidence", JsonSerializer.Serialize(evidence, WireJson.Options));
+            metrics.Count("pbs_equivocations_total");
+            log.LogWarning("L1 holds a header for slot {Slot} ({Theirs}) that its proposer {Proposer} signed besides the proposal it gave this relay ({Ours}): equivocation, reporting",
+                posted.Slot, posted.HeaderHash, posted.Proposer, held.HeaderHash);
+        }
+        _watchedTo = latest;
+    }
+
+    /// <summary>Records the next epoch's schedule seed (recordSeed) in the first half of each epoch, once.</summary>
+    async Task MaybeRecordSeedAsync(InboxClient reporter, string sender, CancellationToken ct)
+    {
+        if (ProposerSchedule.SeedRecordEpoch(market.Clock.CurrentSlot, (ulong)market.Options.SlotsPerEpoch) is not { } epoch || _seedDoneFor == epoch) return;
+        var refusal = await reporter.SimulateRecordSeedAsync(sender, ct);
+        if (refusal is null)
+        {
+            var receipt = await reporter.RecordSeedAsync(ct);
+            log.LogInformation("recorded the schedule seed of epoch {Epoch} (tx {Tx})", epoch, receipt.TransactionHash);
+            _seedDoneFor = epoch;
+        }
+        else if (refusal.Name == "SeedAlreadyRecorded") _seedDoneFor = epoch;
     }
 
     bool WaitedTooLong(string entryId)
