@@ -210,7 +210,7 @@ contract Inbox is IPbsErrors, EIP712, ReentrancyGuardTransient {
         ) revert BadProposerSignature();
 
         // effects
-        emit HeaderPosted(slot, headerHash, proposer, builder, relay, it.price, it.bidsRoot, it.proposalSignature);
+        _emitPosted(it, headerHash, proposer, relay);
         c.headHash = headerHash;
         c.headNumber = h.number;
         c.lastSlot = slot;
@@ -219,6 +219,12 @@ contract Inbox is IPbsErrors, EIP712, ReentrancyGuardTransient {
         }
         // 11. settle (our own escrow; never reverts for lack of money, sends no ether)
         if (it.price != 0) ESCROW.settle(builder, relay, proposer, it.price);
+    }
+
+    function _emitPosted(PostedHeader calldata it, bytes32 headerHash, address proposer, address relay) private {
+        emit HeaderPosted(
+            it.header.slot, headerHash, proposer, it.header.builder, relay, it.price, it.bidsRoot, it.proposalSignature
+        );
     }
 
     /// @dev Steps 8 and 9; returns the relay that signed the AuctionResult (address(0) for the proposer's own block).

@@ -142,6 +142,8 @@ abstract contract Fixture is Test {
             proposer: registry.proposerForSlot(slot),
             value: value
         });
+        // a slot without a scheduled proposer (tests of that refusal): sign as the first genesis proposer
+        if (h.proposer == address(0)) h.proposer = genesisProposers[0];
     }
 
     function proposalOf(PostedHeader memory p, address relay_) internal view returns (Proposal memory) {
@@ -162,7 +164,7 @@ abstract contract Fixture is Test {
     }
 
     function runnerUpHeader(Header memory h, RunnerUp memory r, uint256 price) internal pure returns (Header memory x) {
-        x = h;
+        x = Header(h.l2ChainId, h.slot, h.number, h.parentHash, h.timestampMs, 0, 0, 0, address(0), h.proposer, 0);
         x.gasLimit = r.gasLimit;
         x.gasUsed = r.gasUsed;
         x.payloadHash = r.payloadHash;
