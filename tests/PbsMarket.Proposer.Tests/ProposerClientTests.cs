@@ -205,7 +205,8 @@ public sealed class ProposerClientTests(TestServers servers) : IAsyncLifetime
         Assert.Equal(SlotOutcome.Proposed, completed.Outcome);
         var proposal = Assert.Single(rogue.Proposals);
         Assert.Equal(first, proposal.HeaderHash);
-        Assert.True(SignatureRecovery.Verify(Eip712.Digest(_m.Domain, new Proposal(slot, first)), proposal.Signature, proposer));
+        Assert.True(SignatureRecovery.Verify(Eip712.Digest(_m.Domain, new Proposal(slot, first, TestMarket.ReservePrice, rogue.BidsRoot, rogue.Key.Address)), proposal.Signature, proposer));
+        Assert.Equal(new Proposal(slot, first, TestMarket.ReservePrice, rogue.BidsRoot, rogue.Key.Address), proposal.Proposal);
 
         // 4. A corrupt journal stops the client from starting (fail closed), with a clear error.
         var corruptDir = Harness.TempDir();

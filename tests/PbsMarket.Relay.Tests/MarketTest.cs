@@ -23,7 +23,7 @@ public abstract class MarketTest(TestServers servers, long slotMs = TestMarket.S
         GC.SuppressFinalize(this);
     }
 
-    /// <summary>The body of POST /relay/v1/proposer/proposals, signed by <paramref name="proposer"/>.</summary>
-    protected byte[] ProposalBody(ulong slot, Hash32 headerHash, ProtocolKey proposer) =>
-        Wire.ToUtf8(new ProposalSubmission(slot, headerHash, proposer.Sign(Eip712.Digest(Market.Domain, new Proposal(slot, headerHash)))), Wire.WriteProposalSubmission);
+    /// <summary>The body of POST /relay/v1/proposer/proposals (Proposal v2 with the relay's settlement for its winner), signed by <paramref name="proposer"/>.</summary>
+    protected Task<byte[]> ProposalBodyAsync(ulong slot, Hash32 headerHash, ProtocolKey proposer) =>
+        Market.ProposalBodyAsync(Relay.Url, slot, headerHash, proposer);
 }

@@ -112,7 +112,9 @@ public sealed class DevnetRunner(DevnetSettings s, TextWriter output, TextWriter
             GenesisProposers: [.. proposerKeys.Select(k => ProtocolKey.FromHex(k).Address)], WithdrawalDelaySeconds: 600), ct: ct);
         var deploymentPath = Path.Combine(_runtime, "deployment.json");
         deployment.Save(deploymentPath);
-        await Task.WhenAll(builderKeys.Select(k => Deployer.DepositAsync(anvil.RpcUrl, deployment, k, s.Collateral)));
+        // Version 2: the relay is registered and bonded on L1, and the builders' collateral is allocated to it.
+        await Deployer.RegisterRelayAsync(anvil.RpcUrl, deployment, relayKey);
+        await Task.WhenAll(builderKeys.Select(k => Deployer.DepositAsync(anvil.RpcUrl, deployment, k, s.Collateral, ProtocolKey.FromHex(relayKey).Address)));
 
         // ---- relays ----
         var relayUrls = new List<string>();
@@ -200,7 +202,7 @@ public sealed class DevnetRunner(DevnetSettings s, TextWriter output, TextWriter
 
         var inbox = new InboxClient(L1Rpc.Connect(anvil.RpcUrl, TimeSpan.FromSeconds(10)), deployment);
         var check = await MarketCheck.RunAsync(data, inbox, deployment, firstSlot, lastSlot, _builders.Select(b => b.Builder).ToList(),
-            [.. proposerKeys.Select(k => ProtocolKey.FromHex(k).Address)], s.Collateral, ct);
+            [.. proposerKeys.Select(k => ProtocolKey.FromHex(k).Address)], s.Collateral, relayAddress, ct);
         check.Print(output, _builders.Select(b => b.Builder).ToList(), elapsed);
         File.WriteAllText(Path.Combine(_runtime, "summary.json"), check.ToJson(_builders.Select(b => b.Builder).ToList(), elapsed));
 
