@@ -2,7 +2,7 @@
 pragma solidity ^0.8.24;
 
 import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
-import {IPbsErrors} from "./PbsTypes.sol";
+import {IPbsErrors, Settlement} from "./PbsTypes.sol";
 
 /// @title BuilderEscrow (protocol version 2)
 /// @notice Builder collateral, allocated per relay. Only the Inbox moves collateral out (`settle`), crediting the
@@ -30,8 +30,14 @@ contract BuilderEscrow is IPbsErrors, ReentrancyGuardTransient {
 
     mapping(address builder => mapping(address relay => Account)) private _accounts;
     mapping(address builder => mapping(address relay => uint64)) private _readyAt;
-    /// @notice Settled payments not yet claimed, per payee (proposers).
-    mapping(address => uint256) public earningsOf;
+    /// @dev unclaimed and claimed earnings share a slot, so that a claim does not zero it (the next credit then
+    /// costs a non-zero-to-non-zero write instead of a fresh slot)
+    struct Earnings {
+        uint128 unclaimed;
+        uint128 claimed;
+    }
+
+    mapping(address => Earnings) private _earnings;
     /// @notice What `builder` still owes `proposer` from settlements its allocation could not cover.
     mapping(address builder => mapping(address proposer => uint256)) public shortfallOf;
     /// @notice Sum of `builder`'s shortfalls; non-zero = barred.
@@ -111,7 +117,7 @@ contract BuilderEscrow is IPbsErrors, ReentrancyGuardTransient {
         uint256 remaining = owed - msg.value;
         shortfallOf[msg.sender][proposer] = remaining;
         totalShortfallOf[msg.sender] -= msg.value;
-        earningsOf[proposer] += msg.value;
+        _credit(proposer, msg.value);
         emit ShortfallPaid(msg.sender, proposer, msg.value, remaining);
     }
 
@@ -133,6 +139,20 @@ contract BuilderEscrow is IPbsErrors, ReentrancyGuardTransient {
     /// and bars the builder. A fully covered settlement emits nothing (the Inbox's HeaderPosted is the record).
     function settle(address builder, address relay, address proposer, uint256 amount) external {
         if (msg.sender != inbox) revert NotInbox();
+        _settle(builder, relay, proposer, amount);
+    }
+
+    /// @notice `settle` for each entry, in order (the Inbox calls this once per batch).
+    function settleBatch(Settlement[] calldata settlements) external {
+        if (msg.sender != inbox) revert NotInbox();
+        uint256 n = settlements.length;
+        for (uint256 i = 0; i < n; ++i) {
+            Settlement calldata s = settlements[i];
+            _settle(s.builder, s.relay, s.proposer, s.price);
+        }
+    }
+
+    function _settle(address builder, address relay, address proposer, uint256 amount) private {
         Account storage s = _accounts[builder][relay];
         Account memory a = s;
         uint256 avail = a.available;
@@ -156,10 +176,27 @@ contract BuilderEscrow is IPbsErrors, ReentrancyGuardTransient {
                 emit Shortfall(builder, relay, proposer, amount, missing);
             }
         }
-        if (paid != 0) earningsOf[proposer] += paid;
+        if (paid != 0) _credit(proposer, paid);
+    }
+
+    function _credit(address payee, uint256 amount) private {
+        Earnings storage e = _earnings[payee];
+        uint256 next = uint256(e.unclaimed) + amount;
+        if (next > type(uint128).max) revert BadConfig(); // more wei than exists
+        e.unclaimed = uint128(next);
     }
 
     // ------------------------------------------------------------------ views
+
+    /// @notice Settled payments not yet claimed, per payee (proposers).
+    function earningsOf(address payee) external view returns (uint256) {
+        return _earnings[payee].unclaimed;
+    }
+
+    /// @notice Everything `payee` has claimed so far.
+    function claimedOf(address payee) external view returns (uint256) {
+        return _earnings[payee].claimed;
+    }
 
     /// @notice Available collateral of `builder` allocated to `relay` (excludes amounts requested for withdrawal).
     function balanceOf(address builder, address relay) external view returns (uint256) {
@@ -192,9 +229,11 @@ contract BuilderEscrow is IPbsErrors, ReentrancyGuardTransient {
     }
 
     function _claim(address payable to) private nonReentrant {
-        uint256 amount = earningsOf[msg.sender];
+        Earnings storage e = _earnings[msg.sender];
+        uint256 amount = e.unclaimed;
         if (amount == 0) revert NothingToClaim();
-        earningsOf[msg.sender] = 0;
+        e.unclaimed = 0;
+        e.claimed += uint128(amount);
         emit EarningsClaimed(msg.sender, to, amount);
         (bool ok,) = to.call{value: amount}("");
         if (!ok) revert TransferFailed();

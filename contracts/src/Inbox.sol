@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.24;
 
-import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProof.sol";
 import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
@@ -11,6 +10,7 @@ import {
     AuctionResult,
     RunnerUp,
     PostedHeader,
+    Settlement,
     IPbsErrors,
     IProposerRegistry,
     IBuilderEscrow
@@ -151,6 +151,14 @@ contract Inbox is IPbsErrors, EIP712, ReentrancyGuardTransient {
     function postHeaders(PostedHeader[] calldata items) external nonReentrant {
         uint256 n = items.length;
         if (n == 0) revert EmptyBatch();
+        // the schedule of every item in one registry call (a view; the checks below keep their order)
+        uint64[] memory slots = new uint64[](n);
+        for (uint256 i = 0; i < n; ++i) {
+            slots[i] = items[i].header.slot;
+        }
+        address[] memory scheduled = REGISTRY.proposersForSlots(slots);
+        Settlement[] memory settlements = new Settlement[](n);
+        uint256 nSettle;
         uint64 count0 = _headerCount;
         Cursor memory c = Cursor(_headHash, _headNumber, _lastSlot, count0, block.timestamp * 1000);
 
@@ -165,7 +173,15 @@ contract Inbox is IPbsErrors, EIP712, ReentrancyGuardTransient {
                 emit HeaderSkipped(slot, _hashHeader(h));
                 continue;
             }
-            _post(it, h, c);
+            address relay = _post(it, h, c, scheduled[i]);
+            uint256 price = it.price;
+            if (price != 0) {
+                Settlement memory st = settlements[nSettle++];
+                st.builder = h.builder;
+                st.relay = relay;
+                st.proposer = h.proposer;
+                st.price = price;
+            }
         }
 
         if (c.count != count0) {
@@ -174,9 +190,20 @@ contract Inbox is IPbsErrors, EIP712, ReentrancyGuardTransient {
             _lastSlot = c.lastSlot;
             _headerCount = c.count;
         }
+        // 11. settle, in item order, in one call to our own escrow (never reverts for lack of money; no ether moves)
+        if (nSettle != 0) {
+            assembly ("memory-safe") {
+                mstore(settlements, nSettle)
+            }
+            ESCROW.settleBatch(settlements);
+        }
     }
 
-    function _post(PostedHeader calldata it, Header calldata h, Cursor memory c) private {
+    /// @dev Steps 3 to 10 and the item's effects on the cursor; returns the relay of the settlement.
+    function _post(PostedHeader calldata it, Header calldata h, Cursor memory c, address proposer)
+        private
+        returns (address relay)
+    {
         uint64 slot = h.slot;
         // 3. started
         uint256 startMs = uint256(GENESIS_MS) + uint256(slot) * SLOT_MS;
@@ -195,12 +222,11 @@ contract Inbox is IPbsErrors, EIP712, ReentrancyGuardTransient {
         if (builder == address(0) || _recover(_hashTypedDataV4(headerHash), it.builderSignature) != builder) {
             revert BadBuilderSignature();
         }
-        // 7. schedule
-        address proposer = REGISTRY.proposerForSlot(slot);
+        // 7. schedule (proposer = REGISTRY.proposerForSlot(slot))
         if (proposer == address(0)) revert NoProposerForSlot(slot);
         if (h.proposer != proposer) revert NotScheduledProposer(slot, proposer, h.proposer);
         // 8., 9. settlement authenticated, price rule, runner-up evidence
-        address relay = _checkSettlement(it, h, headerHash);
+        relay = _checkSettlement(it, h, headerHash);
         // 10. proposal
         if (
             _recover(
@@ -217,8 +243,6 @@ contract Inbox is IPbsErrors, EIP712, ReentrancyGuardTransient {
         unchecked {
             ++c.count;
         }
-        // 11. settle (our own escrow; never reverts for lack of money, sends no ether)
-        if (it.price != 0) ESCROW.settle(builder, relay, proposer, it.price);
     }
 
     function _emitPosted(PostedHeader calldata it, bytes32 headerHash, address proposer, address relay) private {
@@ -449,7 +473,7 @@ contract Inbox is IPbsErrors, EIP712, ReentrancyGuardTransient {
     }
 
     /// @notice Signature recovery exactly as postHeaders applies it (v in {0,1,27,28}, low s); address(0) if invalid.
-    function recoverSigner(bytes32 digest, bytes calldata signature) external pure returns (address) {
+    function recoverSigner(bytes32 digest, bytes calldata signature) external view returns (address) {
         return _recover(digest, signature);
     }
 
@@ -534,20 +558,28 @@ contract Inbox is IPbsErrors, EIP712, ReentrancyGuardTransient {
         return keccak256(bytes.concat(keccak256(abi.encode(headerHash, receivedAtMs))));
     }
 
-    /// @dev 65-byte r||s||v, v in {27,28} or {0,1}; rejects high s. Returns address(0) on any failure.
-    function _recover(bytes32 digest, bytes calldata sig) private pure returns (address) {
+    /// @dev 65-byte r||s||v, v in {27,28} or {0,1}; rejects high s (as OpenZeppelin ECDSA). Returns address(0) on
+    /// any failure.
+    function _recover(bytes32 digest, bytes calldata sig) private view returns (address signer) {
         if (sig.length != 65) return address(0);
-        bytes32 r;
-        bytes32 s;
-        uint8 v;
         assembly ("memory-safe") {
-            r := calldataload(sig.offset)
-            s := calldataload(add(sig.offset, 32))
-            v := byte(0, calldataload(add(sig.offset, 64)))
+            let r := calldataload(sig.offset)
+            let s := calldataload(add(sig.offset, 32))
+            let v := byte(0, calldataload(add(sig.offset, 64)))
+            if lt(v, 27) { v := add(v, 27) }
+            if and(
+                iszero(gt(s, 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0)),
+                or(eq(v, 27), eq(v, 28))
+            ) {
+                let m := mload(0x40)
+                mstore(m, digest)
+                mstore(add(m, 0x20), v)
+                mstore(add(m, 0x40), r)
+                mstore(add(m, 0x60), s)
+                if staticcall(gas(), 1, m, 0x80, 0x00, 0x20) {
+                    if eq(returndatasize(), 0x20) { signer := mload(0x00) }
+                }
+            }
         }
-        if (v < 27) v += 27;
-        (address signer, ECDSA.RecoverError err,) = ECDSA.tryRecover(digest, v, r, s);
-        if (err != ECDSA.RecoverError.NoError) return address(0);
-        return signer;
     }
 }

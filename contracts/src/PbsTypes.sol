@@ -124,12 +124,21 @@ interface IPbsErrors {
 
 interface IProposerRegistry {
     function proposerForSlot(uint64 slot) external view returns (address);
+    function proposersForSlots(uint64[] calldata slots) external view returns (address[] memory);
     function drawnProposerForSlot(uint64 slot) external view returns (address);
     function slash(address proposer, address reporter) external returns (uint256 amount);
     function GENESIS_MS() external view returns (uint64);
     function SLOT_MS() external view returns (uint64);
 }
 
+/// @notice One settlement of a posted header: `price` from `builder`'s collateral at `relay` to `proposer`.
+struct Settlement {
+    address builder;
+    address relay;
+    address proposer;
+    uint256 price;
+}
+
 interface IBuilderEscrow {
-    function settle(address builder, address relay, address proposer, uint256 amount) external;
+    function settleBatch(Settlement[] calldata settlements) external;
 }

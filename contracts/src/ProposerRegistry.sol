@@ -266,6 +266,30 @@ contract ProposerRegistry is IPbsErrors, ReentrancyGuardTransient {
         if (p != address(0) && _proposers[p].status == Status.Slashed) return address(0);
     }
 
+    /// @notice proposerForSlot of each of `slots` (one call per batch for the inbox; epoch lookups are shared).
+    function proposersForSlots(uint64[] calldata slots) external view returns (address[] memory out) {
+        uint256 n = slots.length;
+        out = new address[](n);
+        uint64 epoch = type(uint64).max;
+        uint48 key;
+        uint256 size;
+        bytes32 seed;
+        for (uint256 i = 0; i < n; ++i) {
+            uint64 slot = slots[i];
+            uint64 e = slot / SLOTS_PER_EPOCH;
+            if (e != epoch) {
+                epoch = e;
+                key = _key(e);
+                size = _lookup(_length, key);
+                if (size != 0) seed = seedOf(e);
+            }
+            if (size == 0) continue;
+            uint256 idx = uint256(keccak256(abi.encode(seed, uint256(slot)))) % size;
+            address p = address(uint160(_lookup(_entries[idx], key)));
+            if (_proposers[p].status != Status.Slashed) out[i] = p;
+        }
+    }
+
     /// @notice The proposer the schedule draws for `slot`, slashed or not; address(0) when the set is empty.
     function drawnProposerForSlot(uint64 slot) public view returns (address) {
         uint64 epoch = slot / SLOTS_PER_EPOCH;
