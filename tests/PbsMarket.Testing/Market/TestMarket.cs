@@ -52,8 +52,12 @@ public sealed class TestMarket : IAsyncDisposable
         var deployment = await Deployer.DeployAsync(anvil.RpcUrl, AnvilNode.DevKeys[0], new DeployParameters(
             L2ChainId, genesis, slotMs, 32, GenesisProposers: [.. Proposers.Select(p => p.Address)], PriceRule: PriceRule.SecondPrice, ReservePrice: ReservePrice));
         // Version 2: the relay is registered and bonded on L1; builders allocate their collateral to it.
-        await Deployer.RegisterRelayAsync(anvil.RpcUrl, deployment, AnvilNode.DevKeys[9]);
-        foreach (var b in Builders) await Deployer.DepositAsync(anvil.RpcUrl, deployment, ToHex(b), Collateral, RelaySigner.Address);
+        // (Dev key 8 is the second relay some tests run.)
+        foreach (var relayKey in new[] { AnvilNode.DevKeys[9], AnvilNode.DevKeys[8] })
+        {
+            await Deployer.RegisterRelayAsync(anvil.RpcUrl, deployment, relayKey);
+            foreach (var b in Builders) await Deployer.DepositAsync(anvil.RpcUrl, deployment, ToHex(b), Collateral, ProtocolKey.FromHex(relayKey).Address);
+        }
         return new TestMarket
         {
             Anvil = anvil, Redis = redis, Postgres = pg, PostgresConnection = pgConn, Deployment = deployment,
