@@ -88,13 +88,13 @@ public sealed class BidService(AuctionStore store, Market market, IChainView cha
         if (signer != h.Builder) return No("invalid_signature", $"the signature is by {signer}, not the builder {h.Builder}");
         var (collateral, barred) = await chain.CollateralAsync(h.Builder, ct);
         if (barred) return No("barred", $"builder {h.Builder} owes a shortfall on L1 and may not bid until it pays it");
-        // What a proposer could steal from a block is bounded by its bond (docs/settlement.md, "Unbundling").
-        if (chain.ProposerStanding(h.Proposer) is { } standing && h.Value > standing.Bond)
-            return No("above_proposer_bond", $"value {h.Value} exceeds the bond {standing.Bond} of slot {h.Slot}'s proposer");
         var owedValue = await owedTask;
         var owed = owedValue.IsNull ? BigInteger.Zero : BigInteger.Parse((string)owedValue!, System.Globalization.CultureInfo.InvariantCulture);
         if (h.Value > collateral - owed)
             return No("insufficient_collateral", $"value {h.Value} exceeds the builder's free collateral {BigInteger.Max(collateral - owed, 0)} (escrow {collateral}, owed {owed})");
+        // What a proposer could steal from a block is bounded by its bond (docs/settlement.md, "Unbundling").
+        if (chain.ProposerStanding(h.Proposer) is { } standing && h.Value > standing.Bond)
+            return No("above_proposer_bond", $"value {h.Value} exceeds the bond {standing.Bond} of slot {h.Slot}'s proposer");
 
         // 6. the atomic step: still open, still on the head, within the builder's bid limit
         var accepted = await store.AcceptAsync(h, headerHash, bid.Signature, decoded.Transactions.Count, bid.Payload);

@@ -61,6 +61,9 @@ public sealed class ProposalService(
         if (!parsed.TryGet(out var p, out var error)) return Refuse(error.Code, error.Message);
         var proposer = await ScheduledProposerAsync(p.Slot);
         if (proposer is null) return Refuse("unavailable", $"the proposer of slot {p.Slot} is not known yet");
+        // A proposal that says what it signed is authenticated before anything else.
+        if (p.Proposal is { } stated && (!SignatureRecovery.TryRecover(Eip712.Digest(market.Domain, stated), p.Signature, out var statedSigner) || statedSigner != proposer.Value))
+            return Refuse("not_proposer", $"the proposal is not signed by slot {p.Slot}'s proposer {proposer}");
 
         var now = market.Clock.NowMs;
         var closed = await results.EnsureClosedAsync(p.Slot);

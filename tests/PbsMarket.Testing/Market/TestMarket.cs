@@ -88,7 +88,17 @@ public sealed class TestMarket : IAsyncDisposable
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
         using var request = new HttpRequestMessage(HttpMethod.Get, $"{relayUrl}/relay/v1/proposer/header/{slot}");
         request.Headers.Add("X-Pbs-Signature", proposer.Sign(Eip712.Digest(Domain, new HeaderRequest(slot, proposer.Address))).ToString());
-        using var response = await http.SendAsync(request);
+        var response = await http.SendAsync(request);
+        // The header is served once the auction is closed: wait for it (a proposer signs only what it was offered).
+        for (var i = 0; i < 40 && (int)response.StatusCode is 425 or 503; i++)
+        {
+            response.Dispose();
+            await Task.Delay(100);
+            using var again = new HttpRequestMessage(HttpMethod.Get, $"{relayUrl}/relay/v1/proposer/header/{slot}");
+            again.Headers.Add("X-Pbs-Signature", proposer.Sign(Eip712.Digest(Domain, new HeaderRequest(slot, proposer.Address))).ToString());
+            response = await http.SendAsync(again);
+        }
+        using var _ = response;
         if (response.StatusCode != System.Net.HttpStatusCode.OK) return Proposal.Fallback(slot, headerHash);
         using var doc = System.Text.Json.JsonDocument.Parse(await response.Content.ReadAsStringAsync());
         if (Hash32.Parse(doc.RootElement.GetProperty("header_hash").GetString()!) != headerHash) return Proposal.Fallback(slot, headerHash);
