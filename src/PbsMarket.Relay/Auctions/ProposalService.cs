@@ -222,12 +222,10 @@ public sealed class ProposalService(
 public sealed record L1Item(ulong Slot, Hash32 HeaderHash, string HeaderJson, string BuilderSignature, string ProposalSignature,
     string PayloadHex, BigInteger Price, Hash32 BidsRoot, string Source, ulong NotBeforeMs = 0, string SettlementJson = "{}")
 {
-    public Settlement Settlement
+    /// <summary>The settlement L1 needs (a method, not a property: the item is serialized as JSON).</summary>
+    public Settlement ToSettlement()
     {
-        get
-        {
-            using var doc = JsonDocument.Parse(SettlementJson);
-            return Wire.ParseSettlementOf(doc.RootElement).Value ?? Settlement.None;
-        }
+        using var doc = JsonDocument.Parse(SettlementJson);
+        return Wire.ParseSettlementOf(doc.RootElement).Value ?? Settlement.None;
     }
 }

@@ -125,7 +125,7 @@ public sealed class L1PosterService(
             using var doc = JsonDocument.Parse(item.HeaderJson);
             var header = Wire.ParseHeader(doc.RootElement).Value;
             items.Add((e, item, new PostItem(header, Signature.Parse(item.BuilderSignature), Signature.Parse(item.ProposalSignature),
-                Convert.FromHexString(item.PayloadHex.AsSpan(2)), item.Settlement)));
+                Convert.FromHexString(item.PayloadHex.AsSpan(2)), item.ToSettlement())));
         }
         if (items.Count == 0) return false;
         // One header per slot: the first queued wins (a second one would be equivocation, refused earlier).
