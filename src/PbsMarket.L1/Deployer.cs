@@ -10,7 +10,8 @@ namespace PbsMarket.L1;
 public sealed record DeployedMarket(
     long L1ChainId, string Registry, string Escrow, string Inbox, long L2ChainId,
     long GenesisMs, long SlotMs, long SlotsPerEpoch, string MinBond, long ExitDelaySeconds, long WithdrawalDelaySeconds,
-    IReadOnlyList<string> GenesisProposers, ulong DeployedAtBlock)
+    IReadOnlyList<string> GenesisProposers, ulong DeployedAtBlock,
+    int PriceRule = 1, string ReservePrice = "0", string MinRelayBond = "0", long RelayExitDelaySeconds = 0)
 {
     static readonly JsonSerializerOptions Json = new() { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
 
@@ -27,13 +28,15 @@ public sealed record DeployedMarket(
 
 public sealed record DeployParameters(
     long L2ChainId, long GenesisMs, long SlotMs = 2000, long SlotsPerEpoch = 32, BigInteger? MinBond = null,
-    long ExitDelaySeconds = 3600, long WithdrawalDelaySeconds = 3600, IReadOnlyList<Address>? GenesisProposers = null);
+    long ExitDelaySeconds = 3600, long WithdrawalDelaySeconds = 3600, IReadOnlyList<Address>? GenesisProposers = null,
+    int PriceRule = 1, BigInteger? ReservePrice = null, BigInteger? MinRelayBond = null, long RelayExitDelaySeconds = 3600);
 
 /// <summary>
 /// Deploys the registry, escrow and inbox from forge's build output and wires them together:
 /// registry(genesisMs, slotMs, slotsPerEpoch, minBond, exitDelay, genesisProposers) with the genesis
-/// bonds, escrow(withdrawalDelay), inbox(registry, escrow, l2ChainId), then registry.setInbox and
-/// escrow.setInbox.
+/// bonds, escrow(withdrawalDelay), inbox(registry, escrow, l2ChainId, priceRule, reservePrice, minRelayBond,
+/// relayExitDelay) (protocol version 2: priceRule 0 = first price, 1 = second price), then registry.setInbox and
+/// escrow.setInbox. Relays register themselves on the inbox (registerRelay, payable, >= minRelayBond).
 /// </summary>
 public static class Deployer
 {
@@ -47,6 +50,8 @@ public static class Deployer
         web3.TransactionManager.UseLegacyAsDefault = false;
         var minBond = p.MinBond ?? Nethereum.Util.UnitConversion.Convert.ToWei(1);
         var proposers = (p.GenesisProposers ?? []).Select(a => a.ToString()).ToList();
+        var reserve = p.ReservePrice ?? BigInteger.Zero;
+        var minRelayBond = p.MinRelayBond ?? Nethereum.Util.UnitConversion.Convert.ToWei(1);
 
         var registry = ContractArtifact.Load(outDir, "ProposerRegistry");
         var escrow = ContractArtifact.Load(outDir, "BuilderEscrow");
@@ -64,7 +69,8 @@ public static class Deployer
         progress?.Invoke("deploying Inbox");
         var inboxReceipt = await web3.Eth.DeployContract.SendRequestAndWaitForReceiptAsync(
             inbox.Abi, inbox.Bytecode, account.Address, new HexBigInteger(8_000_000), null,
-            registryReceipt.ContractAddress, escrowReceipt.ContractAddress, new BigInteger(p.L2ChainId));
+            registryReceipt.ContractAddress, escrowReceipt.ContractAddress, new BigInteger(p.L2ChainId), (byte)p.PriceRule, reserve,
+            minRelayBond, (ulong)p.RelayExitDelaySeconds);
         Check(inboxReceipt, "Inbox");
 
         progress?.Invoke("wiring registry and escrow to the inbox");
@@ -76,7 +82,8 @@ public static class Deployer
         }
         return new DeployedMarket((long)chainId.Value, registryReceipt.ContractAddress.ToLowerInvariant(), escrowReceipt.ContractAddress.ToLowerInvariant(),
             inboxReceipt.ContractAddress.ToLowerInvariant(), p.L2ChainId, p.GenesisMs, p.SlotMs, p.SlotsPerEpoch, minBond.ToString(),
-            p.ExitDelaySeconds, p.WithdrawalDelaySeconds, proposers, (ulong)registryReceipt.BlockNumber.Value);
+            p.ExitDelaySeconds, p.WithdrawalDelaySeconds, proposers, (ulong)registryReceipt.BlockNumber.Value,
+            p.PriceRule, reserve.ToString(), minRelayBond.ToString(), p.RelayExitDelaySeconds);
     }
 
     static void Check(Nethereum.RPC.Eth.DTOs.TransactionReceipt receipt, string what)
@@ -84,14 +91,17 @@ public static class Deployer
         if (receipt.Status?.Value != 1) throw new InvalidOperationException($"{what} failed on L1 (tx {receipt.TransactionHash})");
     }
 
-    /// <summary>Deposits collateral for a builder into the escrow (from the builder's own key).</summary>
-    public static async Task DepositAsync(string rpcUrl, DeployedMarket market, string builderKey, BigInteger amount)
+    /// <summary>Deposits collateral for a builder into the escrow (from the builder's own key), allocated to
+    /// <paramref name="relay"/> (protocol version 2: collateral is held per relay).</summary>
+    public static async Task DepositAsync(string rpcUrl, DeployedMarket market, string builderKey, BigInteger amount, string? relay = null)
     {
+        if (string.IsNullOrEmpty(relay))
+            throw new ArgumentException("the v2 escrow allocates collateral per relay: pass the relay's address", nameof(relay));
         var account = new Account(builderKey, market.L1ChainId);
         var web3 = L1Rpc.Connect(rpcUrl, TimeSpan.FromSeconds(30), account);
         var escrow = ContractArtifact.Load(ContractArtifact.DefaultOutDir(), "BuilderEscrow");
         var fn = web3.Eth.GetContract(escrow.Abi, market.Escrow).GetFunction("deposit");
-        var receipt = await fn.SendTransactionAndWaitForReceiptAsync(account.Address, new HexBigInteger(200_000), null, new HexBigInteger(amount));
+        var receipt = await fn.SendTransactionAndWaitForReceiptAsync(account.Address, new HexBigInteger(200_000), new HexBigInteger(amount), null, relay);
         Check(receipt, "BuilderEscrow.deposit");
     }
 }
