@@ -109,7 +109,10 @@ public sealed class DevnetRunner(DevnetSettings s, TextWriter output, TextWriter
         var genesis = DeployCommand.NextBoundary(s.SlotMs, 6000);
         Say("deploying the contracts (registry, escrow, inbox) and the builders' collateral");
         var deployment = await Deployer.DeployAsync(anvil.RpcUrl, DevKeys.Keys[0], new DeployParameters(s.L2ChainId, genesis, s.SlotMs, 32,
-            GenesisProposers: [.. proposerKeys.Select(k => ProtocolKey.FromHex(k).Address)], WithdrawalDelaySeconds: 600), ct: ct);
+            GenesisProposers: [.. proposerKeys.Select(k => ProtocolKey.FromHex(k).Address)], WithdrawalDelaySeconds: 600,
+            // The price rule and reserve are L1 market parameters (v2): the inbox and the relays must agree.
+            PriceRule: s.PriceRule == "first_price" ? PriceRule.FirstPrice : PriceRule.SecondPrice,
+            ReservePrice: BigInteger.Parse(s.ReservePrice, System.Globalization.CultureInfo.InvariantCulture)), ct: ct);
         var deploymentPath = Path.Combine(_runtime, "deployment.json");
         deployment.Save(deploymentPath);
         // Version 2: the relay is registered and bonded on L1, and the builders' collateral is allocated to it.

@@ -100,8 +100,24 @@ public sealed class L1ChainView : BackgroundService, IChainView
         }, ct);
 
     /// <summary>One refresh; also used at start-up so the first auction can open at once.</summary>
+    string? _rulesProblem;
+    bool _rulesChecked;
+
+    /// <summary>The relay prices auctions; L1 judges them (v2): a relay whose price rule or reserve differs from the inbox's is not ready.</summary>
+    async Task CheckMarketRulesAsync(CancellationToken ct)
+    {
+        if (_rulesChecked) return;
+        var (rule, reserve) = await new InboxClient(_web3, _market.Options.Inbox, _registry, _escrow).MarketRulesAsync(ct);
+        _rulesProblem = rule != _market.PriceRule || reserve != _market.Reserve
+            ? $"Relay:PriceRule {_market.PriceRule} / Relay:ReservePrice {_market.Reserve} differ from the inbox's {rule} / {reserve}: L1 would refuse this relay's prices"
+            : null;
+        if (_rulesProblem is not null) _log.LogError("{Problem}", _rulesProblem);
+        _rulesChecked = true;
+    }
+
     public async Task RefreshAsync(CancellationToken ct)
     {
+        await CheckMarketRulesAsync(ct);
         var epoch = _market.EpochOf(_market.Clock.CurrentSlot);
         foreach (var e in new[] { epoch, epoch + 1 })
         {
@@ -130,7 +146,7 @@ public sealed class L1ChainView : BackgroundService, IChainView
             {
                 await RefreshAsync(ct);
                 if (Problem is not null) _log.LogInformation("L1 view synced: epoch {Epoch} has {Count} proposers", _market.EpochOf(_market.Clock.CurrentSlot), ProposerSet(_market.EpochOf(_market.Clock.CurrentSlot))?.Count ?? 0);
-                Problem = null;
+                Problem = _rulesProblem;
             }
             catch (OperationCanceledException) when (ct.IsCancellationRequested)
             {
