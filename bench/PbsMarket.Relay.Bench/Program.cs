@@ -30,7 +30,7 @@ var proposers = TestMarket.Proposers;
 var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
 var genesis = now - now % slotMs - 2L * slotMs;
 var deployment = await Deployer.DeployAsync(anvil.RpcUrl, AnvilNode.DevKeys[0], new DeployParameters(
-    TestMarket.L2ChainId, genesis, slotMs, 32, GenesisProposers: [.. proposers.Select(p => p.Address)]));
+    TestMarket.L2ChainId, genesis, slotMs, 32, GenesisProposers: [.. proposers.Select(p => p.Address)], ReservePrice: 1));
 // Builders: fresh keys funded from a dev account, each with escrow collateral.
 var builderHex = Enumerable.Range(0, builders).Select(_ => "0x" + Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32))).ToArray();
 var builderKeys = builderHex.Select(ProtocolKey.FromHex).ToArray();
@@ -58,7 +58,7 @@ var clock = new SlotClock(TimeProvider.System, (ulong)genesis, (ulong)slotMs, 25
 // The first auction that opens at least 5 s from now (signing takes a few seconds on 2 cores).
 var slot = clock.SlotAt(clock.NowMs + 5_000) + 2;
 var domain = market.Domain;
-var proposer = ProposerSchedule.ProposerFor(slot, [.. proposers.Select(p => p.Address)]);
+var proposer = market.ProposerOf(slot).Address;
 var bodies = new byte[totalBids][];
 Parallel.For(0, totalBids, i =>
 {
@@ -143,7 +143,7 @@ static async Task FundBuildersAsync(AnvilNode anvil, DeployedMarket deployment, 
     // anvil's own cheat RPC funds the fresh builder accounts at once; deposits go in parallel.
     foreach (var k in keys)
         await anvil.RpcAsync("anvil_setBalance", [ProtocolKey.FromHex(k).Address.ToString(), "0x56bc75e2d63100000"]); // 100 ETH
-    await Task.WhenAll(keys.Select(k => Deployer.DepositAsync(anvil.RpcUrl, deployment, k, UnitConversion.Convert.ToWei(10))));
+    await Task.WhenAll(keys.Select(k => Deployer.DepositAsync(anvil.RpcUrl, deployment, k, UnitConversion.Convert.ToWei(10), TestMarket.RelaySigner.Address)));
 }
 
 int Arg(string name, int fallback)

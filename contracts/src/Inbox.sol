@@ -1,32 +1,56 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.24;
 
-import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
+import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProof.sol";
 import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
-import {Header, PostedHeader, IPbsErrors, IProposerRegistry, IBuilderEscrow} from "./PbsTypes.sol";
+import {
+    Header,
+    Proposal,
+    AuctionResult,
+    RunnerUp,
+    PostedHeader,
+    Settlement,
+    IPbsErrors,
+    IProposerRegistry,
+    IBuilderEscrow
+} from "./PbsTypes.sol";
 
-/// @title Inbox
-/// @notice Accepts batches of proposed L2 headers, settles each header's price from the builder's escrow to the
-/// proposer, and slashes equivocating proposers. Its address is the EIP-712 `verifyingContract` of the protocol.
+/// @title Inbox (protocol version 2)
+/// @notice The judge of every rule that moves money or fixes the L2 chain (docs/settlement.md): accepts batches of
+/// proposed headers that extend its one head, each with the settlement its proposer signed and a registered,
+/// bonded relay's AuctionResult; enforces the price rule with runner-up evidence; settles each header's price from
+/// the builder's collateral at that relay to the proposer; holds the relay registry; slashes equivocating
+/// proposers and relays. Its address is the EIP-712 `verifyingContract` of the protocol.
 ///
-/// Batches are all-or-nothing: any invalid item reverts the whole call with that item's error. Relays should
-/// simulate (eth_call) first and drop items that fail (e.g. a slot another relay posted meanwhile).
+/// No per-slot storage: head, last posted slot and header count are written once per batch, and the
+/// `HeaderPosted` events are the record. Items for slots at or behind the last posted slot are skipped
+/// (`HeaderSkipped`); any other invalid item reverts the whole batch with that item's error.
 contract Inbox is IPbsErrors, EIP712, ReentrancyGuardTransient {
     bytes32 public constant HEADER_TYPEHASH = keccak256(
         "Header(uint256 l2ChainId,uint64 slot,uint64 number,bytes32 parentHash,uint64 timestampMs,uint64 gasLimit,uint64 gasUsed,bytes32 payloadHash,address builder,address proposer,uint256 value)"
     );
-    bytes32 public constant PROPOSAL_TYPEHASH = keccak256("Proposal(uint64 slot,bytes32 headerHash)");
+    bytes32 public constant PROPOSAL_TYPEHASH =
+        keccak256("Proposal(uint64 slot,bytes32 headerHash,uint256 price,bytes32 bidsRoot,address relay)");
+    bytes32 public constant AUCTION_RESULT_TYPEHASH =
+        keccak256("AuctionResult(uint64 slot,bytes32 headerHash,uint256 price,bytes32 bidsRoot,uint32 bidCount)");
 
-    struct SlotRecord {
-        bytes32 headerHash;
-        bytes32 bidsRoot;
+    /// @notice Document version of the proposer/L1 part of the protocol this inbox implements.
+    uint256 public constant PROTOCOL_VERSION = 2;
+    uint8 public constant FIRST_PRICE = 0;
+    uint8 public constant SECOND_PRICE = 1;
+
+    enum RelayStatus {
+        None, // never registered, or bond withdrawn (may register again)
+        Active, // registered and bonded: its AuctionResults are accepted
+        Exiting, // no longer accepted; bond locked (still slashable) until withdrawableAt
+        Slashed // bond burned; may never register again
     }
 
-    struct HeaderRecord {
-        bool known;
-        uint64 slot;
-        uint64 number;
+    struct Relay {
+        uint96 bond;
+        RelayStatus status;
+        uint64 withdrawableAt;
     }
 
     IProposerRegistry public immutable REGISTRY;
@@ -34,152 +58,349 @@ contract Inbox is IPbsErrors, EIP712, ReentrancyGuardTransient {
     uint256 public immutable L2_CHAIN_ID;
     uint64 public immutable GENESIS_MS;
     uint64 public immutable SLOT_MS;
+    /// @notice FIRST_PRICE (0): price = value; SECOND_PRICE (1): price = runner-up's value, or the reserve.
+    uint8 public immutable PRICE_RULE;
+    /// @notice Lowest accepted value of an auctioned header (wei); also the second price when no runner-up.
+    uint256 public immutable RESERVE_PRICE;
+    uint256 public immutable MIN_RELAY_BOND;
+    /// @notice Seconds a relay's bond stays locked (slashable) after requestRelayExit.
+    uint64 public immutable RELAY_EXIT_DELAY;
 
-    mapping(uint64 => SlotRecord) private _slots;
-    mapping(bytes32 => HeaderRecord) private _headers;
-
+    // one slot each: written once per batch
     bytes32 private _headHash;
     uint64 private _headNumber;
     uint64 private _lastSlot;
     uint64 private _headerCount;
+
+    mapping(address => Relay) private _relays;
+    uint256 public totalRelayBurned;
 
     event HeaderPosted(
         uint64 indexed slot,
         bytes32 indexed headerHash,
         address indexed proposer,
         address builder,
+        address relay,
         uint256 price,
-        bytes32 bidsRoot
+        bytes32 bidsRoot,
+        bytes proposalSignature
     );
+    event HeaderSkipped(uint64 indexed slot, bytes32 indexed headerHash);
     event EquivocationReported(
         uint64 indexed slot,
         address indexed proposer,
         address indexed reporter,
-        bytes32 headerHashA,
-        bytes32 headerHashB,
+        bytes32 proposalHashA,
+        bytes32 proposalHashB,
         uint256 burned
     );
+    event RelayRegistered(address indexed relay, uint256 bond);
+    event RelayExitRequested(address indexed relay, uint64 withdrawableAt);
+    event RelayBondWithdrawn(address indexed relay, uint256 amount);
+    event RelayEquivocationReported(
+        uint64 indexed slot,
+        address indexed relay,
+        address indexed reporter,
+        bytes32 resultHashA,
+        bytes32 resultHashB,
+        uint256 burned
+    );
+
+    /// @dev batch-local copy of the head
+    struct Cursor {
+        bytes32 headHash;
+        uint64 headNumber;
+        uint64 lastSlot;
+        uint64 count;
+        uint256 nowMs;
+    }
 
     /// @param registry ProposerRegistry (its GENESIS_MS and SLOT_MS are copied)
     /// @param escrow BuilderEscrow
     /// @param l2ChainId the only `Header.l2ChainId` accepted
-    constructor(address registry, address escrow, uint256 l2ChainId) EIP712("PbsMarket", "1") {
+    /// @param priceRule FIRST_PRICE (0) or SECOND_PRICE (1)
+    /// @param reservePrice lowest accepted value (wei) of an auctioned header
+    /// @param minRelayBond bond (wei, > 0) a relay must lock to have its AuctionResults accepted
+    /// @param relayExitDelay seconds a relay's bond stays slashable after it asks to leave
+    constructor(
+        address registry,
+        address escrow,
+        uint256 l2ChainId,
+        uint8 priceRule,
+        uint256 reservePrice,
+        uint256 minRelayBond,
+        uint64 relayExitDelay
+    ) EIP712("PbsMarket", "1") {
         if (registry == address(0) || escrow == address(0)) revert ZeroAddress();
+        if (priceRule > SECOND_PRICE || minRelayBond == 0 || minRelayBond > type(uint96).max) revert BadConfig();
         REGISTRY = IProposerRegistry(registry);
         ESCROW = IBuilderEscrow(escrow);
         L2_CHAIN_ID = l2ChainId;
         GENESIS_MS = IProposerRegistry(registry).GENESIS_MS();
         SLOT_MS = IProposerRegistry(registry).SLOT_MS();
+        PRICE_RULE = priceRule;
+        RESERVE_PRICE = reservePrice;
+        MIN_RELAY_BOND = minRelayBond;
+        RELAY_EXIT_DELAY = relayExitDelay;
     }
 
     // ------------------------------------------------------------------ posting
 
+    /// @notice Posts proposed headers in slot order; each must extend the head (or the previous item).
+    /// The checks per item, in order, are in docs/settlement.md ("What L1 checks for each posted item").
     function postHeaders(PostedHeader[] calldata items) external nonReentrant {
         uint256 n = items.length;
         if (n == 0) revert EmptyBatch();
-        uint64 count = _headerCount;
-        uint64 lastSlot = _lastSlot;
-        bytes32 prevHash; // hash and number of the previous item of this batch (parent fast path)
-        uint64 prevNumber;
-        uint256 nowMs = block.timestamp * 1000;
+        // the schedule of every item in one registry call (a view; the checks below keep their order)
+        uint64[] memory slots = new uint64[](n);
+        for (uint256 i = 0; i < n; ++i) {
+            slots[i] = items[i].header.slot;
+        }
+        address[] memory scheduled = REGISTRY.proposersForSlots(slots);
+        Settlement[] memory settlements = new Settlement[](n);
+        uint256 nSettle;
+        uint64 count0 = _headerCount;
+        Cursor memory c = Cursor(_headHash, _headNumber, _lastSlot, count0, block.timestamp * 1000);
 
         for (uint256 i = 0; i < n; ++i) {
             PostedHeader calldata it = items[i];
             Header calldata h = it.header;
-            uint64 slot = h.slot;
-
+            // 1. chain id
             if (h.l2ChainId != L2_CHAIN_ID) revert WrongL2ChainId(L2_CHAIN_ID, h.l2ChainId);
-            if (_slots[slot].headerHash != bytes32(0)) revert SlotAlreadyPosted(slot);
-            if (count != 0 && slot <= lastSlot) revert SlotNotIncreasing(slot, lastSlot);
-            uint256 startMs = uint256(GENESIS_MS) + uint256(slot) * SLOT_MS;
-            if (startMs > nowMs + SLOT_MS) revert SlotInFuture(slot);
-            if (h.timestampMs != startMs) revert BadTimestamp(uint64(startMs), h.timestampMs);
-            if (h.gasUsed > h.gasLimit) revert GasUsedAboveLimit();
-            if (it.price > h.value) revert PriceAboveValue();
-
-            // parent: genesis, the previous item, or a stored header
-            bytes32 parent = h.parentHash;
-            uint64 parentNumber;
-            if (parent == bytes32(0)) {
-                parentNumber = 0;
-            } else if (i != 0 && parent == prevHash) {
-                parentNumber = prevNumber;
-            } else {
-                HeaderRecord storage pr = _headers[parent];
-                if (!pr.known) revert UnknownParent(parent);
-                parentNumber = pr.number;
+            // 2. behind the head: skipped
+            uint64 slot = h.slot;
+            if (c.count != 0 && slot <= c.lastSlot) {
+                emit HeaderSkipped(slot, _hashHeader(h));
+                continue;
             }
-            if (h.number != parentNumber + 1) revert BadNumber(parentNumber + 1, h.number);
-
-            if (keccak256(it.payload) != h.payloadHash) revert PayloadHashMismatch();
-
-            bytes32 headerHash = _hashHeader(h);
-            address builder = _recover(_hashTypedDataV4(headerHash), it.builderSignature);
-            if (builder == address(0) || builder != h.builder) revert BadBuilderSignature();
-            address expected = REGISTRY.proposerForSlot(slot);
-            if (expected == address(0)) revert NoProposerForSlot(slot);
-            if (h.proposer != expected) revert NotScheduledProposer(slot, expected, h.proposer);
-            if (_recover(_hashTypedDataV4(_hashProposal(slot, headerHash)), it.proposalSignature) != expected) {
-                revert BadProposerSignature();
+            address relay = _post(it, h, c, scheduled[i]);
+            uint256 price = it.price;
+            if (price != 0) {
+                Settlement memory st = settlements[nSettle++];
+                st.builder = h.builder;
+                st.relay = relay;
+                st.proposer = h.proposer;
+                st.price = price;
             }
-
-            // effects
-            _slots[slot] = SlotRecord(headerHash, it.bidsRoot);
-            _headers[headerHash] = HeaderRecord(true, slot, h.number);
-            emit HeaderPosted(slot, headerHash, expected, h.builder, it.price, it.bidsRoot);
-            prevHash = headerHash;
-            prevNumber = h.number;
-            lastSlot = slot;
-            unchecked {
-                ++count;
-            }
-
-            // interaction with our own escrow (credits the proposer's earnings; sends no ether)
-            if (it.price != 0) ESCROW.settle(h.builder, expected, it.price);
         }
 
-        _headHash = prevHash;
-        _headNumber = prevNumber;
-        _lastSlot = lastSlot;
-        _headerCount = count;
+        if (c.count != count0) {
+            _headHash = c.headHash;
+            _headNumber = c.headNumber;
+            _lastSlot = c.lastSlot;
+            _headerCount = c.count;
+        }
+        // 11. settle, in item order, in one call to our own escrow (never reverts for lack of money; no ether moves)
+        if (nSettle != 0) {
+            assembly ("memory-safe") {
+                mstore(settlements, nSettle)
+            }
+            ESCROW.settleBatch(settlements);
+        }
     }
 
-    // ------------------------------------------------------------------ equivocation
+    /// @dev Steps 3 to 10 and the item's effects on the cursor; returns the relay of the settlement.
+    function _post(PostedHeader calldata it, Header calldata h, Cursor memory c, address proposer)
+        private
+        returns (address relay)
+    {
+        uint64 slot = h.slot;
+        // 3. started
+        uint256 startMs = uint256(GENESIS_MS) + uint256(slot) * SLOT_MS;
+        if (startMs > c.nowMs) revert SlotNotStarted(slot);
+        // 4. timestamp, gas
+        if (h.timestampMs != startMs) revert BadTimestamp(uint64(startMs), h.timestampMs);
+        if (h.gasUsed > h.gasLimit) revert GasUsedAboveLimit();
+        // 5. linear chain
+        if (h.parentHash != c.headHash || h.number != c.headNumber + 1) {
+            revert NotOnHead(c.headHash, c.headNumber, h.parentHash, h.number);
+        }
+        // 6. payload, builder signature
+        if (keccak256(it.payload) != h.payloadHash) revert PayloadHashMismatch();
+        bytes32 headerHash = _hashHeader(h);
+        address builder = h.builder;
+        if (builder == address(0) || _recover(_hashTypedDataV4(headerHash), it.builderSignature) != builder) {
+            revert BadBuilderSignature();
+        }
+        // 7. schedule (proposer = REGISTRY.proposerForSlot(slot))
+        if (proposer == address(0)) revert NoProposerForSlot(slot);
+        if (h.proposer != proposer) revert NotScheduledProposer(slot, proposer, h.proposer);
+        // 8., 9. settlement authenticated, price rule, runner-up evidence
+        relay = _checkSettlement(it, h, headerHash);
+        // 10. proposal
+        if (
+            _recover(
+                _hashTypedDataV4(_proposalStructHash(slot, headerHash, it.price, it.bidsRoot, relay)),
+                it.proposalSignature
+            ) != proposer
+        ) revert BadProposerSignature();
 
-    /// @notice Two Proposal signatures of the slot's scheduled proposer over different header hashes:
-    /// burns that proposer's whole bond (once per proposer) and removes it from future sets.
-    function reportEquivocation(
-        uint64 slot,
-        bytes32 headerHashA,
+        // effects
+        _emitPosted(it, headerHash, proposer, relay);
+        c.headHash = headerHash;
+        c.headNumber = h.number;
+        c.lastSlot = slot;
+        unchecked {
+            ++c.count;
+        }
+    }
+
+    function _emitPosted(PostedHeader calldata it, bytes32 headerHash, address proposer, address relay) private {
+        emit HeaderPosted(
+            it.header.slot, headerHash, proposer, it.header.builder, relay, it.price, it.bidsRoot, it.proposalSignature
+        );
+    }
+
+    /// @dev Steps 8 and 9; returns the relay that signed the AuctionResult (address(0) for the proposer's own block).
+    function _checkSettlement(PostedHeader calldata it, Header calldata h, bytes32 headerHash)
+        private
+        view
+        returns (address relay)
+    {
+        uint256 price = it.price;
+        if (it.relaySignature.length == 0) {
+            if (h.builder != h.proposer || price != 0 || it.bidsRoot != 0 || it.bidCount != 0 || it.runnerUp.length != 0)
+            {
+                revert MissingAuctionResult();
+            }
+            return address(0);
+        }
+        relay = _recover(
+            _hashTypedDataV4(_auctionResultStructHash(h.slot, headerHash, price, it.bidsRoot, it.bidCount)),
+            it.relaySignature
+        );
+        Relay storage r = _relays[relay];
+        if (relay == address(0) || r.status != RelayStatus.Active || r.bond < MIN_RELAY_BOND) revert UnknownRelay(relay);
+
+        uint256 value = h.value;
+        uint256 reserve = RESERVE_PRICE;
+        if (value < reserve) revert WrongPrice(reserve, value);
+        uint256 nRunnerUp = it.runnerUp.length;
+        if (PRICE_RULE == FIRST_PRICE) {
+            if (nRunnerUp != 0) revert UnexpectedRunnerUp();
+            if (price != value) revert WrongPrice(value, price);
+        } else if (nRunnerUp == 0) {
+            if (price != reserve) revert WrongPrice(reserve, price);
+        } else {
+            if (nRunnerUp != 1) revert UnexpectedRunnerUp();
+            if (price < reserve) revert WrongPrice(reserve, price);
+            if (price > value) revert WrongPrice(value, price);
+            _checkRunnerUp(it.runnerUp[0], h, price, it.bidsRoot);
+        }
+    }
+
+    function _checkRunnerUp(RunnerUp calldata ru, Header calldata h, uint256 price, bytes32 bidsRoot) private view {
+        address ruBuilder = ru.builder;
+        if (ruBuilder == h.builder) revert RunnerUpSameBuilder(ruBuilder);
+        // high-level reads validate the calldata fields the hash below copies raw
+        uint64 gasLimit = ru.gasLimit;
+        uint64 gasUsed = ru.gasUsed;
+        bytes32 payloadHash = ru.payloadHash;
+        bytes32 ruHash = _runnerUpHash(h, gasLimit, gasUsed, payloadHash, ruBuilder, price);
+        if (ruBuilder == address(0) || _recover(_hashTypedDataV4(ruHash), ru.builderSignature) != ruBuilder) {
+            revert BadRunnerUpSignature();
+        }
+        if (!MerkleProof.verifyCalldata(ru.proof, bidsRoot, _bidsLeaf(ruHash, ru.receivedAtMs))) {
+            revert RunnerUpNotInBidsRoot();
+        }
+    }
+
+    // ------------------------------------------------------------------ proposer equivocation
+
+    /// @notice Two differing Proposal (v2) signatures of one proposer for one slot: burns that proposer's whole bond
+    /// (once per proposer), removes it from future sets and empties its remaining slots at once. One of the two may
+    /// come from a HeaderPosted event (its fields and proposalSignature are the Proposal). The signer must be the
+    /// proposer the schedule draws for the slot.
+    function reportEquivocation(Proposal calldata a, bytes calldata sigA, Proposal calldata b, bytes calldata sigB)
+        external
+        nonReentrant
+        returns (uint256 burned)
+    {
+        uint64 slot = a.slot;
+        if (slot != b.slot) revert DifferentSlots(slot, b.slot);
+        bytes32 ha = _proposalStructHash(slot, a.headerHash, a.price, a.bidsRoot, a.relay);
+        bytes32 hb = _proposalStructHash(slot, b.headerHash, b.price, b.bidsRoot, b.relay);
+        if (ha == hb) revert SameProposal();
+        address pa = _recover(_hashTypedDataV4(ha), sigA);
+        address pb = _recover(_hashTypedDataV4(hb), sigB);
+        if (pa == address(0) || pb == address(0)) revert BadProposerSignature();
+        if (pa != pb) revert DifferentSigners(pa, pb);
+        address drawn = REGISTRY.drawnProposerForSlot(slot);
+        if (drawn == address(0)) revert NoProposerForSlot(slot);
+        if (pa != drawn) revert NotScheduledProposer(slot, drawn, pa);
+        burned = REGISTRY.slash(pa, msg.sender);
+        emit EquivocationReported(slot, pa, msg.sender, ha, hb, burned);
+    }
+
+    // ------------------------------------------------------------------ relay registry
+
+    /// @notice Registers msg.sender as a relay with a bond of msg.value >= MIN_RELAY_BOND; accepted at once.
+    function registerRelay() external payable {
+        if (msg.value < MIN_RELAY_BOND) revert BondTooSmall(msg.value, MIN_RELAY_BOND);
+        if (msg.value > type(uint96).max) revert BadConfig();
+        Relay storage r = _relays[msg.sender];
+        if (r.status != RelayStatus.None) revert AlreadyRegistered(msg.sender);
+        r.bond = uint96(msg.value);
+        r.status = RelayStatus.Active;
+        r.withdrawableAt = 0;
+        emit RelayRegistered(msg.sender, msg.value);
+    }
+
+    /// @notice Stops accepting the caller's AuctionResults at once; the bond is withdrawable after RELAY_EXIT_DELAY.
+    function requestRelayExit() external {
+        Relay storage r = _relays[msg.sender];
+        if (r.status != RelayStatus.Active) revert RelayNotActive(msg.sender);
+        r.status = RelayStatus.Exiting;
+        uint64 readyAt = uint64(block.timestamp) + RELAY_EXIT_DELAY;
+        r.withdrawableAt = readyAt;
+        emit RelayExitRequested(msg.sender, readyAt);
+    }
+
+    function withdrawRelayBond() external nonReentrant {
+        Relay storage r = _relays[msg.sender];
+        if (r.status != RelayStatus.Exiting) revert RelayNotExiting(msg.sender);
+        if (block.timestamp < r.withdrawableAt) revert ExitDelayNotOver(r.withdrawableAt);
+        uint256 amount = r.bond;
+        r.bond = 0;
+        r.status = RelayStatus.None;
+        emit RelayBondWithdrawn(msg.sender, amount);
+        (bool ok,) = msg.sender.call{value: amount}("");
+        if (!ok) revert TransferFailed();
+    }
+
+    /// @notice Two differing AuctionResult signatures of one relay for one slot: burns the relay's whole bond (it
+    /// stays locked here, counted in totalRelayBurned) and refuses its results from then on. Active and exiting
+    /// relays are slashable.
+    function reportRelayEquivocation(
+        AuctionResult calldata a,
         bytes calldata sigA,
-        bytes32 headerHashB,
+        AuctionResult calldata b,
         bytes calldata sigB
     ) external nonReentrant returns (uint256 burned) {
-        if (headerHashA == headerHashB) revert SameHeaderHash();
-        address a = _recover(_hashTypedDataV4(_hashProposal(slot, headerHashA)), sigA);
-        address b = _recover(_hashTypedDataV4(_hashProposal(slot, headerHashB)), sigB);
-        if (a == address(0) || b == address(0)) revert BadProposerSignature();
-        if (a != b) revert DifferentSigners(a, b);
-        address expected = REGISTRY.proposerForSlot(slot);
-        if (expected == address(0)) revert NoProposerForSlot(slot);
-        if (a != expected) revert NotScheduledProposer(slot, expected, a);
-        burned = REGISTRY.slash(a, msg.sender);
-        emit EquivocationReported(slot, a, msg.sender, headerHashA, headerHashB, burned);
+        uint64 slot = a.slot;
+        if (slot != b.slot) revert DifferentSlots(slot, b.slot);
+        bytes32 ha = _auctionResultStructHash(slot, a.headerHash, a.price, a.bidsRoot, a.bidCount);
+        bytes32 hb = _auctionResultStructHash(slot, b.headerHash, b.price, b.bidsRoot, b.bidCount);
+        if (ha == hb) revert SameAuctionResult();
+        address ra = _recover(_hashTypedDataV4(ha), sigA);
+        address rb = _recover(_hashTypedDataV4(hb), sigB);
+        if (ra == address(0) || rb == address(0)) revert BadRelaySignature();
+        if (ra != rb) revert DifferentSigners(ra, rb);
+        Relay storage r = _relays[ra];
+        if (r.status == RelayStatus.Slashed) revert RelayAlreadySlashed(ra);
+        if (r.status == RelayStatus.None) revert UnknownRelay(ra);
+        burned = r.bond;
+        r.bond = 0;
+        r.status = RelayStatus.Slashed;
+        totalRelayBurned += burned;
+        emit RelayEquivocationReported(slot, ra, msg.sender, ha, hb, burned);
     }
 
     // ------------------------------------------------------------------ views
 
-    function headerOfSlot(uint64 slot) external view returns (bytes32) {
-        return _slots[slot].headerHash;
-    }
-
-    function bidsRootOfSlot(uint64 slot) external view returns (bytes32) {
-        return _slots[slot].bidsRoot;
-    }
-
-    function headerInfo(bytes32 headerHash) external view returns (bool known, uint64 slot, uint64 number) {
-        HeaderRecord storage r = _headers[headerHash];
-        return (r.known, r.slot, r.number);
+    /// @notice The one head: last posted header (hash, number); (0x00.., 0) = genesis before any post.
+    function head() external view returns (bytes32 headerHash, uint64 number) {
+        return (_headHash, _headNumber);
     }
 
     /// @notice Slot of the last posted header; 0 when none (check `headerCount()`).
@@ -191,9 +412,15 @@ contract Inbox is IPbsErrors, EIP712, ReentrancyGuardTransient {
         return _headerCount;
     }
 
-    /// @notice Last posted header (hash, number); (0x00.., 0) = genesis before any post.
-    function head() external view returns (bytes32 headerHash, uint64 number) {
-        return (_headHash, _headNumber);
+    function relayInfo(address relay) external view returns (uint256 bond, RelayStatus status, uint64 withdrawableAt) {
+        Relay storage r = _relays[relay];
+        return (r.bond, r.status, r.withdrawableAt);
+    }
+
+    /// @notice True when `relay`'s AuctionResults are accepted (registered, active, bonded >= MIN_RELAY_BOND).
+    function isRelay(address relay) external view returns (bool) {
+        Relay storage r = _relays[relay];
+        return relay != address(0) && r.status == RelayStatus.Active && r.bond >= MIN_RELAY_BOND;
     }
 
     function currentSlot() external view returns (uint64) {
@@ -215,9 +442,13 @@ contract Inbox is IPbsErrors, EIP712, ReentrancyGuardTransient {
         return _hashHeader(h);
     }
 
-    /// @notice hashStruct(Proposal(slot, headerHash)).
-    function hashProposal(uint64 slot, bytes32 headerHash) external pure returns (bytes32) {
-        return _hashProposal(slot, headerHash);
+    /// @notice hashStruct(Proposal) (version 2).
+    function hashProposal(Proposal calldata p) external pure returns (bytes32) {
+        return _proposalStructHash(p.slot, p.headerHash, p.price, p.bidsRoot, p.relay);
+    }
+
+    function hashAuctionResult(AuctionResult calldata a) external pure returns (bytes32) {
+        return _auctionResultStructHash(a.slot, a.headerHash, a.price, a.bidsRoot, a.bidCount);
     }
 
     /// @notice The digest the builder signs: keccak256("\x19\x01" || domainSeparator || hashHeader(h)).
@@ -225,40 +456,130 @@ contract Inbox is IPbsErrors, EIP712, ReentrancyGuardTransient {
         return _hashTypedDataV4(_hashHeader(h));
     }
 
-    /// @notice The digest the proposer signs for Proposal(slot, headerHash).
-    function proposalDigest(uint64 slot, bytes32 headerHash) external view returns (bytes32) {
-        return _hashTypedDataV4(_hashProposal(slot, headerHash));
+    /// @notice The digest the proposer signs for a Proposal (version 2).
+    function proposalDigest(Proposal calldata p) external view returns (bytes32) {
+        return _hashTypedDataV4(_proposalStructHash(p.slot, p.headerHash, p.price, p.bidsRoot, p.relay));
+    }
+
+    /// @notice The digest the relay signs for an AuctionResult.
+    function auctionResultDigest(AuctionResult calldata a) external view returns (bytes32) {
+        return _hashTypedDataV4(_auctionResultStructHash(a.slot, a.headerHash, a.price, a.bidsRoot, a.bidCount));
+    }
+
+    /// @notice The bids-root leaf of a bid: keccak256(bytes.concat(keccak256(abi.encode(headerHash, receivedAtMs)))),
+    /// as the npm package merkle-tree (OpenZeppelin) StandardMerkleTree with types ["bytes32", "uint64"] (and BidsMerkle.LeafHash).
+    function bidsLeaf(bytes32 headerHash, uint64 receivedAtMs) external pure returns (bytes32) {
+        return _bidsLeaf(headerHash, receivedAtMs);
     }
 
     /// @notice Signature recovery exactly as postHeaders applies it (v in {0,1,27,28}, low s); address(0) if invalid.
-    function recoverSigner(bytes32 digest, bytes calldata signature) external pure returns (address) {
+    function recoverSigner(bytes32 digest, bytes calldata signature) external view returns (address) {
         return _recover(digest, signature);
     }
 
     // ------------------------------------------------------------------ internals
 
-    function _hashHeader(Header calldata h) private pure returns (bytes32) {
-        return keccak256(abi.encode(HEADER_TYPEHASH, h));
-    }
-
-    function _hashProposal(uint64 slot, bytes32 headerHash) private pure returns (bytes32) {
-        return keccak256(abi.encode(PROPOSAL_TYPEHASH, slot, headerHash));
-    }
-
-    /// @dev 65-byte r||s||v, v in {27,28} or {0,1}; rejects high s. Returns address(0) on any failure.
-    function _recover(bytes32 digest, bytes calldata sig) private pure returns (address) {
-        if (sig.length != 65) return address(0);
-        bytes32 r;
-        bytes32 s;
-        uint8 v;
+    function _hashHeader(Header calldata h) private pure returns (bytes32 r) {
+        bytes32 th = HEADER_TYPEHASH;
+        // every field of `h` that is narrower than 32 bytes is read (and so validated) by the high-level code
+        // of postHeaders before a post is accepted; hashHeader() is a pure helper.
         assembly ("memory-safe") {
-            r := calldataload(sig.offset)
-            s := calldataload(add(sig.offset, 32))
-            v := byte(0, calldataload(add(sig.offset, 64)))
+            let m := mload(0x40)
+            mstore(m, th)
+            calldatacopy(add(m, 0x20), h, 0x160)
+            r := keccak256(m, 0x180)
         }
-        if (v < 27) v += 27;
-        (address signer, ECDSA.RecoverError err,) = ECDSA.tryRecover(digest, v, r, s);
-        if (err != ECDSA.RecoverError.NoError) return address(0);
-        return signer;
+    }
+
+    /// @dev hashStruct of the runner-up's Header: the winner's l2ChainId, slot, number, parentHash, timestampMs,
+    /// proposer; the evidence's gasLimit, gasUsed, payloadHash, builder; value = price.
+    function _runnerUpHash(
+        Header calldata h,
+        uint64 gasLimit,
+        uint64 gasUsed,
+        bytes32 payloadHash,
+        address builder,
+        uint256 price
+    ) private pure returns (bytes32 r) {
+        bytes32 th = HEADER_TYPEHASH;
+        assembly ("memory-safe") {
+            let m := mload(0x40)
+            mstore(m, th)
+            calldatacopy(add(m, 0x20), h, 0xa0) // l2ChainId, slot, number, parentHash, timestampMs
+            mstore(add(m, 0xc0), gasLimit)
+            mstore(add(m, 0xe0), gasUsed)
+            mstore(add(m, 0x100), payloadHash)
+            mstore(add(m, 0x120), builder)
+            mstore(add(m, 0x140), calldataload(add(h, 0x120))) // proposer
+            mstore(add(m, 0x160), price)
+            r := keccak256(m, 0x180)
+        }
+    }
+
+    function _proposalStructHash(uint64 slot, bytes32 headerHash, uint256 price, bytes32 bidsRoot, address relay)
+        private
+        pure
+        returns (bytes32 r)
+    {
+        bytes32 th = PROPOSAL_TYPEHASH;
+        assembly ("memory-safe") {
+            let m := mload(0x40)
+            mstore(m, th)
+            mstore(add(m, 0x20), slot)
+            mstore(add(m, 0x40), headerHash)
+            mstore(add(m, 0x60), price)
+            mstore(add(m, 0x80), bidsRoot)
+            mstore(add(m, 0xa0), relay)
+            r := keccak256(m, 0xc0)
+        }
+    }
+
+    function _auctionResultStructHash(
+        uint64 slot,
+        bytes32 headerHash,
+        uint256 price,
+        bytes32 bidsRoot,
+        uint32 bidCount
+    ) private pure returns (bytes32 r) {
+        bytes32 th = AUCTION_RESULT_TYPEHASH;
+        assembly ("memory-safe") {
+            let m := mload(0x40)
+            mstore(m, th)
+            mstore(add(m, 0x20), slot)
+            mstore(add(m, 0x40), headerHash)
+            mstore(add(m, 0x60), price)
+            mstore(add(m, 0x80), bidsRoot)
+            mstore(add(m, 0xa0), bidCount)
+            r := keccak256(m, 0xc0)
+        }
+    }
+
+    function _bidsLeaf(bytes32 headerHash, uint64 receivedAtMs) private pure returns (bytes32) {
+        return keccak256(bytes.concat(keccak256(abi.encode(headerHash, receivedAtMs))));
+    }
+
+    /// @dev 65-byte r||s||v, v in {27,28} or {0,1}; rejects high s (as OpenZeppelin ECDSA). Returns address(0) on
+    /// any failure.
+    function _recover(bytes32 digest, bytes calldata sig) private view returns (address signer) {
+        if (sig.length != 65) return address(0);
+        assembly ("memory-safe") {
+            let r := calldataload(sig.offset)
+            let s := calldataload(add(sig.offset, 32))
+            let v := byte(0, calldataload(add(sig.offset, 64)))
+            if lt(v, 27) { v := add(v, 27) }
+            if and(
+                iszero(gt(s, 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0)),
+                or(eq(v, 27), eq(v, 28))
+            ) {
+                let m := mload(0x40)
+                mstore(m, digest)
+                mstore(add(m, 0x20), v)
+                mstore(add(m, 0x40), r)
+                mstore(add(m, 0x60), s)
+                if staticcall(gas(), 1, m, 0x80, 0x00, 0x20) {
+                    if eq(returndatasize(), 0x20) { signer := mload(0x00) }
+                }
+            }
+        }
     }
 }

@@ -6,8 +6,8 @@ import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/Reentrancy
 import {IPbsErrors} from "./PbsTypes.sol";
 
 /// @title ProposerRegistry
-/// @notice Bonded proposer set with an epoch-tagged, append-only history so that the proposer of every slot is
-/// fixed at least one full epoch in advance.
+/// @notice Bonded proposer set with an epoch-tagged, append-only history, and the L1 randomness that seeds each
+/// epoch's schedule (protocol version 2), so that the proposer of every slot is fixed before anyone can grind it.
 ///
 /// Set ordering rule (the C# side reads it through `proposerSetAt`):
 ///  * The registry keeps one *latest* ordered list. `join()` appends to its end; removal (`requestExit`,
@@ -17,8 +17,12 @@ import {IPbsErrors} from "./PbsTypes.sol";
 ///    The set of epoch `e` is the latest list as it stood after all changes tagged `<= e`, i.e. changes for the same
 ///    future epoch amend the same pending snapshot. Because tags never decrease, the sets of epochs `<= E + 1`
 ///    can no longer change during epoch `E`.
-///  * proposerForSlot(slot) = set[uint256(keccak256(abi.encode(uint256(slot)))) % set.length] with
-///    set = proposerSetAt(slot / SLOTS_PER_EPOCH); address(0) when the set is empty.
+///  * drawnProposerForSlot(slot) = set[uint256(keccak256(abi.encode(seedOf(e), uint256(slot)))) % set.length] with
+///    e = slot / SLOTS_PER_EPOCH, set = proposerSetAt(e); address(0) when the set is empty.
+///    proposerForSlot(slot) is the same, except address(0) when the drawn proposer is slashed.
+///  * seedOf(e) = keccak256(abi.encode(R, uint256(e))), R = the randomness of the latest record at an epoch <= e.
+///    recordSeed() (anyone) records block.prevrandao for epoch currentEpoch() + 1, only during the first half of
+///    the current epoch (after the set of that epoch is final); the constructor records epoch 0.
 ///
 /// Storage: per list position `i` a checkpoint history (epoch -> address) and one history for the length,
 /// so each change costs O(1) writes and each lookup a bounded binary search (O(1) for recent epochs).
@@ -59,11 +63,20 @@ contract ProposerRegistry is IPbsErrors, ReentrancyGuardTransient {
     Checkpoints.Trace208 private _length;
     mapping(uint256 => Checkpoints.Trace208) private _entries;
 
+    struct SeedRecord {
+        uint64 epoch;
+        bytes32 randomness;
+    }
+
+    /// @dev ascending epochs (a record is only ever made for currentEpoch() + 1)
+    SeedRecord[] private _seeds;
+
     event InboxSet(address inbox);
     event ProposerJoined(address indexed proposer, uint256 bond, uint64 activationEpoch);
     event ProposerExitRequested(address indexed proposer, uint64 exitEpoch, uint64 withdrawableAt);
     event BondWithdrawn(address indexed proposer, uint256 amount);
     event ProposerSlashed(address indexed proposer, address indexed reporter, uint256 burned, uint64 exitEpoch);
+    event SeedRecorded(uint64 indexed epoch, bytes32 randomness, address recorder);
 
     /// @param genesisMs L2 genesis (unix ms): slot s starts at genesisMs + s * slotMs
     /// @param slotMs slot length in ms (default 2000)
@@ -89,6 +102,8 @@ contract ProposerRegistry is IPbsErrors, ReentrancyGuardTransient {
         MIN_BOND = minBond;
         EXIT_DELAY = exitDelay;
         DEPLOYER = msg.sender;
+        _seeds.push(SeedRecord(0, bytes32(block.prevrandao)));
+        emit SeedRecorded(0, bytes32(block.prevrandao), msg.sender);
         for (uint256 i = 0; i < genesisProposers.length; ++i) {
             address p = genesisProposers[i];
             if (p == address(0)) revert ZeroAddress();
@@ -190,6 +205,44 @@ contract ProposerRegistry is IPbsErrors, ReentrancyGuardTransient {
         emit ProposerSlashed(proposer, reporter, amount, exitEpoch);
     }
 
+    // ------------------------------------------------------------------ schedule randomness
+
+    /// @notice Records block.prevrandao as the randomness of epoch currentEpoch() + 1. Only during the first half of
+    /// the current epoch (slot-in-epoch * 2 < SLOTS_PER_EPOCH), once per epoch; anyone may call it.
+    function recordSeed() external returns (uint64 epoch) {
+        uint64 slot = currentSlot();
+        if (2 * (slot % SLOTS_PER_EPOCH) >= SLOTS_PER_EPOCH) revert NotInSeedWindow(slot);
+        epoch = slot / SLOTS_PER_EPOCH + 1;
+        if (_seeds[_seeds.length - 1].epoch >= epoch) revert SeedAlreadyRecorded(epoch);
+        _seeds.push(SeedRecord(epoch, bytes32(block.prevrandao)));
+        emit SeedRecorded(epoch, bytes32(block.prevrandao), msg.sender);
+    }
+
+    /// @notice The schedule seed of `epoch`: keccak256(abi.encode(R, uint256(epoch))), R of the latest record <= epoch.
+    /// Final once the record window of `epoch` has closed (see seedIsFinal).
+    function seedOf(uint64 epoch) public view returns (bytes32) {
+        return keccak256(abi.encode(_randomnessAt(epoch), uint256(epoch)));
+    }
+
+    /// @notice True once nothing can change seedOf(epoch) any more: the first half of epoch - 1 is over
+    /// (epoch 0: always).
+    function seedIsFinal(uint64 epoch) external view returns (bool) {
+        if (epoch == 0) return true;
+        uint256 s = currentSlot();
+        uint256 windowEnd = uint256(epoch - 1) * SLOTS_PER_EPOCH + (SLOTS_PER_EPOCH + 1) / 2; // first slot after it
+        return s >= windowEnd;
+    }
+
+    /// @notice The recorded randomness in force for `epoch` and the epoch it was recorded for.
+    function randomnessAt(uint64 epoch) external view returns (bytes32 randomness, uint64 recordedFor) {
+        uint256 i = _seedIndex(epoch);
+        return (_seeds[i].randomness, _seeds[i].epoch);
+    }
+
+    function seedRecordCount() external view returns (uint256) {
+        return _seeds.length;
+    }
+
     // ------------------------------------------------------------------ views
 
     /// @notice The ordered set the schedule uses for `epoch`.
@@ -206,12 +259,44 @@ contract ProposerRegistry is IPbsErrors, ReentrancyGuardTransient {
         return _lookup(_length, _key(epoch));
     }
 
-    /// @notice The scheduled proposer of `slot`, or address(0) when its epoch has an empty set.
-    function proposerForSlot(uint64 slot) public view returns (address) {
-        uint48 key = _key(slot / SLOTS_PER_EPOCH);
+    /// @notice The scheduled proposer of `slot`: address(0) when its epoch has an empty set or the drawn proposer
+    /// is slashed (a slashed proposer's remaining slots are empty at once; the inbox refuses its headers).
+    function proposerForSlot(uint64 slot) external view returns (address p) {
+        p = drawnProposerForSlot(slot);
+        if (p != address(0) && _proposers[p].status == Status.Slashed) return address(0);
+    }
+
+    /// @notice proposerForSlot of each of `slots` (one call per batch for the inbox; epoch lookups are shared).
+    function proposersForSlots(uint64[] calldata slots) external view returns (address[] memory out) {
+        uint256 n = slots.length;
+        out = new address[](n);
+        uint64 epoch = type(uint64).max;
+        uint48 key;
+        uint256 size;
+        bytes32 seed;
+        for (uint256 i = 0; i < n; ++i) {
+            uint64 slot = slots[i];
+            uint64 e = slot / SLOTS_PER_EPOCH;
+            if (e != epoch) {
+                epoch = e;
+                key = _key(e);
+                size = _lookup(_length, key);
+                if (size != 0) seed = seedOf(e);
+            }
+            if (size == 0) continue;
+            uint256 idx = uint256(keccak256(abi.encode(seed, uint256(slot)))) % size;
+            address p = address(uint160(_lookup(_entries[idx], key)));
+            if (_proposers[p].status != Status.Slashed) out[i] = p;
+        }
+    }
+
+    /// @notice The proposer the schedule draws for `slot`, slashed or not; address(0) when the set is empty.
+    function drawnProposerForSlot(uint64 slot) public view returns (address) {
+        uint64 epoch = slot / SLOTS_PER_EPOCH;
+        uint48 key = _key(epoch);
         uint256 n = _lookup(_length, key);
         if (n == 0) return address(0);
-        uint256 idx = uint256(keccak256(abi.encode(uint256(slot)))) % n;
+        uint256 idx = uint256(keccak256(abi.encode(seedOf(epoch), uint256(slot)))) % n;
         return address(uint160(_lookup(_entries[idx], key)));
     }
 
@@ -256,6 +341,23 @@ contract ProposerRegistry is IPbsErrors, ReentrancyGuardTransient {
         uint256 e = uint256(currentEpoch()) + ACTIVATION_DELAY_EPOCHS;
         if (e > type(uint48).max - 1) revert EpochOutOfRange(e);
         return uint48(e);
+    }
+
+    function _randomnessAt(uint64 epoch) private view returns (bytes32) {
+        return _seeds[_seedIndex(epoch)].randomness;
+    }
+
+    /// @dev index of the latest record with epoch <= `epoch` (record 0 is epoch 0, so one always exists)
+    function _seedIndex(uint64 epoch) private view returns (uint256) {
+        uint256 hi = _seeds.length - 1;
+        if (_seeds[hi].epoch <= epoch) return hi;
+        uint256 lo = 0; // invariant: _seeds[lo].epoch <= epoch < _seeds[hi].epoch
+        while (hi - lo > 1) {
+            uint256 mid = (lo + hi) / 2;
+            if (_seeds[mid].epoch <= epoch) lo = mid;
+            else hi = mid;
+        }
+        return lo;
     }
 
     function _key(uint64 epoch) private pure returns (uint48) {

@@ -65,10 +65,81 @@ contract ProposerRegistryTest is Fixture {
 
     function test_proposerForSlotFormula() public view {
         address[] memory set = _set(0);
-        for (uint64 slot = 0; slot < 200; slot += 7) {
-            address want = set[uint256(keccak256(abi.encode(uint256(slot)))) % set.length];
+        (bytes32 r, uint64 recordedFor) = registry.randomnessAt(400);
+        assertEq(recordedFor, 0); // only the deployment's record so far
+        for (uint64 slot = 0; slot < 20_000; slot += 97) {
+            uint64 e = slot / SLOTS_PER_EPOCH;
+            bytes32 seed = keccak256(abi.encode(r, uint256(e)));
+            assertEq(registry.seedOf(e), seed);
+            address want = set[uint256(keccak256(abi.encode(seed, uint256(slot)))) % set.length];
+            assertEq(registry.drawnProposerForSlot(slot), want);
             assertEq(registry.proposerForSlot(slot), want);
         }
+    }
+
+    /// @notice recordSeed: only in the first half of epoch e-1, once, stores block.prevrandao for epoch e, and is
+    /// in force for e and later epochs until the next record; earlier epochs keep theirs.
+    function test_recordSeedWindowAndEffect() public {
+        uint64 e = registry.currentEpoch(); // 312, slot 10_000 = 312 * 32 + 16: the second half
+        vm.expectRevert(abi.encodeWithSelector(IPbsErrors.NotInSeedWindow.selector, uint64(10_000)));
+        registry.recordSeed();
+        bytes32 before = registry.seedOf(e + 2);
+        bytes32 seedNow = registry.seedOf(e + 1);
+
+        _nextEpoch(); // 313, first slot
+        vm.prevrandao(uint256(keccak256("randao 314")));
+        assertFalse(registry.seedIsFinal(e + 2));
+        vm.prank(address(0xD00D));
+        assertEq(registry.recordSeed(), e + 2);
+        assertEq(registry.seedRecordCount(), 2);
+        vm.expectRevert(abi.encodeWithSelector(IPbsErrors.SeedAlreadyRecorded.selector, e + 2));
+        registry.recordSeed();
+        assertEq(registry.seedOf(e + 1), seedNow); // the current epoch's seed is untouched
+        assertTrue(registry.seedOf(e + 2) != before, "new seed in force");
+        assertEq(registry.seedOf(e + 2), keccak256(abi.encode(keccak256("randao 314"), uint256(e + 2))));
+        assertEq(registry.seedOf(e + 5), keccak256(abi.encode(keccak256("randao 314"), uint256(e + 5))));
+
+        // last slot of the window, then the first after it
+        uint64 lastInWindow = (e + 1) * SLOTS_PER_EPOCH + SLOTS_PER_EPOCH / 2 - 1;
+        warpToSlot(lastInWindow);
+        assertFalse(registry.seedIsFinal(e + 2));
+        warpToSlot(lastInWindow + 1);
+        assertTrue(registry.seedIsFinal(e + 2));
+        vm.expectRevert(abi.encodeWithSelector(IPbsErrors.NotInSeedWindow.selector, lastInWindow + 1));
+        registry.recordSeed();
+    }
+
+    /// @notice Several records over skipped epochs: the lookup (binary search) finds the latest record <= e.
+    function test_seedHistoryLookup() public {
+        uint64 e0 = registry.currentEpoch();
+        uint64[] memory recorded = new uint64[](5);
+        for (uint256 i = 0; i < 5; ++i) {
+            uint64 e = e0 + 1 + uint64(3 * i); // record every third epoch
+            warpToSlot(e * SLOTS_PER_EPOCH);
+            vm.prevrandao(1000 + i);
+            recorded[i] = registry.recordSeed();
+            assertEq(recorded[i], e + 1);
+        }
+        (bytes32 r, uint64 at) = registry.randomnessAt(e0);
+        assertEq(at, 0);
+        for (uint256 i = 0; i < 5; ++i) {
+            for (uint64 d = 0; d < 3; ++d) {
+                (r, at) = registry.randomnessAt(recorded[i] + d);
+                assertEq(at, recorded[i]);
+                assertEq(r, bytes32(uint256(1000 + i)));
+            }
+        }
+        (r, at) = registry.randomnessAt(recorded[0] - 1);
+        assertEq(at, 0);
+    }
+
+    function test_slashedProposerSlotsAreEmpty() public {
+        uint64 slot = 9_990;
+        address p = registry.proposerForSlot(slot);
+        vm.prank(address(inbox));
+        registry.slash(p, address(this));
+        assertEq(registry.proposerForSlot(slot), address(0));
+        assertEq(registry.drawnProposerForSlot(slot), p);
     }
 
     function test_currentSlotAndEpoch() public {

@@ -28,10 +28,11 @@ public static class BuilderCommand
         var dev = new Option<int?>("--dev-account") { Description = "Use anvil's default account N (0-9): PUBLIC test keys, development only." };
         var deposit = new Option<string?>("--deposit-wei") { Description = "First deposit this much collateral into the escrow (needs --deployment and --l1-rpc)." };
         var deployment = new Option<string?>("--deployment") { Description = "deployment.json (for --deposit-wei)." };
+        var allocate = new Option<string?>("--deposit-relay") { Description = "The relay (signing address) the deposit is allocated to: collateral is per relay (protocol v2)." };
         var l1 = new Option<string>("--l1-rpc") { Description = "L1 JSON-RPC URL (for --deposit-wei).", DefaultValueFactory = _ => "http://127.0.0.1:8545" };
         var verbose = new Option<bool>("--verbose") { Description = "Log every bid." };
         var config = Cli.ConfigOption();
-        foreach (var o in new Option[] { relays, strategy, name, minTxs, maxTxs, keystore, password, dev, deposit, deployment, l1, verbose, config }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { relays, strategy, name, minTxs, maxTxs, keystore, password, dev, deposit, deployment, allocate, l1, verbose, config }) cmd.Options.Add(o);
         cmd.SetAction(async (pr, ct) =>
         {
             var cfg = Cli.LoadConfiguration(pr.GetValue(config));
@@ -51,8 +52,9 @@ public static class BuilderCommand
                 if (!BigInteger.TryParse(amountText, out var amount) || amount <= 0) throw new UsageException("--deposit-wei must be a positive integer");
                 var path = pr.GetValue(deployment) ?? throw new UsageException("--deposit-wei needs --deployment");
                 Cli.RequireFile(path, "--deployment");
-                await Deployer.DepositAsync(Cli.Setting(pr, l1, cfg, "Builder:L1Rpc"), DeployedMarket.Load(path), keyHex, amount);
-                Console.Error.WriteLine($"pbs builder: deposited {amount} wei for {key.Address}");
+                if (!Address.TryParse(pr.GetValue(allocate), out var relayAddress)) throw new UsageException("--deposit-wei needs --deposit-relay (the relay's signing address)");
+                await Deployer.DepositAsync(Cli.Setting(pr, l1, cfg, "Builder:L1Rpc"), DeployedMarket.Load(path), keyHex, amount, relayAddress);
+                Console.Error.WriteLine($"pbs builder: deposited {amount} wei for {key.Address} at relay {relayAddress}");
             }
             var verboseOn = pr.GetValue(verbose);
             var builderName = Cli.Setting(pr, name, cfg, "Builder:Name");

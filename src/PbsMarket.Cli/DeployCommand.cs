@@ -26,11 +26,13 @@ public static class DeployCommand
         var minBond = new Option<string>("--min-bond-wei") { Description = "Proposer bond in wei.", DefaultValueFactory = _ => "1000000000000000000" };
         var exitDelay = new Option<long>("--exit-delay-s") { Description = "Proposer exit delay (seconds).", DefaultValueFactory = _ => 3600 };
         var withdrawalDelay = new Option<long>("--withdrawal-delay-s") { Description = "Builder escrow withdrawal delay (seconds).", DefaultValueFactory = _ => 3600 };
+        var priceRule = new Option<string>("--price-rule") { Description = "The inbox's price rule (an L1 market parameter): first_price or second_price.", DefaultValueFactory = _ => "second_price" };
+        var reserve = new Option<string>("--reserve-wei") { Description = "The inbox's reserve price in wei (relays must be configured with the same).", DefaultValueFactory = _ => "0" };
         var keystore = new Option<string?>("--keystore") { Description = "Encrypted keystore of the deployer key." };
         var password = new Option<string?>("--password-file") { Description = "File holding the keystore password." };
         var dev = new Option<int?>("--dev-account") { Description = "Use anvil's default account N (0-9) as deployer: PUBLIC test keys, development only." };
         var config = Cli.ConfigOption();
-        foreach (var o in new Option[] { l1, outFile, proposers, slotMs, epoch, l2, genesis, minBond, exitDelay, withdrawalDelay, keystore, password, dev, config }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { l1, outFile, proposers, slotMs, epoch, l2, genesis, minBond, exitDelay, withdrawalDelay, priceRule, reserve, keystore, password, dev, config }) cmd.Options.Add(o);
         cmd.SetAction(async (pr, ct) =>
         {
             var cfg = Cli.LoadConfiguration(pr.GetValue(config));
@@ -44,8 +46,11 @@ public static class DeployCommand
             var key = pr.GetValue(dev) is { } n ? DevKeys.Get(n)
                 : Cli.LoadKeyHex(Cli.Setting(pr, keystore, cfg, "Deploy:Keystore"), Cli.Setting(pr, password, cfg, "Deploy:PasswordFile"), "PBS_DEPLOYER_KEY", "deployer");
             var genesisMs = Cli.Setting(pr, genesis, cfg, "Deploy:GenesisMs") ?? NextBoundary(slot, 5000);
+            if (!AuctionRules.TryParsePriceRule(Cli.Setting(pr, priceRule, cfg, "Deploy:PriceRule"), out var rule)) throw new UsageException("--price-rule must be first_price or second_price");
+            if (!BigInteger.TryParse(Cli.Setting(pr, reserve, cfg, "Deploy:ReserveWei"), out var reserveWei) || reserveWei < 0) throw new UsageException("--reserve-wei must be a non-negative integer");
             var p = new DeployParameters(Cli.Setting(pr, l2, cfg, "Deploy:L2ChainId"), genesisMs, slot, Cli.Setting(pr, epoch, cfg, "Deploy:SlotsPerEpoch"), bond,
-                Cli.Setting(pr, exitDelay, cfg, "Deploy:ExitDelaySeconds"), Cli.Setting(pr, withdrawalDelay, cfg, "Deploy:WithdrawalDelaySeconds"), proposerAddresses);
+                Cli.Setting(pr, exitDelay, cfg, "Deploy:ExitDelaySeconds"), Cli.Setting(pr, withdrawalDelay, cfg, "Deploy:WithdrawalDelaySeconds"), proposerAddresses,
+                PriceRule: rule, ReservePrice: reserveWei);
             var market = await Deployer.DeployAsync(rpc, key, p, progress: m => Console.Error.WriteLine($"pbs deploy: {m}"), ct: ct);
             var path = Cli.Setting(pr, outFile, cfg, "Deploy:Out");
             market.Save(path);

@@ -20,7 +20,15 @@ public enum PriceRule
 }
 
 /// <summary>The auction's outcome: the winner (null when no eligible bid), the price it pays, and every eligible bid in rank order.</summary>
-public sealed record AuctionOutcome(AcceptedBid? Winner, BigInteger Price, IReadOnlyList<AcceptedBid> Eligible);
+public sealed record AuctionOutcome(AcceptedBid? Winner, BigInteger Price, IReadOnlyList<AcceptedBid> Eligible)
+{
+    /// <summary>
+    /// The bid whose signed header is the second-price evidence L1 needs (the best of the other builders' eligible
+    /// bids), or null when the settlement needs none (first price, or a price at the reserve).
+    /// </summary>
+    public AcceptedBid? RunnerUp(PriceRule rule, BigInteger reserve) =>
+        Winner is not null && Eligible.Count > 1 && SettlementRules.NeedsRunnerUp(rule, reserve, Price) ? Eligible[1] : null;
+}
 
 /// <summary>The pure auction rules.</summary>
 public static class AuctionRules
@@ -70,12 +78,7 @@ public static class AuctionRules
 
         if (eligible.Count == 0) return new AuctionOutcome(null, BigInteger.Zero, eligible);
         var winner = eligible[0];
-        var price = rule switch
-        {
-            PriceRule.FirstPrice => winner.Value,
-            PriceRule.SecondPrice => BigInteger.Max(eligible.Count > 1 ? eligible[1].Value : reserve, reserve),
-            _ => throw new ArgumentOutOfRangeException(nameof(rule)),
-        };
+        var price = SettlementRules.ExpectedPrice(rule, reserve, winner.Value, eligible.Count > 1 ? eligible[1].Value : null);
         return new AuctionOutcome(winner, price, eligible);
     }
 

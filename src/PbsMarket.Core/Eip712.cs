@@ -56,7 +56,7 @@ public sealed class Eip712Domain : IEquatable<Eip712Domain>
 public static class Eip712
 {
     public const string HeaderType = "Header(uint256 l2ChainId,uint64 slot,uint64 number,bytes32 parentHash,uint64 timestampMs,uint64 gasLimit,uint64 gasUsed,bytes32 payloadHash,address builder,address proposer,uint256 value)";
-    public const string ProposalType = "Proposal(uint64 slot,bytes32 headerHash)";
+    public const string ProposalType = "Proposal(uint64 slot,bytes32 headerHash,uint256 price,bytes32 bidsRoot,address relay)";
     public const string HeaderRequestType = "HeaderRequest(uint64 slot,address proposer)";
     public const string BidReceiptType = "BidReceipt(bytes32 headerHash,uint64 receivedAtMs)";
     public const string AuctionResultType = "AuctionResult(uint64 slot,bytes32 headerHash,uint256 price,bytes32 bidsRoot,uint32 bidCount)";
@@ -92,11 +92,14 @@ public static class Eip712
     public static Hash32 HashStruct(Proposal p)
     {
         ArgumentNullException.ThrowIfNull(p);
-        Span<byte> buf = stackalloc byte[3 * 32];
+        Span<byte> buf = stackalloc byte[6 * 32];
         buf.Clear();
         ProposalTypeHash.Span.CopyTo(buf);
         Abi.WriteUInt64(buf.Slice(32, 32), p.Slot);
         p.HeaderHash.Span.CopyTo(buf.Slice(64, 32));
+        Abi.WriteUInt256(buf.Slice(96, 32), p.Price);
+        p.BidsRoot.Span.CopyTo(buf.Slice(128, 32));
+        Abi.WriteAddress(buf.Slice(160, 32), p.Relay);
         return Keccak.Hash(buf);
     }
 

@@ -20,8 +20,19 @@ public sealed record Header(
     public Hash32 Hash() => Eip712.HashStruct(this);
 }
 
-/// <summary>Signed by the proposer of a slot to commit to one header.</summary>
-public sealed record Proposal(ulong Slot, Hash32 HeaderHash);
+/// <summary>
+/// Signed by the proposer of a slot to commit to one header and the settlement it accepted (protocol version 2):
+/// the price and bids root of the auction, and the relay that signed its <see cref="AuctionResult"/>. A block
+/// without an auction (the proposer's own fallback block) has price 0, bids root 0 and relay 0.
+/// </summary>
+public sealed record Proposal(ulong Slot, Hash32 HeaderHash, BigInteger Price, Hash32 BidsRoot, Address Relay)
+{
+    /// <summary>The proposal of a block no auction produced (price 0, bids root 0, relay 0).</summary>
+    public static Proposal Fallback(ulong slot, Hash32 headerHash) => new(slot, headerHash, BigInteger.Zero, Hash32.Zero, Address.Zero);
+
+    /// <summary>True for a proposal without a relay's settlement.</summary>
+    public bool IsFallback => Relay.IsZero;
+}
 
 /// <summary>Signed by a proposer to ask the relay for its slot's winning header.</summary>
 public sealed record HeaderRequest(ulong Slot, Address Proposer);

@@ -52,11 +52,28 @@ public sealed record WireLimits(int MaxPayloadBytes = WireLimits.DefaultMaxPaylo
 /// <summary><c>POST /relay/v1/builder/bids</c> body.</summary>
 public sealed record BidSubmission(Header Header, Signature Signature, byte[] Payload);
 
-/// <summary><c>POST /relay/v1/proposer/proposals</c> body.</summary>
-public sealed record ProposalSubmission(ulong Slot, Hash32 HeaderHash, Signature Signature);
+/// <summary>
+/// <c>POST /relay/v1/proposer/proposals</c> body. Version 2: the signature is over
+/// <c>Proposal(slot, headerHash, price, bidsRoot, relay)</c>; <see cref="Price"/>, <see cref="BidsRoot"/> and
+/// <see cref="Relay"/> say what was signed (all three or none; none = the relay's own settlement of the header).
+/// </summary>
+public sealed record ProposalSubmission(ulong Slot, Hash32 HeaderHash, Signature Signature, BigInteger? Price = null, Hash32? BidsRoot = null, Address? Relay = null)
+{
+    public static ProposalSubmission Of(Proposal p, Signature signature) => new(p.Slot, p.HeaderHash, signature, p.Price, p.BidsRoot, p.Relay);
 
-/// <summary><c>POST /relay/v1/proposer/heads</c> body.</summary>
-public sealed record HeadAnnouncement(Header Header, Signature BuilderSignature, Signature ProposalSignature, byte[] Payload);
+    /// <summary>The signed proposal, when the submission says what was signed.</summary>
+    public Proposal? Proposal => Price is { } price && BidsRoot is { } root && Relay is { } relay ? new Proposal(Slot, HeaderHash, price, root, relay) : null;
+}
+
+/// <summary>
+/// <c>POST /relay/v1/proposer/heads</c> body, and (with the payload) <c>GET /relay/v1/proposer/head</c>. Version 2
+/// carries the settlement L1 needs (price, bids root, bid count, the auctioning relay's AuctionResult signature and
+/// the runner-up evidence), so that anyone can post the header; without them it is the proposer's own block.
+/// </summary>
+public sealed record HeadAnnouncement(Header Header, Signature BuilderSignature, Signature ProposalSignature, byte[] Payload, Settlement? Settlement = null)
+{
+    public Settlement SettlementOrNone => Settlement ?? Core.Settlement.None;
+}
 
 /// <summary>The <c>202</c> answer to a bid: {header_hash, received_at_ms, relay_signature}.</summary>
 public sealed record BidReceiptResponse(Hash32 HeaderHash, ulong ReceivedAtMs, Signature RelaySignature);
@@ -88,29 +105,97 @@ public static class Wire
             return ParseResult<BidSubmission>.Ok(new BidSubmission(header.Value, sig, payload));
         });
 
+    private static readonly string[] s_proposalSettlement = ["price", "bids_root", "relay"];
+    private static readonly string[] s_settlementFields = ["price", "bids_root", "bid_count", "relay_signature"];
+    private static readonly string[] s_runnerUpFields = ["gas_limit", "gas_used", "payload_hash", "builder", "received_at_ms", "builder_signature", "proof"];
+
     public static ParseResult<ProposalSubmission> ParseProposalSubmission(ReadOnlySpan<byte> utf8Json) =>
         WithDocument(utf8Json, root =>
         {
-            var o = new ObjectReader(root, "", ["slot", "header_hash", "signature"]);
+            var o = new ObjectReader(root, "", ["slot", "header_hash", "signature"], s_proposalSettlement);
             if (o.Error is { } e) return e;
             if (!o.UInt64("slot", out var slot, out e)) return e;
             if (!o.Hash("header_hash", out var hh, out e)) return e;
             if (!o.Signature("signature", out var sig, out e)) return e;
-            return ParseResult<ProposalSubmission>.Ok(new ProposalSubmission(slot, hh, sig));
+            if (!o.AllOrNone(s_proposalSettlement, out var present, out e)) return e;
+            if (!present) return ParseResult<ProposalSubmission>.Ok(new ProposalSubmission(slot, hh, sig));
+            if (!o.UInt256("price", out var price, out e)) return e;
+            if (!o.Hash("bids_root", out var root2, out e)) return e;
+            if (!o.Address("relay", out var relay, out e)) return e;
+            return ParseResult<ProposalSubmission>.Ok(new ProposalSubmission(slot, hh, sig, price, root2, relay));
         });
 
     public static ParseResult<HeadAnnouncement> ParseHeadAnnouncement(ReadOnlySpan<byte> utf8Json, WireLimits? limits = null) =>
         WithDocument(utf8Json, root =>
         {
-            var o = new ObjectReader(root, "", ["header", "builder_signature", "proposal_signature", "payload"]);
+            var o = new ObjectReader(root, "", ["header", "builder_signature", "proposal_signature", "payload"], [.. s_settlementFields, "runner_up"]);
             if (o.Error is { } e) return e;
             var header = ParseHeader(o.Get("header"), "header");
             if (!header.IsOk) return header.Error;
             if (!o.Signature("builder_signature", out var bsig, out e)) return e;
             if (!o.Signature("proposal_signature", out var psig, out e)) return e;
             if (!o.Payload("payload", limits ?? WireLimits.Default, out var payload, out e)) return e;
-            return ParseResult<HeadAnnouncement>.Ok(new HeadAnnouncement(header.Value, bsig, psig, payload));
+            var settlement = ParseSettlement(o, "");
+            if (!settlement.IsOk) return settlement.Error;
+            return ParseResult<HeadAnnouncement>.Ok(new HeadAnnouncement(header.Value, bsig, psig, payload, settlement.Value));
         });
+
+    /// <summary>The settlement fields of an object (price, bids_root, bid_count, relay_signature, runner_up), or null when absent.</summary>
+    private static ParseResult<Settlement?> ParseSettlement(ObjectReader o, string path)
+    {
+        if (!o.AllOrNone(s_settlementFields, out var present, out var e)) return e;
+        if (!present)
+        {
+            return o.Has("runner_up") ? ParseResult<Settlement?>.Fail(ErrorCodes.Malformed, "runner_up without the settlement it proves (price, bids_root, bid_count, relay_signature)")
+                : ParseResult<Settlement?>.Ok(null);
+        }
+        if (!o.UInt256("price", out var price, out e)) return e;
+        if (!o.Hash("bids_root", out var root, out e)) return e;
+        if (!o.UInt64("bid_count", out var count, out e)) return e;
+        if (count > uint.MaxValue) return ParseResult<Settlement?>.Fail(ErrorCodes.Malformed, $"bid_count: {count} exceeds uint32");
+        if (!o.Signature("relay_signature", out var relaySig, out e)) return e;
+        RunnerUpEvidence? runnerUp = null;
+        if (o.Has("runner_up") && o.Get("runner_up").ValueKind != JsonValueKind.Null)
+        {
+            var r = ParseRunnerUp(o.Get("runner_up"), path.Length == 0 ? "runner_up" : $"{path}.runner_up");
+            if (!r.IsOk) return r.Error;
+            runnerUp = r.Value;
+        }
+        return ParseResult<Settlement?>.Ok(new Settlement(price, root, (uint)count, relaySig, runnerUp));
+    }
+
+    public static ParseResult<RunnerUpEvidence> ParseRunnerUp(JsonElement element, string path = "runner_up")
+    {
+        var o = new ObjectReader(element, path, s_runnerUpFields);
+        if (o.Error is { } e) return e;
+        if (!o.UInt64("gas_limit", out var gasLimit, out e)) return e;
+        if (!o.UInt64("gas_used", out var gasUsed, out e)) return e;
+        if (!o.Hash("payload_hash", out var payloadHash, out e)) return e;
+        if (!o.Address("builder", out var builder, out e)) return e;
+        if (!o.UInt64("received_at_ms", out var ms, out e)) return e;
+        if (!o.Signature("builder_signature", out var sig, out e)) return e;
+        var proofElement = o.Get("proof");
+        if (proofElement.ValueKind != JsonValueKind.Array) return ParseResult<RunnerUpEvidence>.Fail(ErrorCodes.Malformed, $"{path}.proof: expected an array");
+        var proof = new List<Hash32>();
+        foreach (var p in proofElement.EnumerateArray())
+        {
+            if (proof.Count >= 64) return ParseResult<RunnerUpEvidence>.Fail(ErrorCodes.Malformed, $"{path}.proof: more than 64 nodes");
+            if (p.ValueKind != JsonValueKind.String || !Hash32.TryParse(p.GetString(), out var node))
+                return ParseResult<RunnerUpEvidence>.Fail(ErrorCodes.Malformed, $"{path}.proof[{proof.Count}]: expected a 0x-prefixed 32-byte hex string");
+            proof.Add(node);
+        }
+        return ParseResult<RunnerUpEvidence>.Ok(new RunnerUpEvidence(gasLimit, gasUsed, payloadHash, builder, ms, sig, proof));
+    }
+
+    /// <summary>Parses the settlement fields of a JSON object such as a header offer or a head (null when it carries none).</summary>
+    public static ParseResult<Settlement?> ParseSettlementOf(JsonElement element)
+    {
+        var known = new List<string>();
+        if (element.ValueKind == JsonValueKind.Object) known.AddRange(element.EnumerateObject().Select(p => p.Name));
+        var o = new ObjectReader(element, "", [], [.. known]);
+        if (o.Error is { } e) return e;
+        return ParseSettlement(o, "");
+    }
 
     public static ParseResult<BidReceiptResponse> ParseBidReceiptResponse(ReadOnlySpan<byte> utf8Json) =>
         WithDocument(utf8Json, root =>
@@ -240,6 +325,45 @@ public static class Wire
         w.WriteString("slot", p.Slot.ToString(CultureInfo.InvariantCulture));
         w.WriteString("header_hash", p.HeaderHash.ToString());
         w.WriteString("signature", p.Signature.ToString());
+        if (p.Proposal is { } signed)
+        {
+            w.WriteString("price", signed.Price.ToString(CultureInfo.InvariantCulture));
+            w.WriteString("bids_root", signed.BidsRoot.ToString());
+            w.WriteString("relay", signed.Relay.ToString());
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>Writes a settlement's fields (nothing for a block without an auction result).</summary>
+    public static void WriteSettlementFields(Utf8JsonWriter w, Settlement? s)
+    {
+        ArgumentNullException.ThrowIfNull(w);
+        if (s?.RelaySignature is not { } relaySig) return;
+        w.WriteString("price", s.Price.ToString(CultureInfo.InvariantCulture));
+        w.WriteString("bids_root", s.BidsRoot.ToString());
+        w.WriteString("bid_count", s.BidCount.ToString(CultureInfo.InvariantCulture));
+        w.WriteString("relay_signature", relaySig.ToString());
+        if (s.RunnerUp is { } r)
+        {
+            w.WritePropertyName("runner_up");
+            WriteRunnerUp(w, r);
+        }
+    }
+
+    public static void WriteRunnerUp(Utf8JsonWriter w, RunnerUpEvidence r)
+    {
+        ArgumentNullException.ThrowIfNull(w);
+        ArgumentNullException.ThrowIfNull(r);
+        w.WriteStartObject();
+        w.WriteString("gas_limit", r.GasLimit.ToString(CultureInfo.InvariantCulture));
+        w.WriteString("gas_used", r.GasUsed.ToString(CultureInfo.InvariantCulture));
+        w.WriteString("payload_hash", r.PayloadHash.ToString());
+        w.WriteString("builder", r.Builder.ToString());
+        w.WriteString("received_at_ms", r.ReceivedAtMs.ToString(CultureInfo.InvariantCulture));
+        w.WriteString("builder_signature", r.BuilderSignature.ToString());
+        w.WriteStartArray("proof");
+        foreach (var p in r.Proof) w.WriteStringValue(p.ToString());
+        w.WriteEndArray();
         w.WriteEndObject();
     }
 
@@ -253,6 +377,7 @@ public static class Wire
         w.WriteString("builder_signature", a.BuilderSignature.ToString());
         w.WriteString("proposal_signature", a.ProposalSignature.ToString());
         w.WriteString("payload", Hex.Encode(a.Payload));
+        WriteSettlementFields(w, a.Settlement);
         w.WriteEndObject();
     }
 
@@ -315,7 +440,7 @@ public static class Wire
         private readonly string _path;
         private readonly Dictionary<string, JsonElement> _fields;
 
-        public ObjectReader(JsonElement element, string path, string[] names)
+        public ObjectReader(JsonElement element, string path, string[] names, string[]? optional = null)
         {
             _path = path;
             _fields = new Dictionary<string, JsonElement>(StringComparer.Ordinal);
@@ -327,7 +452,7 @@ public static class Wire
             }
             foreach (var p in element.EnumerateObject())
             {
-                if (Array.IndexOf(names, p.Name) < 0)
+                if (Array.IndexOf(names, p.Name) < 0 && (optional is null || Array.IndexOf(optional, p.Name) < 0))
                 {
                     Error = Fail($"unknown field \"{Join(path, p.Name)}\"");
                     return;
@@ -351,6 +476,20 @@ public static class Wire
         public ProtocolError? Error { get; }
 
         public JsonElement Get(string name) => _fields[name];
+
+        public bool Has(string name) => _fields.ContainsKey(name);
+
+        /// <summary>True in <paramref name="present"/> when every one of the fields is there, false when none is; an error otherwise.</summary>
+        public bool AllOrNone(string[] names, out bool present, [NotNullWhen(false)] out ProtocolError? error)
+        {
+            var n = 0;
+            foreach (var name in names) if (_fields.ContainsKey(name)) n++;
+            present = n == names.Length;
+            var fields = _fields;
+            var path = _path;
+            error = n == 0 || present ? null : Fail($"{string.Join(", ", names)} go together: missing {string.Join(", ", names.Where(x => !fields.ContainsKey(x)).Select(x => Join(path, x)))}");
+            return error is null;
+        }
 
         private bool String(string name, out string text, [NotNullWhen(false)] out ProtocolError? error)
         {

@@ -13,16 +13,12 @@ public sealed class ProposerSetAtFunction : FunctionMessage
     [Parameter("uint64", "epoch", 1)] public ulong Epoch { get; set; }
 }
 
+/// <summary>balanceOf(builder, relay): the builder's available collateral allocated to one relay.</summary>
 [Function("balanceOf", "uint256")]
 public sealed class EscrowBalanceOfFunction : FunctionMessage
 {
     [Parameter("address", "builder", 1)] public string Builder { get; set; } = "";
-}
-
-[Function("headerOfSlot", "bytes32")]
-public sealed class HeaderOfSlotFunction : FunctionMessage
-{
-    [Parameter("uint64", "slot", 1)] public ulong Slot { get; set; }
+    [Parameter("address", "relay", 2)] public string Relay { get; set; } = "";
 }
 
 public static class L1Rpc

@@ -10,8 +10,13 @@ namespace PbsMarket.L1;
 public sealed record DeployedMarket(
     long L1ChainId, string Registry, string Escrow, string Inbox, long L2ChainId,
     long GenesisMs, long SlotMs, long SlotsPerEpoch, string MinBond, long ExitDelaySeconds, long WithdrawalDelaySeconds,
-    IReadOnlyList<string> GenesisProposers, ulong DeployedAtBlock)
+    IReadOnlyList<string> GenesisProposers, ulong DeployedAtBlock,
+    string PriceRule = "second_price", string ReservePrice = "0", string MinRelayBond = "1000000000000000000", long RelayExitDelaySeconds = 3600)
 {
+    /// <summary>The inbox's price rule (an L1 market parameter in protocol version 2).</summary>
+    public PriceRule Rule => AuctionRules.TryParsePriceRule(PriceRule, out var r) ? r : throw new InvalidDataException($"unknown price rule {PriceRule}");
+    public BigInteger Reserve => BigInteger.Parse(ReservePrice, System.Globalization.CultureInfo.InvariantCulture);
+
     static readonly JsonSerializerOptions Json = new() { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
 
     public void Save(string path)
@@ -27,13 +32,16 @@ public sealed record DeployedMarket(
 
 public sealed record DeployParameters(
     long L2ChainId, long GenesisMs, long SlotMs = 2000, long SlotsPerEpoch = 32, BigInteger? MinBond = null,
-    long ExitDelaySeconds = 3600, long WithdrawalDelaySeconds = 3600, IReadOnlyList<Address>? GenesisProposers = null);
+    long ExitDelaySeconds = 3600, long WithdrawalDelaySeconds = 3600, IReadOnlyList<Address>? GenesisProposers = null,
+    PriceRule PriceRule = PriceRule.SecondPrice, BigInteger? ReservePrice = null, BigInteger? MinRelayBond = null, long RelayExitDelaySeconds = 3600);
 
 /// <summary>
 /// Deploys the registry, escrow and inbox from forge's build output and wires them together:
 /// registry(genesisMs, slotMs, slotsPerEpoch, minBond, exitDelay, genesisProposers) with the genesis
-/// bonds, escrow(withdrawalDelay), inbox(registry, escrow, l2ChainId), then registry.setInbox and
-/// escrow.setInbox.
+/// bonds, escrow(withdrawalDelay), inbox(registry, escrow, l2ChainId, priceRule, reservePrice, minRelayBond,
+/// relayExitDelay) (protocol version 2), then registry.setInbox and escrow.setInbox. Relays register themselves
+/// with their own key (<see cref="RegisterRelayAsync"/>), and builders allocate collateral per relay
+/// (<see cref="DepositAsync"/>).
 /// </summary>
 public static class Deployer
 {
@@ -47,6 +55,8 @@ public static class Deployer
         web3.TransactionManager.UseLegacyAsDefault = false;
         var minBond = p.MinBond ?? Nethereum.Util.UnitConversion.Convert.ToWei(1);
         var proposers = (p.GenesisProposers ?? []).Select(a => a.ToString()).ToList();
+        var reserve = p.ReservePrice ?? BigInteger.Zero;
+        var relayBond = p.MinRelayBond ?? Nethereum.Util.UnitConversion.Convert.ToWei(1);
 
         var registry = ContractArtifact.Load(outDir, "ProposerRegistry");
         var escrow = ContractArtifact.Load(outDir, "BuilderEscrow");
@@ -64,7 +74,8 @@ public static class Deployer
         progress?.Invoke("deploying Inbox");
         var inboxReceipt = await web3.Eth.DeployContract.SendRequestAndWaitForReceiptAsync(
             inbox.Abi, inbox.Bytecode, account.Address, new HexBigInteger(8_000_000), null,
-            registryReceipt.ContractAddress, escrowReceipt.ContractAddress, new BigInteger(p.L2ChainId));
+            registryReceipt.ContractAddress, escrowReceipt.ContractAddress, new BigInteger(p.L2ChainId),
+            (byte)(p.PriceRule == PriceRule.FirstPrice ? 0 : 1), reserve, relayBond, (ulong)p.RelayExitDelaySeconds);
         Check(inboxReceipt, "Inbox");
 
         progress?.Invoke("wiring registry and escrow to the inbox");
@@ -76,7 +87,9 @@ public static class Deployer
         }
         return new DeployedMarket((long)chainId.Value, registryReceipt.ContractAddress.ToLowerInvariant(), escrowReceipt.ContractAddress.ToLowerInvariant(),
             inboxReceipt.ContractAddress.ToLowerInvariant(), p.L2ChainId, p.GenesisMs, p.SlotMs, p.SlotsPerEpoch, minBond.ToString(),
-            p.ExitDelaySeconds, p.WithdrawalDelaySeconds, proposers, (ulong)registryReceipt.BlockNumber.Value);
+            p.ExitDelaySeconds, p.WithdrawalDelaySeconds, proposers, (ulong)registryReceipt.BlockNumber.Value,
+            p.PriceRule.ToWire(), reserve.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            relayBond.ToString(System.Globalization.CultureInfo.InvariantCulture), p.RelayExitDelaySeconds);
     }
 
     static void Check(Nethereum.RPC.Eth.DTOs.TransactionReceipt receipt, string what)
@@ -84,14 +97,21 @@ public static class Deployer
         if (receipt.Status?.Value != 1) throw new InvalidOperationException($"{what} failed on L1 (tx {receipt.TransactionHash})");
     }
 
-    /// <summary>Deposits collateral for a builder into the escrow (from the builder's own key).</summary>
-    public static async Task DepositAsync(string rpcUrl, DeployedMarket market, string builderKey, BigInteger amount)
+    /// <summary>Deposits collateral for a builder into the escrow (from the builder's own key), allocated to <paramref name="relay"/>.</summary>
+    public static async Task DepositAsync(string rpcUrl, DeployedMarket market, string builderKey, BigInteger amount, Address relay)
     {
         var account = new Account(builderKey, market.L1ChainId);
         var web3 = L1Rpc.Connect(rpcUrl, TimeSpan.FromSeconds(30), account);
-        var escrow = ContractArtifact.Load(ContractArtifact.DefaultOutDir(), "BuilderEscrow");
-        var fn = web3.Eth.GetContract(escrow.Abi, market.Escrow).GetFunction("deposit");
-        var receipt = await fn.SendTransactionAndWaitForReceiptAsync(account.Address, new HexBigInteger(200_000), null, new HexBigInteger(amount));
-        Check(receipt, "BuilderEscrow.deposit");
+        await new InboxClient(web3, market).DepositAsync(amount, relay);
+    }
+
+    /// <summary>Registers a relay on the inbox (from the relay's own key) with the market's minimum relay bond, unless it already is one.</summary>
+    public static async Task RegisterRelayAsync(string rpcUrl, DeployedMarket market, string relayKey, BigInteger? bond = null)
+    {
+        var account = new Account(relayKey, market.L1ChainId);
+        var web3 = L1Rpc.Connect(rpcUrl, TimeSpan.FromSeconds(30), account);
+        var client = new InboxClient(web3, market);
+        if (await client.IsRelayAsync(Address.Parse(account.Address))) return;
+        await client.RegisterRelayAsync(bond ?? BigInteger.Parse(market.MinRelayBond, System.Globalization.CultureInfo.InvariantCulture));
     }
 }

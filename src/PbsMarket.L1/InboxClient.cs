@@ -61,7 +61,10 @@ public sealed class InboxClient
     }
 
     public InboxClient(IWeb3 web3, DeployedMarket market, L1RpcPolicy? policy = null)
-        : this(web3, market.Inbox, market.Registry, market.Escrow, policy) { }
+        : this(web3, market.Inbox, market.Registry, market.Escrow, policy) => FromBlock = market.DeployedAtBlock;
+
+    /// <summary>First block searched for the inbox's events (the deployment block when known).</summary>
+    public ulong FromBlock { get; init; }
 
     public IWeb3 Web3 { get; }
     public string Inbox { get; }
@@ -77,12 +80,24 @@ public sealed class InboxClient
 
     // ---- inbox views ----
 
-    /// <summary>The header hash stored for a slot, or <see cref="Hash32.Zero"/>.</summary>
+    /// <summary>
+    /// The header posted for a slot, or <see cref="Hash32.Zero"/>. Version 2 keeps no per-slot storage: the answer
+    /// comes from the slot's HeaderPosted event (the slot is an indexed topic).
+    /// </summary>
     public async Task<Hash32> HeaderOfSlotAsync(ulong slot, CancellationToken ct = default) =>
-        Hash32.FromBytes(await QueryAsync<HeaderOfSlotFunction, byte[]>(Inbox, new HeaderOfSlotFunction { Slot = slot }, ct));
+        (await HeaderPostedOfSlotAsync(slot, ct))?.HeaderHash ?? Hash32.Zero;
+
+    /// <summary>The HeaderPosted log of a slot, or null when none.</summary>
+    public async Task<HeaderPostedLog?> HeaderPostedOfSlotAsync(ulong slot, CancellationToken ct = default)
+    {
+        var ev = Web3.Eth.GetEvent<HeaderPostedEvent>(Inbox);
+        var filter = ev.CreateFilterInput(slot, new BlockParameter(FromBlock), BlockParameter.CreateLatest());
+        var logs = await Policy.RunAsync(() => ev.GetAllChangesAsync(filter), ct);
+        return logs.Count == 0 ? null : ToLog(logs[0]);
+    }
 
     public async Task<Hash32> BidsRootOfSlotAsync(ulong slot, CancellationToken ct = default) =>
-        Hash32.FromBytes(await QueryAsync<BidsRootOfSlotFunction, byte[]>(Inbox, new BidsRootOfSlotFunction { Slot = slot }, ct));
+        (await HeaderPostedOfSlotAsync(slot, ct))?.BidsRoot ?? Hash32.Zero;
 
     public async Task<(Hash32 HeaderHash, ulong Number)> HeadAsync(CancellationToken ct = default)
     {
@@ -95,12 +110,6 @@ public sealed class InboxClient
     public Task<ulong> HeaderCountAsync(CancellationToken ct = default) => QueryAsync<HeaderCountFunction, ulong>(Inbox, new(), ct);
     public Task<ulong> CurrentSlotAsync(CancellationToken ct = default) => QueryAsync<CurrentSlotFunction, ulong>(Inbox, new(), ct);
 
-    public async Task<(bool Known, ulong Slot, ulong Number)> HeaderInfoAsync(Hash32 headerHash, CancellationToken ct = default)
-    {
-        var o = await QueryDtoAsync<HeaderInfoFunction, HeaderInfoOutput>(Inbox, new HeaderInfoFunction { HeaderHash = headerHash.ToArray() }, ct);
-        return (o.Known, o.Slot, o.Number);
-    }
-
     public async Task<Hash32> DomainSeparatorAsync(CancellationToken ct = default) =>
         Hash32.FromBytes(await QueryAsync<DomainSeparatorFunction, byte[]>(Inbox, new(), ct));
 
@@ -110,8 +119,24 @@ public sealed class InboxClient
     public async Task<Hash32> HeaderDigestAsync(Header h, CancellationToken ct = default) =>
         Hash32.FromBytes(await QueryAsync<HeaderDigestFunction, byte[]>(Inbox, new HeaderDigestFunction { H = HeaderDto.From(h) }, ct));
 
-    public async Task<Hash32> ProposalDigestAsync(ulong slot, Hash32 headerHash, CancellationToken ct = default) =>
-        Hash32.FromBytes(await QueryAsync<ProposalDigestFunction, byte[]>(Inbox, new ProposalDigestFunction { Slot = slot, HeaderHash = headerHash.ToArray() }, ct));
+    public async Task<Hash32> ProposalDigestAsync(Proposal p, CancellationToken ct = default) =>
+        Hash32.FromBytes(await QueryAsync<ProposalDigestFunction, byte[]>(Inbox, new ProposalDigestFunction { P = ProposalDto.From(p) }, ct));
+
+    /// <summary>The inbox's market parameters: the price rule and the reserve price.</summary>
+    public async Task<(PriceRule Rule, BigInteger Reserve)> MarketRulesAsync(CancellationToken ct = default)
+    {
+        var rule = await QueryAsync<PriceRuleFunction, byte>(Inbox, new(), ct);
+        var reserve = await QueryAsync<ReservePriceFunction, BigInteger>(Inbox, new(), ct);
+        return (rule == 0 ? PriceRule.FirstPrice : PriceRule.SecondPrice, reserve);
+    }
+
+    /// <summary>True when the inbox accepts this relay's AuctionResults (registered, active, bonded).</summary>
+    public Task<bool> IsRelayAsync(Address relay, CancellationToken ct = default) =>
+        QueryAsync<IsRelayFunction, bool>(Inbox, new IsRelayFunction { Relay = relay.ToString() }, ct);
+
+    /// <summary>Registers the Web3's account as a relay with <paramref name="bond"/> wei.</summary>
+    public Task<TransactionReceipt> RegisterRelayAsync(BigInteger bond, CancellationToken ct = default) =>
+        SendCheckedAsync(Inbox, new RegisterRelayFunction { AmountToSend = bond }, "registerRelay", ct);
 
     /// <summary>The contract's ECDSA recovery (zero address for an invalid signature).</summary>
     public async Task<Address> RecoverSignerAsync(Hash32 digest, Signature sig, CancellationToken ct = default) =>
@@ -150,15 +175,11 @@ public sealed class InboxClient
         }
     }
 
-    /// <summary>Reports two conflicting Proposal signatures (sent from the Web3's account). Throws
+    /// <summary>Reports two differing Proposal (v2) signatures of one slot (sent from the Web3's account). Throws
     /// <see cref="ContractRevertException"/> with the decoded error if the contract refuses it.</summary>
-    public async Task<TransactionReceipt> ReportEquivocationAsync(ulong slot, Hash32 headerHashA, Signature sigA, Hash32 headerHashB, Signature sigB,
-        CancellationToken ct = default)
+    public async Task<TransactionReceipt> ReportEquivocationAsync(Proposal a, Signature sigA, Proposal b, Signature sigB, CancellationToken ct = default)
     {
-        var fn = new ReportEquivocationFunction
-        {
-            Slot = slot, HeaderHashA = headerHashA.ToArray(), SigA = sigA.ToArray(), HeaderHashB = headerHashB.ToArray(), SigB = sigB.ToArray(),
-        };
+        var fn = new ReportEquivocationFunction { A = ProposalDto.From(a), SigA = sigA.ToArray(), B = ProposalDto.From(b), SigB = sigB.ToArray() };
         return await SendCheckedAsync(Inbox, fn, "reportEquivocation", ct);
     }
 
@@ -180,6 +201,25 @@ public sealed class InboxClient
     public async Task<Address> ProposerForSlotAsync(ulong slot, CancellationToken ct = default) =>
         Address.Parse(await QueryAsync<ProposerForSlotFunction, string>(Registry, new ProposerForSlotFunction { Slot = slot }, ct));
 
+    /// <summary>The proposer the schedule draws for a slot, slashed or not.</summary>
+    public async Task<Address> DrawnProposerForSlotAsync(ulong slot, CancellationToken ct = default) =>
+        Address.Parse(await QueryAsync<DrawnProposerForSlotFunction, string>(Registry, new DrawnProposerForSlotFunction { Slot = slot }, ct));
+
+    /// <summary>The schedule seed of an epoch (may still change until <see cref="SeedIsFinalAsync"/>).</summary>
+    public async Task<Hash32> SeedOfAsync(ulong epoch, CancellationToken ct = default) =>
+        Hash32.FromBytes(await QueryAsync<SeedOfFunction, byte[]>(Registry, new SeedOfFunction { Epoch = epoch }, ct));
+
+    public Task<bool> SeedIsFinalAsync(ulong epoch, CancellationToken ct = default) =>
+        QueryAsync<SeedIsFinalFunction, bool>(Registry, new SeedIsFinalFunction { Epoch = epoch }, ct);
+
+    /// <summary>Calls recordSeed() from the Web3's account (records the next epoch's randomness; first half of an epoch only).</summary>
+    public Task<TransactionReceipt> RecordSeedAsync(CancellationToken ct = default) =>
+        SendCheckedAsync(Registry, new RecordSeedFunction(), "recordSeed", ct);
+
+    /// <summary>Whether recordSeed() would succeed now (null) or the refusal (NotInSeedWindow, SeedAlreadyRecorded).</summary>
+    public Task<ContractError?> SimulateRecordSeedAsync(string from, CancellationToken ct = default) =>
+        SimulateCallAsync(Registry, new RecordSeedFunction().GetCallData().ToHex(true), from, null, ct);
+
     public async Task<ProposerInfo> ProposerInfoAsync(Address proposer, CancellationToken ct = default)
     {
         var o = await QueryDtoAsync<ProposerInfoFunction, ProposerInfoOutput>(Registry, new ProposerInfoFunction { Proposer = proposer.ToString() }, ct);
@@ -194,16 +234,20 @@ public sealed class InboxClient
 
     // ---- escrow ----
 
-    /// <summary>Available collateral of a builder (excluding amounts requested for withdrawal).</summary>
-    public Task<BigInteger> EscrowBalanceAsync(Address builder, CancellationToken ct = default) =>
-        QueryAsync<EscrowBalanceOfFunction, BigInteger>(Escrow, new EscrowBalanceOfFunction { Builder = builder.ToString() }, ct);
+    /// <summary>Available collateral of a builder allocated to <paramref name="relay"/> (excluding amounts requested for withdrawal).</summary>
+    public Task<BigInteger> EscrowBalanceAsync(Address builder, Address relay, CancellationToken ct = default) =>
+        QueryAsync<EscrowBalanceOfFunction, BigInteger>(Escrow, new EscrowBalanceOfFunction { Builder = builder.ToString(), Relay = relay.ToString() }, ct);
+
+    /// <summary>True while the builder owes a shortfall (it may not bid).</summary>
+    public Task<bool> IsBarredAsync(Address builder, CancellationToken ct = default) =>
+        QueryAsync<IsBarredFunction, bool>(Escrow, new IsBarredFunction { Builder = builder.ToString() }, ct);
 
     public Task<BigInteger> EarningsOfAsync(Address payee, CancellationToken ct = default) =>
         QueryAsync<EarningsOfFunction, BigInteger>(Escrow, new EarningsOfFunction { Payee = payee.ToString() }, ct);
 
-    /// <summary>Deposits collateral for the Web3's account.</summary>
-    public Task<TransactionReceipt> DepositAsync(BigInteger amount, CancellationToken ct = default) =>
-        SendCheckedAsync(Escrow, new DepositFunction { AmountToSend = amount }, "deposit", ct);
+    /// <summary>Deposits collateral for the Web3's account, allocated to <paramref name="relay"/>.</summary>
+    public Task<TransactionReceipt> DepositAsync(BigInteger amount, Address relay, CancellationToken ct = default) =>
+        SendCheckedAsync(Escrow, new DepositFunction { AmountToSend = amount, Relay = relay.ToString() }, "deposit", ct);
 
     // ---- events ----
 
@@ -216,13 +260,20 @@ public sealed class InboxClient
 
     /// <summary>HeaderPosted logs of the inbox in [fromBlock, toBlock] (toBlock null = latest), in chain order.</summary>
     public async Task<IReadOnlyList<HeaderPostedLog>> GetHeaderPostedAsync(ulong fromBlock, ulong? toBlock = null, CancellationToken ct = default) =>
-        [.. (await LogsAsync<HeaderPostedEvent>(Inbox, fromBlock, toBlock, ct)).Select(l => new HeaderPostedLog(l.Event.Slot, Hash32.FromBytes(l.Event.HeaderHash),
-            Address.Parse(l.Event.Proposer), Address.Parse(l.Event.Builder), l.Event.Price, Hash32.FromBytes(l.Event.BidsRoot),
-            l.Log.TransactionHash, (ulong)l.Log.BlockNumber.Value, (ulong)l.Log.LogIndex.Value))];
+        [.. (await LogsAsync<HeaderPostedEvent>(Inbox, fromBlock, toBlock, ct)).Select(ToLog)];
+
+    static HeaderPostedLog ToLog(EventLog<HeaderPostedEvent> l) => new(l.Event.Slot, Hash32.FromBytes(l.Event.HeaderHash),
+        Address.Parse(l.Event.Proposer), Address.Parse(l.Event.Builder), Address.Parse(l.Event.Relay), l.Event.Price, Hash32.FromBytes(l.Event.BidsRoot),
+        Signature.TryFromBytes(l.Event.ProposalSignature, out var sig, out _) ? sig : null,
+        l.Log.TransactionHash, (ulong)l.Log.BlockNumber.Value, (ulong)l.Log.LogIndex.Value);
+
+    /// <summary>HeaderSkipped logs (items behind the head that a batch skipped): (slot, header hash, tx hash).</summary>
+    public async Task<IReadOnlyList<(ulong Slot, Hash32 HeaderHash, string TxHash)>> GetHeaderSkippedAsync(ulong fromBlock, ulong? toBlock = null, CancellationToken ct = default) =>
+        [.. (await LogsAsync<HeaderSkippedEvent>(Inbox, fromBlock, toBlock, ct)).Select(l => (l.Event.Slot, Hash32.FromBytes(l.Event.HeaderHash), l.Log.TransactionHash))];
 
     public async Task<IReadOnlyList<EquivocationReportedLog>> GetEquivocationReportedAsync(ulong fromBlock, ulong? toBlock = null, CancellationToken ct = default) =>
         [.. (await LogsAsync<EquivocationReportedEvent>(Inbox, fromBlock, toBlock, ct)).Select(l => new EquivocationReportedLog(l.Event.Slot,
-            Address.Parse(l.Event.Proposer), Address.Parse(l.Event.Reporter), Hash32.FromBytes(l.Event.HeaderHashA), Hash32.FromBytes(l.Event.HeaderHashB),
+            Address.Parse(l.Event.Proposer), Address.Parse(l.Event.Reporter), Hash32.FromBytes(l.Event.ProposalHashA), Hash32.FromBytes(l.Event.ProposalHashB),
             l.Event.Burned, l.Log.TransactionHash, (ulong)l.Log.BlockNumber.Value))];
 
     public async Task<IReadOnlyList<ProposerSlashedLog>> GetProposerSlashedAsync(ulong fromBlock, ulong? toBlock = null, CancellationToken ct = default) =>

@@ -1,3 +1,4 @@
+using System.Globalization;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Nethereum.Hex.HexTypes;
@@ -81,7 +82,7 @@ public enum JournalResolutionKind
 public sealed class L1Poster : IAsyncDisposable
 {
     /// <summary>Contract errors that may pass later (the item is Deferred, not Rejected).</summary>
-    public static readonly IReadOnlySet<string> TransientErrors = new HashSet<string> { "SlotInFuture", "Revert", "Unknown", "Malformed" };
+    public static readonly IReadOnlySet<string> TransientErrors = new HashSet<string> { "SlotNotStarted", "Revert", "Unknown", "Malformed" };
 
     readonly InboxClient _inbox;
     readonly EthECKey _key;
@@ -209,14 +210,22 @@ public sealed class L1Poster : IAsyncDisposable
     async Task<List<PostOutcome>> PostChunkAsync(List<PostItem> chunk, bool retryOnNonceError, CancellationToken ct)
     {
         var outcomes = new List<PostOutcome>();
-        // 1. Slots the inbox already holds.
-        var held = await Task.WhenAll(chunk.Select(i => _inbox.HeaderOfSlotAsync(i.Slot, ct)));
+        // 1. Slots at or behind the inbox's head are done (L1 would skip them): posted by someone, or missed for good.
         var candidates = new List<PostItem>();
-        for (var k = 0; k < chunk.Count; k++)
+        try
         {
-            if (!held[k].IsZero) outcomes.Add(new PostOutcome(chunk[k].Slot, PostStatus.AlreadyPosted, HeaderHash: held[k]));
-            else candidates.Add(chunk[k]);
+            var count = await _inbox.HeaderCountAsync(ct);
+            var last = count == 0 ? (ulong?)null : await _inbox.LastPostedSlotAsync(ct);
+            foreach (var item in chunk)
+            {
+                if (last is not { } l || item.Slot > l) { candidates.Add(item); continue; }
+                var held = await _inbox.HeaderOfSlotAsync(item.Slot, ct);
+                outcomes.Add(held.IsZero
+                    ? new PostOutcome(item.Slot, PostStatus.Rejected, Error: new ContractError("BehindHead", [item.Slot.ToString(CultureInfo.InvariantCulture), l.ToString(CultureInfo.InvariantCulture)], "0x"))
+                    : new PostOutcome(item.Slot, PostStatus.AlreadyPosted, HeaderHash: held));
+            }
         }
+        catch (Exception e) when (IsRpcFailure(e, ct)) { return Defer(outcomes, chunk, $"could not read the head: {e.Message}"); }
         if (candidates.Count == 0) return outcomes;
 
         // 2. Simulate the batch; on failure, grow a valid prefix item by item (later items may depend on earlier ones).
@@ -280,7 +289,20 @@ public sealed class L1Poster : IAsyncDisposable
         {
             case JournalResolutionKind.Landed:
                 await _journal.ClearAsync();
-                outcomes.AddRange(accepted.Select(i => new PostOutcome(i.Slot, PostStatus.Posted, resolution.LandedTxHash, resolution.BlockNumber, HeaderHash: i.Header.Hash())));
+                // An item another poster got in first was skipped by L1 (HeaderSkipped), not posted by us.
+                var ours = (await _inbox.GetHeaderPostedAsync(resolution.BlockNumber!.Value, resolution.BlockNumber, ct))
+                    .Where(l => l.TxHash.Equals(resolution.LandedTxHash, StringComparison.OrdinalIgnoreCase)).Select(l => l.HeaderHash).ToHashSet();
+                foreach (var i in accepted)
+                {
+                    var hash = i.Header.Hash();
+                    if (ours.Contains(hash)) outcomes.Add(new PostOutcome(i.Slot, PostStatus.Posted, resolution.LandedTxHash, resolution.BlockNumber, HeaderHash: hash));
+                    else
+                    {
+                        var held = await _inbox.HeaderOfSlotAsync(i.Slot, ct);
+                        outcomes.Add(held == hash || !held.IsZero ? new PostOutcome(i.Slot, PostStatus.AlreadyPosted, HeaderHash: held)
+                            : new PostOutcome(i.Slot, PostStatus.Rejected, Error: new ContractError("BehindHead", [i.Slot.ToString(CultureInfo.InvariantCulture)], "0x")));
+                    }
+                }
                 break;
             case JournalResolutionKind.StillPending:
                 // Keep the journal: the next call resolves it before using the nonce again.
@@ -303,8 +325,10 @@ public sealed class L1Poster : IAsyncDisposable
 
     static PostOutcome Classify(PostItem item, ContractError error) => error.Name switch
     {
-        "SlotAlreadyPosted" => new PostOutcome(item.Slot, PostStatus.AlreadyPosted, Error: error),
         _ when TransientErrors.Contains(error.Name) => new PostOutcome(item.Slot, PostStatus.Deferred, Error: error, Reason: error.ToString()),
+        // NotOnHead(headHash, headNumber, parentHash, number): while the parent is not posted yet, it may still be.
+        "NotOnHead" when error.Args.Count == 4 && ulong.TryParse(error.Args[1], CultureInfo.InvariantCulture, out var headNumber)
+            && headNumber + 1 < item.Header.Number => new PostOutcome(item.Slot, PostStatus.Deferred, Error: error, Reason: $"parent not on L1 yet: {error}"),
         _ => new PostOutcome(item.Slot, PostStatus.Rejected, Error: error),
     };
 

@@ -42,6 +42,10 @@ public sealed class ProposerClient : IAsyncDisposable
     readonly List<RelayClient> _relays;
     readonly Dictionary<Address, (LoadedKey Key, SigningJournal Journal)> _keys = [];
     readonly ConcurrentDictionary<ulong, Task<IReadOnlyList<Address>>> _sets = new();
+    readonly ConcurrentDictionary<ulong, Hash32> _finalSeeds = new();
+    InboxClient? _seedRecorder;
+    ulong? _seedDoneFor;
+    (PriceRule Rule, BigInteger Reserve) _rules;
     readonly Dictionary<Hash32, HeadRef> _ownHeads = [];
     readonly Channel<PostItem> _posts = Channel.CreateUnbounded<PostItem>();
     readonly ConcurrentDictionary<Task, byte> _background = new();
@@ -93,6 +97,10 @@ public sealed class ProposerClient : IAsyncDisposable
             new L1RpcPolicy(rpcTimeout, 1));
         var senderHex = !string.IsNullOrEmpty(_o.L1SenderKeyEnv) ? Environment.GetEnvironmentVariable(_o.L1SenderKeyEnv) : keys[0].SecretHex();
         if (string.IsNullOrEmpty(senderHex)) throw new InvalidOperationException($"Proposer:L1SenderKeyEnv: {_o.L1SenderKeyEnv} is not set");
+        // Version 2: the price rule and reserve are L1 market parameters; offers are checked against them.
+        _rules = await _inbox.MarketRulesAsync(ct);
+        _seedRecorder = new InboxClient(L1Rpc.Connect(_o.L1Rpc, rpcTimeout, new Nethereum.Web3.Accounts.Account(senderHex, _o.L1ChainId)),
+            _o.Inbox, _o.Registry, string.IsNullOrEmpty(_o.Escrow) ? _o.Registry : _o.Escrow, new L1RpcPolicy(rpcTimeout, 1));
         _poster = new L1Poster(_inbox, senderHex, new FilePosterJournal(Path.Combine(Path.GetFullPath(_o.DataDir), "l1-poster.json")),
             new L1PosterOptions { ReceiptTimeout = TimeSpan.FromSeconds(30), RpcTimeout = rpcTimeout, RpcRetries = 1 }, _loggers.CreateLogger("PbsMarket.Proposer.L1Poster"));
         foreach (var (k, j) in _keys.Values)
@@ -117,6 +125,7 @@ public sealed class ProposerClient : IAsyncDisposable
         {
             var epoch = slot / (ulong)_o.SlotsPerEpoch;
             _ = SetAsync(epoch + 1, ct); // fetch the next epoch's set ahead of time
+            _ = RecordSeedAsync(slot);
             var leader = await LeaderAsync(slot, ct);
             try { await DelayUntilAsync(_clock.AuctionClosesMs(slot), ct); }
             catch (OperationCanceledException) { break; }
@@ -157,13 +166,45 @@ public sealed class ProposerClient : IAsyncDisposable
         return task.WaitAsync(ct);
     }
 
+    /// <summary>The epoch's schedule seed from L1; kept once final (a seed may change until halfway through the epoch before).</summary>
+    async Task<Hash32> SeedAsync(ulong epoch, CancellationToken ct)
+    {
+        if (_finalSeeds.TryGetValue(epoch, out var seed)) return seed;
+        var final = await _inbox.SeedIsFinalAsync(epoch, ct);
+        seed = await _inbox.SeedOfAsync(epoch, ct);
+        if (final) _finalSeeds[epoch] = seed;
+        foreach (var old in _finalSeeds.Keys.Where(k => k + 4 < epoch)) _finalSeeds.TryRemove(old, out _);
+        return seed;
+    }
+
+    /// <summary>Records the next epoch's seed (recordSeed) in the first half of an epoch, as relays do: anyone may, once.</summary>
+    async Task RecordSeedAsync(ulong slot)
+    {
+        if (ProposerSchedule.SeedRecordEpoch(slot, (ulong)_o.SlotsPerEpoch) is not { } epoch || _seedDoneFor == epoch || _seedRecorder is null) return;
+        _seedDoneFor = epoch;
+        try
+        {
+            var from = _seedRecorder.Web3.TransactionManager.Account.Address;
+            if (await _seedRecorder.SimulateRecordSeedAsync(from, _lifetime.Token) is null)
+            {
+                var receipt = await _seedRecorder.RecordSeedAsync(_lifetime.Token);
+                _log.LogInformation("recorded the schedule seed of epoch {Epoch} (tx {Tx})", epoch, receipt.TransactionHash);
+            }
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            _log.LogDebug("seed record for epoch {Epoch} not made: {Error}", epoch, e.Message);
+        }
+    }
+
     async Task<Address?> LeaderAsync(ulong slot, CancellationToken ct)
     {
         try
         {
-            var set = await SetAsync(slot / (ulong)_o.SlotsPerEpoch, ct);
+            var epoch = slot / (ulong)_o.SlotsPerEpoch;
+            var set = await SetAsync(epoch, ct);
             if (set.Count == 0) return null;
-            return ProposerSchedule.ProposerFor(slot, set);
+            return ProposerSchedule.ProposerFor(slot, await SeedAsync(epoch, ct), set);
         }
         catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
         {
@@ -181,8 +222,9 @@ public sealed class ProposerClient : IAsyncDisposable
             var (hash, number) = await _inbox.HeadAsync(ct);
             if (hash.IsZero) return HeadRef.Genesis;
             if (_l1Head.Hash == hash) return _l1Head;
-            var info = await _inbox.HeaderInfoAsync(hash, ct);
-            return _l1Head = new HeadRef(hash, number, info.Known ? info.Slot : null, "l1");
+            // One linear chain (version 2): the head is the last posted header, so its slot is the last posted slot.
+            var slot = await _inbox.LastPostedSlotAsync(ct);
+            return _l1Head = new HeadRef(hash, number, slot, "l1");
         }
         catch (Exception e) when (e is not OperationCanceledException || !_lifetime.IsCancellationRequested)
         {
@@ -273,7 +315,8 @@ public sealed class ProposerClient : IAsyncDisposable
         // The journal decides first: a slot already decided may only get its recorded header again.
         if (journal.Get(slot) is { } decided)
         {
-            var same = offers.FirstOrDefault(o => o.Header.Hash() == decided.HeaderHash && o.HeaderHash == decided.HeaderHash);
+            // The same header from the same relay only: the same header with another relay's settlement is another Proposal (equivocation).
+            var same = offers.FirstOrDefault(o => o.Header.Hash() == decided.HeaderHash && o.HeaderHash == decided.HeaderHash && decided.Source == "relay:" + o.Relay.Name);
             if (same is not null) return await DeliverRelayAsync(slot, key, journal, same, head, refusals, sw, "re-proposing the header journaled before a restart", ct);
             if (decided.Source == "fallback" && decided.Header.Builder == key.Address)
                 return await DeliverFallbackAsync(slot, key, journal, decided.Header, refusals, sw, "re-announcing the journaled own block");
@@ -308,10 +351,11 @@ public sealed class ProposerClient : IAsyncDisposable
         if (extends is not null) return $"{extends.Message} (head from {head.Source})";
         if (h.GasLimit > (ulong)_o.MaxGasLimit) return $"gas_limit {h.GasLimit} exceeds the maximum {_o.MaxGasLimit}";
         if (h.GasUsed > h.GasLimit) return $"gas_used {h.GasUsed} exceeds gas_limit {h.GasLimit}";
-        if (o.Price > h.Value) return $"price {o.Price} exceeds value {h.Value}";
         if (h.Builder.IsZero || !SignatureRecovery.Verify(Eip712.Digest(_domain, hash), o.BuilderSignature, h.Builder)) return $"builder_signature is not by {h.Builder}";
-        if (!SignatureRecovery.Verify(Eip712.Digest(_domain, new AuctionResult(slot, hash, o.Price, o.BidsRoot, o.BidCount)), o.RelaySignature, o.Relay.Address))
+        if (SettlementRules.RelayOf(_domain, slot, hash, o.Settlement) != o.Relay.Address)
             return $"relay_signature is not by the relay's address {o.Relay.Address}";
+        // The settlement must be the one L1 will accept (price rule, reserve, runner-up evidence): the same rules as the relay's.
+        if (SettlementRules.Check(_domain, _rules.Rule, _rules.Reserve, h, o.Settlement, o.Relay.Address) is { } wrong) return $"{wrong.Code}: {wrong.Message}";
         return null;
     }
 
@@ -321,10 +365,12 @@ public sealed class ProposerClient : IAsyncDisposable
         var h = offer.Header;
         journal.Record(h, "relay:" + offer.Relay.Name, _time.GetUtcNow());
         if (_hooks.AfterJournalWrite is { } hook) await hook(slot, h);
-        var proposalSig = key.Key.Sign(Eip712.Digest(_domain, new Proposal(slot, offer.HeaderHash)));
+        // Version 2: the signature commits to the header and the settlement this relay's auction produced.
+        var proposal = SettlementRules.ProposalFor(slot, offer.HeaderHash, offer.Settlement, offer.Relay.Address);
+        var proposalSig = key.Key.Sign(Eip712.Digest(_domain, proposal));
         using var payloadDeadline = CancellationTokenSource.CreateLinkedTokenSource(ct);
         payloadDeadline.CancelAfter(_o.PayloadTimeout);
-        var (payload, reason) = await offer.Relay.ProposeAsync(new ProposalSubmission(slot, offer.HeaderHash, proposalSig), TimeSpan.FromMilliseconds(50), payloadDeadline.Token);
+        var (payload, reason) = await offer.Relay.ProposeAsync(ProposalSubmission.Of(proposal, proposalSig), TimeSpan.FromMilliseconds(50), payloadDeadline.Token);
         string? bad = null;
         if (payload is null) bad = $"signed {offer.HeaderHash} but {offer.Relay} returned no payload ({reason}); the slot is missed unless the relay publishes it (a different header cannot be signed)";
         else if (Keccak.Hash(payload) != h.PayloadHash) bad = $"{offer.Relay} returned a payload whose keccak256 is not payload_hash";
@@ -333,8 +379,8 @@ public sealed class ProposerClient : IAsyncDisposable
             return new SlotReport(slot, key.Address, SlotOutcome.Missed, offer.Relay.Name, h, offer.HeaderHash, h.Value, offer.Price, refusals, bad, sw.ElapsedMilliseconds);
 
         RememberOwnHead(h, offer.HeaderHash);
-        Announce(new HeadAnnouncement(h, offer.BuilderSignature, proposalSig, payload!), except: offer.Relay);
-        if (_o.PostRelayBlocks) _posts.Writer.TryWrite(new PostItem(h, offer.BuilderSignature, proposalSig, payload!, offer.Price, offer.BidsRoot));
+        Announce(new HeadAnnouncement(h, offer.BuilderSignature, proposalSig, payload!, offer.Settlement), except: offer.Relay);
+        if (_o.PostRelayBlocks) _posts.Writer.TryWrite(new PostItem(h, offer.BuilderSignature, proposalSig, payload!, offer.Settlement));
         return new SlotReport(slot, key.Address, SlotOutcome.Proposed, offer.Relay.Name, h, offer.HeaderHash, h.Value, offer.Price, refusals,
             note.Length > 0 ? note : $"parent from {head.Source}", sw.ElapsedMilliseconds);
     }
@@ -345,10 +391,10 @@ public sealed class ProposerClient : IAsyncDisposable
         journal.Record(own, "fallback", _time.GetUtcNow());
         if (_hooks.AfterJournalWrite is { } hook) await hook(slot, own);
         var builderSig = key.Key.Sign(Eip712.Digest(_domain, hash));
-        var proposalSig = key.Key.Sign(Eip712.Digest(_domain, new Proposal(slot, hash)));
+        var proposalSig = key.Key.Sign(Eip712.Digest(_domain, Proposal.Fallback(slot, hash)));
         RememberOwnHead(own, hash);
         Announce(new HeadAnnouncement(own, builderSig, proposalSig, PayloadCodec.Empty), except: null);
-        _posts.Writer.TryWrite(new PostItem(own, builderSig, proposalSig, PayloadCodec.Empty, BigInteger.Zero, Hash32.Zero));
+        _posts.Writer.TryWrite(new PostItem(own, builderSig, proposalSig, PayloadCodec.Empty, Settlement.None));
         return new SlotReport(slot, key.Address, SlotOutcome.Fallback, "fallback", own, hash, 0, 0, refusals, note, sw.ElapsedMilliseconds);
     }
 

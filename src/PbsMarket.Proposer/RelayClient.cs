@@ -8,8 +8,10 @@ namespace PbsMarket.Proposer;
 
 /// <summary>What a relay answered to GET /relay/v1/proposer/header/{slot}.</summary>
 internal abstract record HeaderAnswer(RelayClient Relay);
-internal sealed record HeaderOffer(RelayClient Relay, Header Header, Hash32 HeaderHash, Signature BuilderSignature, BigInteger Price, Hash32 BidsRoot,
-    uint BidCount, Signature RelaySignature) : HeaderAnswer(Relay);
+internal sealed record HeaderOffer(RelayClient Relay, Header Header, Hash32 HeaderHash, Signature BuilderSignature, Settlement Settlement) : HeaderAnswer(Relay)
+{
+    public BigInteger Price => Settlement.Price;
+}
 internal sealed record NoHeader(RelayClient Relay, string Reason) : HeaderAnswer(Relay);
 
 /// <summary>A head a relay reports (the parent of its auction for the slot).</summary>
@@ -80,11 +82,10 @@ internal sealed class RelayClient : IDisposable
             if (!header.IsOk) return null;
             if (!Hash32.TryParse(r.GetProperty("header_hash").GetString(), out var hash)) return null;
             if (!Signature.TryParse(r.GetProperty("builder_signature").GetString(), out var builderSig, out _)) return null;
-            if (!Wire.TryParseUInt256(r.GetProperty("price").GetString(), out var price, out _)) return null;
-            if (!Hash32.TryParse(r.GetProperty("bids_root").GetString(), out var root)) return null;
-            if (!Wire.TryParseUInt64(r.GetProperty("bid_count").GetString(), out var count, out _) || count > uint.MaxValue) return null;
-            if (!Signature.TryParse(r.GetProperty("relay_signature").GetString(), out var relaySig, out _)) return null;
-            return new HeaderOffer(this, header.Value, hash, builderSig, price, root, (uint)count, relaySig);
+            // price, bids_root, bid_count, relay_signature and the runner-up evidence: what L1 will check
+            var settlement = Wire.ParseSettlementOf(r);
+            if (!settlement.IsOk || settlement.Value is null) return null;
+            return new HeaderOffer(this, header.Value, hash, builderSig, settlement.Value);
         }
         catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException)
         {

@@ -202,9 +202,15 @@ public class SlotClockTests
     {
         Assert.Equal(0UL, ProposerSchedule.EpochOf(31));
         Assert.Equal(1UL, ProposerSchedule.EpochOf(32));
-        Assert.Throws<ArgumentException>(() => ProposerSchedule.ProposerFor(1, []));
+        Assert.Throws<ArgumentException>(() => ProposerSchedule.ProposerFor(1, Hash32.Zero, []));
         var one = new[] { Address.Parse("0x" + new string('1', 40)) };
-        Assert.Equal(one[0], ProposerSchedule.ProposerFor(ulong.MaxValue, one));
+        Assert.Equal(one[0], ProposerSchedule.ProposerFor(ulong.MaxValue, Keccak.Hash("r"u8), one));
+        // The seed of epoch e + 1 is recorded in the first half of epoch e only.
+        Assert.Equal(1UL, ProposerSchedule.SeedRecordEpoch(0));
+        Assert.Equal(1UL, ProposerSchedule.SeedRecordEpoch(15));
+        Assert.Null(ProposerSchedule.SeedRecordEpoch(16));
+        Assert.Null(ProposerSchedule.SeedRecordEpoch(31));
+        Assert.Equal(2UL, ProposerSchedule.SeedRecordEpoch(32));
     }
 
     [Fact]

@@ -88,7 +88,10 @@ public class VectorTests
             foreach (var v in d.GetProperty("proposals").EnumerateArray())
             {
                 var x = v.GetProperty("value");
-                CheckTyped(domain, v, Eip712.HashStruct(new Proposal(ulong.Parse(x.Str("slot")), Hash32.Parse(x.Str("headerHash")))), "proposer");
+                var p = new Proposal(ulong.Parse(x.Str("slot")), Hash32.Parse(x.Str("headerHash")), BigInteger.Parse(x.Str("price")),
+                    Hash32.Parse(x.Str("bidsRoot")), Address.Parse(x.Str("relay")));
+                CheckTyped(domain, v, Eip712.HashStruct(p), "proposer");
+                if (p.Relay.IsZero && p.Price.IsZero) Assert.Equal(Eip712.HashStruct(Proposal.Fallback(p.Slot, p.HeaderHash)), Eip712.HashStruct(p));
             }
             foreach (var v in d.GetProperty("header_requests").EnumerateArray())
             {
@@ -142,13 +145,21 @@ public class VectorTests
     {
         var s = Vectors.Root.GetProperty("schedule");
         var set = s.GetProperty("active_set").EnumerateArray().Select(a => Address.Parse(a.GetString()!)).ToList();
+        var perEpoch = (ulong)s.GetProperty("slots_per_epoch").GetInt32();
+        var count = 0;
         foreach (var c in s.GetProperty("cases").EnumerateArray())
         {
             var n = c.GetProperty("set_size").GetInt32();
             var slot = ulong.Parse(c.Str("slot"));
-            Assert.Equal(c.GetProperty("index").GetInt32(), ProposerSchedule.IndexFor(slot, n));
-            Assert.Equal(c.Str("proposer"), ProposerSchedule.ProposerFor(slot, set.Take(n).ToList()).ToString());
+            var epoch = ProposerSchedule.EpochOf(slot, perEpoch);
+            Assert.Equal(c.Str("epoch"), epoch.ToString());
+            var seed = ProposerSchedule.Seed(Hash32.Parse(c.Str("randomness")), epoch);
+            Assert.Equal(c.Str("seed"), seed.ToString());
+            Assert.Equal(c.GetProperty("index").GetInt32(), ProposerSchedule.IndexFor(slot, seed, n));
+            Assert.Equal(c.Str("proposer"), ProposerSchedule.ProposerFor(slot, seed, set.Take(n).ToList()).ToString());
+            count++;
         }
+        Assert.Equal(3 * 8 * 4, count);
     }
 
     [Fact]

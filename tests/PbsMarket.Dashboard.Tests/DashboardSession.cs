@@ -146,7 +146,8 @@ public sealed class DashboardSession : IAsyncDisposable
         if (response.StatusCode != HttpStatusCode.OK) return; // 204: no bid, nothing to propose
         using var doc = JsonDocument.Parse(await response.Content.ReadAsStringAsync(ct));
         var headerHash = Hash32.Parse(doc.RootElement.GetProperty("header_hash").GetString()!);
-        var body = Wire.ToUtf8(new ProposalSubmission(slot, headerHash, proposer.Sign(Eip712.Digest(Market.Domain, new Proposal(slot, headerHash)))), Wire.WriteProposalSubmission);
+        var signed = SettlementRules.ProposalFor(slot, headerHash, Wire.ParseSettlementOf(doc.RootElement).Value!, Address.Parse(doc.RootElement.GetProperty("relay").GetString()!));
+        var body = Wire.ToUtf8(ProposalSubmission.Of(signed, proposer.Sign(Eip712.Digest(Market.Domain, signed))), Wire.WriteProposalSubmission);
         var (status, text) = await relay.Client.PostRawAsync("relay/v1/proposer/proposals", body, ct: ct);
         if (status != 200) TrafficProblems.Enqueue($"proposal for slot {slot}: {status} {text}");
     }

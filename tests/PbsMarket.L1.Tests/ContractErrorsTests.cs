@@ -11,15 +11,17 @@ public sealed class ContractErrorsTests
     [Fact]
     public void Decodes_custom_errors_of_the_abi_with_their_arguments()
     {
-        Assert.Equal("SlotAlreadyPosted(12)", ContractErrors.Decode(Selector("SlotAlreadyPosted(uint64)") + Word(12)).ToString());
+        Assert.Equal("SlotNotStarted(12)", ContractErrors.Decode(Selector("SlotNotStarted(uint64)") + Word(12)).ToString());
         var parent = Hash32.FromBytes(Enumerable.Range(1, 32).Select(i => (byte)i).ToArray());
-        Assert.Equal($"UnknownParent({parent})", ContractErrors.Decode(Selector("UnknownParent(bytes32)") + parent.ToString()[2..]).ToString());
+        Assert.Equal($"NotOnHead({parent},4,{Hash32.Zero},6)",
+            ContractErrors.Decode(Selector("NotOnHead(bytes32,uint64,bytes32,uint64)") + parent.ToString()[2..] + Word(4) + Word(0) + Word(6)).ToString());
+        Assert.Equal("WrongPrice(5,7)", ContractErrors.Decode(Selector("WrongPrice(uint256,uint256)") + Word(5) + Word(7)).ToString());
         var e = ContractErrors.Decode(Selector("NotScheduledProposer(uint64,address,address)") + Word(7) + Word(0xabcdef) + Word(1));
         Assert.Equal("NotScheduledProposer", e.Name);
         Assert.Equal(["7", "0x0000000000000000000000000000000000abcdef", "0x0000000000000000000000000000000000000001"], e.Args);
         Assert.Equal("BadBuilderSignature()", ContractErrors.Decode(Selector("BadBuilderSignature()")).ToString());
         Assert.Equal("Unknown", ContractErrors.Decode("0xdeadbeef").Name);
         Assert.Equal("Revert", ContractErrors.Decode("0x").Name);
-        Assert.Contains("InsufficientEscrow", ContractErrors.KnownNames);
+        foreach (var name in new[] { "UnknownRelay", "RunnerUpNotInBidsRoot", "MissingAuctionResult", "NotInSeedWindow" }) Assert.Contains(name, ContractErrors.KnownNames);
     }
 }

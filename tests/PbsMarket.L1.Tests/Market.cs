@@ -17,21 +17,32 @@ public sealed class Market
     public required IReadOnlyList<ProtocolKey> Proposers { get; init; }
     public required InboxClient Client { get; init; }
     public Eip712Domain Domain => Eip712Domain.PbsMarket(Deployed.L1ChainId, Address.Parse(Deployed.Inbox));
+    /// <summary>The relay registered on the inbox whose AuctionResult signatures these items carry (anvil dev key 9).</summary>
+    public static readonly ProtocolKey Relay = ProtocolKey.FromHex(AnvilNode.DevKeys[9]);
+    readonly Dictionary<ulong, Hash32> _seeds = [];
 
-    /// <summary>Deploys with the given genesis proposers; genesis 10 minutes ago so slots up to ~300 are postable.</summary>
-    public static async Task<Market> DeployAsync(AnvilNode anvil, string deployerKey, IReadOnlyList<ProtocolKey> proposers)
+    /// <summary>
+    /// Deploys (first price by default, so that an item's price is simply its value) with the given genesis proposers and
+    /// registers <see cref="Relay"/>; genesis 10 minutes ago so slots up to ~300 have started.
+    /// </summary>
+    public static async Task<Market> DeployAsync(AnvilNode anvil, string deployerKey, IReadOnlyList<ProtocolKey> proposers, PriceRule rule = PriceRule.FirstPrice)
     {
         var genesisMs = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() - 600_000;
         var deployed = await Deployer.DeployAsync(anvil.RpcUrl, deployerKey,
-            new DeployParameters(L2ChainId, genesisMs, SlotMs, 32, GenesisProposers: [.. proposers.Select(p => p.Address)], WithdrawalDelaySeconds: 600));
-        return new Market { Anvil = anvil, Deployed = deployed, Proposers = proposers, Client = new InboxClient(L1Rpc.Connect(anvil.RpcUrl), deployed) };
+            new DeployParameters(L2ChainId, genesisMs, SlotMs, 32, GenesisProposers: [.. proposers.Select(p => p.Address)], WithdrawalDelaySeconds: 600, PriceRule: rule));
+        await Deployer.RegisterRelayAsync(anvil.RpcUrl, deployed, AnvilNode.DevKeys[9]);
+        var market = new Market { Anvil = anvil, Deployed = deployed, Proposers = proposers, Client = new InboxClient(L1Rpc.Connect(anvil.RpcUrl), deployed) };
+        return market;
     }
 
     public static IReadOnlyList<ProtocolKey> DevProposers(params int[] devKeyIndexes) => [.. devKeyIndexes.Select(i => ProtocolKey.FromHex(AnvilNode.DevKeys[i]))];
 
+    /// <summary>The slot's proposer by the C# schedule, with L1's seed of the slot's epoch.</summary>
     public ProtocolKey ProposerOf(ulong slot)
     {
-        var who = ProposerSchedule.ProposerFor(slot, [.. Proposers.Select(p => p.Address)]);
+        var epoch = slot / 32;
+        if (!_seeds.TryGetValue(epoch, out var seed)) _seeds[epoch] = seed = Client.SeedOfAsync(epoch).GetAwaiter().GetResult();
+        var who = ProposerSchedule.ProposerFor(slot, seed, [.. Proposers.Select(p => p.Address)]);
         return Proposers.Single(p => p.Address == who);
     }
 
@@ -39,12 +50,18 @@ public sealed class Market
         new(L2ChainId, slot, number, parent, (ulong)(Deployed.GenesisMs + (long)slot * SlotMs), 30_000_000, 21_000,
             Keccak.Hash(payload ?? EmptyPayload), builder, ProposerOf(slot).Address, value);
 
-    /// <summary>A header signed by the builder and proposed by the slot's scheduled proposer.</summary>
+    /// <summary>
+    /// A first-price header of value <paramref name="price"/> signed by the builder, its AuctionResult signed by <see cref="Relay"/>,
+    /// and its Proposal v2 (with that settlement) signed by the slot's scheduled proposer.
+    /// </summary>
     public PostItem Item(ulong slot, ulong number, Hash32 parent, ProtocolKey builder, BigInteger price, ProtocolKey? signAs = null)
     {
-        var h = MakeHeader(slot, number, parent, builder.Address, price * 2);
+        var h = MakeHeader(slot, number, parent, builder.Address, price);
+        var root = Keccak.Hash([(byte)slot]);
+        var relaySig = Relay.Sign(Eip712.Digest(Domain, new AuctionResult(slot, h.Hash(), price, root, 1)));
+        var settlement = new Settlement(price, root, 1, relaySig, null);
         return new PostItem(h, (signAs ?? builder).Sign(Eip712.Digest(Domain, h)),
-            ProposerOf(slot).Sign(Eip712.Digest(Domain, new Proposal(slot, h.Hash()))), EmptyPayload, price, Keccak.Hash([(byte)slot]));
+            ProposerOf(slot).Sign(Eip712.Digest(Domain, SettlementRules.ProposalFor(slot, h.Hash(), settlement, Relay.Address))), EmptyPayload, settlement);
     }
 
     public async Task<ulong> NonceAsync(string address, string block = "latest") =>

@@ -21,7 +21,7 @@ public sealed class StuckTransactionTests(TestServers servers)
     static async Task<(Market Market, ProtocolKey Builder)> SetUpAsync(AnvilNode anvil)
     {
         var market = await Market.DeployAsync(anvil, AnvilNode.DevKeys[0], Market.DevProposers(1, 2));
-        await Deployer.DepositAsync(anvil.RpcUrl, market.Deployed, AnvilNode.DevKeys[5], BigInteger.Pow(10, 19));
+        await Deployer.DepositAsync(anvil.RpcUrl, market.Deployed, AnvilNode.DevKeys[5], BigInteger.Pow(10, 19), Market.Relay.Address);
         await anvil.RpcAsync("evm_setAutomine", [false]);
         return (market, ProtocolKey.FromHex(AnvilNode.DevKeys[5]));
     }

@@ -122,6 +122,9 @@ sealed class RogueRelay : IAsyncDisposable
     }
 
     public ProtocolKey Key { get; } = ProtocolKey.Generate();
+    /// <summary>The price it signs (second price, no runner-up: the reserve is what L1 accepts).</summary>
+    public BigInteger Price { get; set; } = TestMarket.ReservePrice;
+    public Hash32 BidsRoot { get; } = Keccak.Hash([1, 2, 3]);
     public string Url { get; private set; }
     /// <summary>The header to serve for a slot (with its builder signature), or null for 204.</summary>
     public Func<ulong, Task<(Header Header, Signature BuilderSignature)?>> Offer { get; set; } = _ => Task.FromResult<(Header, Signature)?>(null);
@@ -143,8 +146,9 @@ sealed class RogueRelay : IAsyncDisposable
             var s = ulong.Parse(slot, CultureInfo.InvariantCulture);
             if (await relay.Offer(s) is not { } offer) return Results.NoContent();
             var hash = offer.Header.Hash();
-            var price = offer.Header.Value / 2;
-            var root = Keccak.Hash([1, 2, 3]);
+            // Second price with no runner-up settles at the reserve (the inbox's rule, which the client checks).
+            var price = relay.Price;
+            var root = relay.BidsRoot;
             var relaySig = relay.Key.Sign(Eip712.Digest(domain, new AuctionResult(s, hash, price, root, 1)));
             using var ms = new MemoryStream();
             using (var w = new Utf8JsonWriter(ms))

@@ -54,7 +54,8 @@ public sealed class ProposerClientTests(TestServers servers) : IAsyncLifetime
         for (var attempt = 0; attempt < 10; attempt++)
         {
             auctionA = await _m.NextAuctionAsync(a.Client, 450);
-            auctionB = await b.Client.GetAuctionAsync();
+            try { auctionB = await b.Client.GetAuctionAsync(); }
+            catch (RelayRefusedException e) when (e.Code == "unavailable") { await Task.Delay(200); continue; } // relay B still syncing L1
             if (auctionA.Slot != auctionB.Slot || auctionA.ParentHash != auctionB.ParentHash) { await Task.Delay(200); continue; }
             low = TestMarket.Bid(auctionA, TestMarket.Builders[0], 5_000);
             high = TestMarket.Bid(auctionB, TestMarket.Builders[1], 9_000);
@@ -215,7 +216,8 @@ public sealed class ProposerClientTests(TestServers servers) : IAsyncLifetime
         Assert.Equal(SlotOutcome.Proposed, completed.Outcome);
         var proposal = Assert.Single(rogue.Proposals);
         Assert.Equal(first, proposal.HeaderHash);
-        Assert.True(SignatureRecovery.Verify(Eip712.Digest(_m.Domain, new Proposal(slot, first)), proposal.Signature, proposer));
+        Assert.True(SignatureRecovery.Verify(Eip712.Digest(_m.Domain, new Proposal(slot, first, TestMarket.ReservePrice, rogue.BidsRoot, rogue.Key.Address)), proposal.Signature, proposer));
+        Assert.Equal(new Proposal(slot, first, TestMarket.ReservePrice, rogue.BidsRoot, rogue.Key.Address), proposal.Proposal);
 
         // 4. A corrupt journal stops the client from starting (fail closed), with a clear error.
         var corruptDir = Harness.TempDir();

@@ -58,7 +58,7 @@ public sealed class AuctionFlowTests(TestServers servers) : MarketTest(servers, 
         Assert.True(SignatureRecovery.Verify(Eip712.Digest(a.Domain, new AuctionResult(a.Slot, winnerHash, 7000, bidsRoot, 3)), relaySig, TestMarket.RelaySigner.Address));
 
         // Propose: the payload comes back and the head moves.
-        var proposal = ProposalBody(a.Slot, winnerHash, proposer);
+        var proposal = await ProposalBodyAsync(a.Slot, winnerHash, proposer);
         var (status, body) = await client.PostRawAsync("relay/v1/proposer/proposals", proposal);
         Assert.Equal(200, status);
         Assert.Equal("0xc0", JsonDocument.Parse(body).RootElement.GetProperty("payload").GetString());
@@ -78,12 +78,13 @@ public sealed class AuctionFlowTests(TestServers servers) : MarketTest(servers, 
             var header = Wire.ParseHeader(head.GetProperty("header")).Value;
             Assert.Equal(winnerHash, Eip712.HashStruct(header));
             Assert.True(SignatureRecovery.Verify(Eip712.Digest(a.Domain, header), Signature.Parse(head.GetProperty("builder_signature").GetString()!), header.Builder));
-            Assert.True(SignatureRecovery.Verify(Eip712.Digest(a.Domain, new Proposal(a.Slot, winnerHash)), Signature.Parse(head.GetProperty("proposal_signature").GetString()!), proposer.Address));
+            var signed = SettlementRules.ProposalFor(a.Slot, winnerHash, Wire.ParseSettlementOf(head).Value!, TestMarket.RelaySigner.Address);
+            Assert.True(SignatureRecovery.Verify(Eip712.Digest(a.Domain, signed), Signature.Parse(head.GetProperty("proposal_signature").GetString()!), proposer.Address));
             Assert.Equal(header.PayloadHash, Keccak.Hash(Convert.FromHexString(head.GetProperty("payload").GetString()![2..])));
         }
 
         // A different header signed for the same slot is equivocation, refused and kept.
-        var (eqStatus, eqBody) = await client.PostRawAsync("relay/v1/proposer/proposals", ProposalBody(a.Slot, receipts[0].Receipt.HeaderHash, proposer));
+        var (eqStatus, eqBody) = await client.PostRawAsync("relay/v1/proposer/proposals", await ProposalBodyAsync(a.Slot, receipts[0].Receipt.HeaderHash, proposer));
         Assert.Equal(409, eqStatus);
         Assert.Contains("equivocation", eqBody);
 

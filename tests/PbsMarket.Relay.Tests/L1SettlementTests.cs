@@ -30,13 +30,13 @@ public sealed class L1SettlementTests(TestServers servers) : MarketTest(servers,
         var loserReceipt = await client.SubmitAsync(loser.Header, loser.Signature, loser.Payload);
         var winnerReceipt = await client.SubmitAsync(winner.Header, winner.Signature, winner.Payload);
         var proposer = Market.ProposerOf(a.Slot);
-        var escrowBefore = await _inbox.EscrowBalanceAsync(winnerKey.Address);
+        var escrowBefore = await _inbox.EscrowBalanceAsync(winnerKey.Address, TestMarket.RelaySigner.Address);
         var earningsBefore = await _inbox.EarningsOfAsync(proposer.Address);
         var fromBlock = (ulong)(await _inbox.Web3.Eth.Blocks.GetBlockNumber.SendRequestAsync()).Value;
 
         await Market.WaitClosedAsync(a.Slot);
-        var (status, _) = await client.PostRawAsync("relay/v1/proposer/proposals", ProposalBody(a.Slot, winnerReceipt.HeaderHash, proposer));
-        Assert.Equal(200, status);
+        var (status, answer) = await client.PostRawAsync("relay/v1/proposer/proposals", await ProposalBodyAsync(a.Slot, winnerReceipt.HeaderHash, proposer));
+        Assert.True(status == 200, answer);
 
         // The relay's poster gets it into the inbox.
         // Each wait has its own generous deadline (L1 blocks come every second; a loaded machine is slower).
@@ -50,7 +50,7 @@ public sealed class L1SettlementTests(TestServers servers) : MarketTest(servers,
         Assert.Equal(winnerKey.Address, posted.Builder);
         Assert.Equal(new BigInteger(40_000), posted.Price); // second price
         Assert.Equal(BidsMerkle.Root([(loserReceipt.HeaderHash, loserReceipt.ReceivedAtMs), (winnerReceipt.HeaderHash, winnerReceipt.ReceivedAtMs)]), posted.BidsRoot);
-        Assert.Equal(escrowBefore - 40_000, await _inbox.EscrowBalanceAsync(winnerKey.Address));
+        Assert.Equal(escrowBefore - 40_000, await _inbox.EscrowBalanceAsync(winnerKey.Address, TestMarket.RelaySigner.Address));
         Assert.Equal(earningsBefore + 40_000, await _inbox.EarningsOfAsync(proposer.Address));
 
         // The data API reports the slot posted with its L1 transaction.
@@ -65,7 +65,7 @@ public sealed class L1SettlementTests(TestServers servers) : MarketTest(servers,
         Assert.Equal(posted.TxHash, l1Tx);
 
         // The proposer signs a second header for its slot: refused, kept as evidence, reported to L1, bond burned.
-        var (eqStatus, _) = await client.PostRawAsync("relay/v1/proposer/proposals", ProposalBody(a.Slot, loserReceipt.HeaderHash, proposer));
+        var (eqStatus, _) = await client.PostRawAsync("relay/v1/proposer/proposals", await ProposalBodyAsync(a.Slot, loserReceipt.HeaderHash, proposer));
         Assert.Equal(409, eqStatus);
         deadline = DateTime.UtcNow.AddSeconds(60);
         while ((await _inbox.ProposerInfoAsync(proposer.Address)).Status != ProposerStatus.Slashed && DateTime.UtcNow < deadline) await Task.Delay(200);

@@ -111,7 +111,7 @@ public sealed class RefusalTests(TestServers servers) : MarketTest(servers, slot
         // A proposal signed by someone other than the slot's proposer.
         var stranger = TestMarket.Builders[0];
         var hash = Keccak.Hash("x"u8);
-        var body = Wire.ToUtf8(new ProposalSubmission(a.Slot, hash, stranger.Sign(Eip712.Digest(Market.Domain, new Proposal(a.Slot, hash)))), Wire.WriteProposalSubmission);
+        var body = Wire.ToUtf8(ProposalSubmission.Of(Proposal.Fallback(a.Slot, hash), stranger.Sign(Eip712.Digest(Market.Domain, Proposal.Fallback(a.Slot, hash)))), Wire.WriteProposalSubmission);
         var (status, text) = await Relay.Client.PostRawAsync("relay/v1/proposer/proposals", body);
         Assert.Equal(403, status);
         Assert.Contains("not_proposer", text);

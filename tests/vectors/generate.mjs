@@ -21,7 +21,11 @@ const types = {
     { name: 'gasUsed', type: 'uint64' }, { name: 'payloadHash', type: 'bytes32' }, { name: 'builder', type: 'address' },
     { name: 'proposer', type: 'address' }, { name: 'value', type: 'uint256' },
   ],
-  Proposal: [{ name: 'slot', type: 'uint64' }, { name: 'headerHash', type: 'bytes32' }],
+  // Protocol version 2: the proposer also signs the settlement it accepted (docs/settlement.md).
+  Proposal: [
+    { name: 'slot', type: 'uint64' }, { name: 'headerHash', type: 'bytes32' }, { name: 'price', type: 'uint256' },
+    { name: 'bidsRoot', type: 'bytes32' }, { name: 'relay', type: 'address' },
+  ],
   HeaderRequest: [{ name: 'slot', type: 'uint64' }, { name: 'proposer', type: 'address' }],
   BidReceipt: [{ name: 'headerHash', type: 'bytes32' }, { name: 'receivedAtMs', type: 'uint64' }],
   AuctionResult: [
@@ -80,7 +84,11 @@ for (const d of domains) {
     separator: TypedDataEncoder.hashDomain(d), headers: [], proposals: [], header_requests: [], bid_receipts: [], auction_results: [] };
   for (const h of headers) entry.headers.push(await typed(d, 'Header', h, wallets.builder));
   const hh = TypedDataEncoder.hashStruct('Header', { Header: types.Header }, headers[0]);
-  for (const p of [{ slot: 1n, headerHash: hh }, { slot: 0n, headerHash: '0x' + '00'.repeat(32) }, { slot: U64MAX, headerHash: '0x' + 'ff'.repeat(32) }])
+  const zero32 = '0x' + '00'.repeat(32), zero20 = '0x' + '00'.repeat(20);
+  for (const p of [{ slot: 1n, headerHash: hh, price: 5n * 10n ** 17n, bidsRoot: id('root'), relay: wallets.relay.address },
+                   { slot: 0n, headerHash: zero32, price: 0n, bidsRoot: zero32, relay: zero20 },
+                   { slot: 9n, headerHash: hh, price: 0n, bidsRoot: zero32, relay: zero20 },
+                   { slot: U64MAX, headerHash: '0x' + 'ff'.repeat(32), price: U256MAX, bidsRoot: '0x' + 'ff'.repeat(32), relay: '0x' + 'ff'.repeat(20) }])
     entry.proposals.push(await typed(d, 'Proposal', p, wallets.proposer));
   for (const r of [{ slot: 7n, proposer: wallets.proposer.address }, { slot: U64MAX, proposer: '0x' + '00'.repeat(20) }])
     entry.header_requests.push(await typed(d, 'HeaderRequest', r, wallets.proposer));
@@ -108,12 +116,20 @@ for (const size of [0, 1, 2, 3, 4, 5, 7, 8, 33]) {
 }
 function BigInteger(i, size) { return BigInt((i * 7919 + size * 13) % 5000); }
 
-// Proposer schedule: activeSet[uint256(keccak256(abi.encode(uint256(slot)))) % n].
+// Proposer schedule (version 2): seed_e = keccak256(abi.encode(R, uint256(e))), e = slot / 32,
+// proposer = set[uint256(keccak256(abi.encode(seed_e, uint256(slot)))) % n].
 const set = [1, 2, 3, 4, 5].map((i) => '0x' + i.toString(16).padStart(2, '0').repeat(20));
-out.schedule = { active_set: set, cases: [] };
-for (const slot of [0n, 1n, 2n, 31n, 32n, 1000n, 123456789n, U64MAX]) {
-  const h = BigInt(keccak256(abi.encode(['uint256'], [slot])));
-  for (const n of [1, 2, 3, 5]) out.schedule.cases.push({ slot: slot.toString(), set_size: n, index: Number(h % BigInt(n)), proposer: set[Number(h % BigInt(n))] });
+out.schedule = { active_set: set, slots_per_epoch: 32, cases: [] };
+for (const randomness of ['0x' + '00'.repeat(32), id('prevrandao-1'), '0x' + 'ff'.repeat(32)]) {
+  for (const slot of [0n, 1n, 2n, 31n, 32n, 1000n, 123456789n, U64MAX]) {
+    const epoch = slot / 32n;
+    const seed = keccak256(abi.encode(['bytes32', 'uint256'], [randomness, epoch]));
+    const h = BigInt(keccak256(abi.encode(['bytes32', 'uint256'], [seed, slot])));
+    for (const n of [1, 2, 3, 5]) {
+      out.schedule.cases.push({ randomness, slot: slot.toString(), epoch: epoch.toString(), seed, set_size: n, index: Number(h % BigInt(n)),
+        proposer: set[Number(h % BigInt(n))] });
+    }
+  }
 }
 
 // Payloads of real signed transactions.

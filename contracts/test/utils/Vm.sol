@@ -29,4 +29,5 @@ interface Vm {
     function toString(bytes32) external pure returns (string memory);
     function label(address, string calldata) external;
     function chainId(uint256) external;
+    function prevrandao(uint256) external;
 }

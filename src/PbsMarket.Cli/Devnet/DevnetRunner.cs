@@ -113,10 +113,15 @@ public sealed class DevnetRunner(DevnetSettings s, TextWriter output, TextWriter
         var genesis = DeployCommand.NextBoundary(s.SlotMs, 6000);
         Say("deploying the contracts (registry, escrow, inbox) and the builders' collateral");
         var deployment = await Deployer.DeployAsync(anvil.RpcUrl, DevKeys.Keys[0], new DeployParameters(s.L2ChainId, genesis, s.SlotMs, 32,
-            GenesisProposers: [.. proposerKeys.Select(k => ProtocolKey.FromHex(k).Address)], WithdrawalDelaySeconds: 600), ct: ct);
+            GenesisProposers: [.. proposerKeys.Select(k => ProtocolKey.FromHex(k).Address)], WithdrawalDelaySeconds: 600,
+            // The price rule and reserve are L1 market parameters (v2): the inbox and the relays must agree.
+            PriceRule: s.PriceRule == "first_price" ? PriceRule.FirstPrice : PriceRule.SecondPrice,
+            ReservePrice: BigInteger.Parse(s.ReservePrice, System.Globalization.CultureInfo.InvariantCulture)), ct: ct);
         var deploymentPath = Path.Combine(_runtime, "deployment.json");
         deployment.Save(deploymentPath);
-        await Task.WhenAll(builderKeys.Select(k => Deployer.DepositAsync(anvil.RpcUrl, deployment, k, s.Collateral)));
+        // Version 2: the relay is registered and bonded on L1, and the builders' collateral is allocated to it.
+        await Deployer.RegisterRelayAsync(anvil.RpcUrl, deployment, relayKey);
+        await Task.WhenAll(builderKeys.Select(k => Deployer.DepositAsync(anvil.RpcUrl, deployment, k, s.Collateral, ProtocolKey.FromHex(relayKey).Address)));
 
         // ---- relays ----
         var relayUrls = new List<string>();
@@ -150,7 +155,7 @@ public sealed class DevnetRunner(DevnetSettings s, TextWriter output, TextWriter
         if (s.JunkHeads)
         {
             var junkLog = Logs("junk-heads.log");
-            _junk = new JunkHeads(deployment, ProtocolKey.FromHex(proposerKeys[0]), [.. proposerKeys.Select(k => ProtocolKey.FromHex(k).Address)], relayUrls, clock,
+            _junk = new JunkHeads(deployment, ProtocolKey.FromHex(proposerKeys[0]), new InboxClient(L1Rpc.Connect(anvil.RpcUrl), deployment), relayUrls, clock,
                 line => junkLog.Write($"{DateTime.Now:HH:mm:ss.fff} {line}"));
             _junkRun = _junk.RunAsync(_builderStop.Token);
             Say($"  junk heads  {ProtocolKey.FromHex(proposerKeys[0]).Address} also announces junk heads to every relay ({_runtime}/junk-heads.log)");
@@ -219,7 +224,7 @@ public sealed class DevnetRunner(DevnetSettings s, TextWriter output, TextWriter
 
         var inbox = new InboxClient(L1Rpc.Connect(anvil.RpcUrl, TimeSpan.FromSeconds(10)), deployment);
         var check = await MarketCheck.RunAsync(data, inbox, deployment, firstSlot, lastSlot, _builders.Select(b => b.Builder).ToList(),
-            [.. proposerKeys.Select(k => ProtocolKey.FromHex(k).Address)], s.Collateral, ct);
+            [.. proposerKeys.Select(k => ProtocolKey.FromHex(k).Address)], s.Collateral, relayAddress, ct);
         check.Print(output, _builders.Select(b => b.Builder).ToList(), elapsed);
         File.WriteAllText(Path.Combine(_runtime, "summary.json"), check.ToJson(_builders.Select(b => b.Builder).ToList(), elapsed));
 

@@ -12,7 +12,7 @@ namespace PbsMarket.Cli.Devnet;
 /// and the market must go on posting every slot. Each answer is logged (junk-heads.log); a junk head that a relay
 /// adopts is counted and printed.
 /// </summary>
-internal sealed class JunkHeads(DeployedMarket d, ProtocolKey proposer, IReadOnlyList<Address> proposerSet, IReadOnlyList<string> relays, SlotClock clock,
+internal sealed class JunkHeads(DeployedMarket d, ProtocolKey proposer, InboxClient inbox, IReadOnlyList<string> relays, SlotClock clock,
     Action<string> log)
 {
     readonly Eip712Domain _domain = Eip712Domain.PbsMarket(d.L1ChainId, Address.Parse(d.Inbox));
@@ -27,14 +27,21 @@ internal sealed class JunkHeads(DeployedMarket d, ProtocolKey proposer, IReadOnl
             while (!ct.IsCancellationRequested)
             {
                 var current = clock.CurrentSlot;
+                // The seeded schedule (protocol v2) as L1 draws it: which of the next slots are this proposer's.
+                var own = new HashSet<ulong>();
+                for (var s = current; s <= current + 16; s++)
+                {
+                    try { if (await inbox.ProposerForSlotAsync(s, ct) == proposer.Address) own.Add(s); }
+                    catch (Exception e) when (e is not OperationCanceledException) { log($"schedule read failed: {e.Message}"); }
+                }
                 foreach (var relay in relays)
                 {
                     var head = await HeadAsync(http, relay, ct);
                     if (head is null) continue;
                     for (var s = current + 2; s <= current + 16; s++)
-                        if (ProposerSchedule.ProposerFor(s, proposerSet) == proposer.Address)
+                        if (own.Contains(s))
                             await SendAsync(http, relay, Junk(s, head.Value.Hash, head.Value.Number + 1), $"own slot {s} ({s - current} ahead) on the head", ct);
-                    if (ProposerSchedule.ProposerFor(current, proposerSet) == proposer.Address)
+                    if (own.Contains(current))
                         await SendAsync(http, relay, Junk(current, Keccak.Hash(BitConverter.GetBytes(current)), head.Value.Number + 1), $"own slot {current} on a made-up parent", ct);
                 }
                 var next = clock.StartMs(clock.CurrentSlot + 1) - clock.NowMs;
@@ -52,7 +59,7 @@ internal sealed class JunkHeads(DeployedMarket d, ProtocolKey proposer, IReadOnl
             proposer.Address, proposer.Address, 0);
         var hash = Eip712.HashStruct(header);
         return Wire.ToUtf8(new HeadAnnouncement(header, proposer.Sign(Eip712.Digest(_domain, hash)),
-            proposer.Sign(Eip712.Digest(_domain, new Proposal(slot, hash))), PayloadCodec.Empty), Wire.WriteHeadAnnouncement);
+            proposer.Sign(Eip712.Digest(_domain, Proposal.Fallback(slot, hash))), PayloadCodec.Empty), Wire.WriteHeadAnnouncement);
     }
 
     static async Task<(Hash32 Hash, ulong Number)?> HeadAsync(HttpClient http, string relay, CancellationToken ct)

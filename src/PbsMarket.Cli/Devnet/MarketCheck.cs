@@ -27,7 +27,7 @@ public sealed class MarketCheck
     public bool Ok => Problems.Count == 0;
 
     public static async Task<MarketCheck> RunAsync(HttpClient data, InboxClient inbox, DeployedMarket d, ulong first, ulong last,
-        IReadOnlyList<DemoBuilder> builders, IReadOnlyList<Address> proposers, BigInteger collateral, CancellationToken ct)
+        IReadOnlyList<DemoBuilder> builders, IReadOnlyList<Address> proposers, BigInteger collateral, Address relay, CancellationToken ct)
     {
         var c = new MarketCheck { First = first, Last = last };
         var monitor = new SlotMonitor(data, builders, TextWriter.Null);
@@ -89,8 +89,10 @@ public sealed class MarketCheck
         }
         foreach (var b in builders)
         {
-            var balance = await inbox.EscrowBalanceAsync(b.Address, ct);
-            var paid = events.Where(e => e.Builder == b.Address).Aggregate(BigInteger.Zero, (a, e) => a + e.Price);
+            // Collateral is allocated per relay (protocol v2): the devnet's builders deposit at its one relay address.
+            var balance = await inbox.EscrowBalanceAsync(b.Address, relay, ct);
+            var paid = events.Where(e => e.Builder == b.Address && e.Relay == relay).Aggregate(BigInteger.Zero, (a, e) => a + e.Price);
+            if (await inbox.IsBarredAsync(b.Address, ct)) c.Problems.Add($"{b.Name}: barred on L1 (a settlement its collateral could not cover)");
             if (collateral - balance != paid) c.Problems.Add($"{b.Name}: escrow went from {collateral} to {balance} wei, but the posted prices add up to {paid}");
         }
         foreach (var p in proposers)

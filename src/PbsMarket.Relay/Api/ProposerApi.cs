@@ -35,10 +35,10 @@ public static class ProposerApi
             Wire.WriteHeader(j, w.Bid.Header);
             j.WriteString("header_hash", w.Bid.HeaderHash.ToString());
             j.WriteString("builder_signature", w.Bid.Signature.ToString());
-            j.WriteString("price", w.Result.Price!.Value.ToString());
-            j.WriteString("bids_root", w.Result.BidsRoot!.Value.ToString());
-            j.WriteString("bid_count", w.Result.BidCount!.Value.ToString());
-            j.WriteString("relay_signature", w.Result.RelaySignature);
+            // price, bids_root, bid_count, relay_signature and (second price above the reserve) runner_up: what L1 checks
+            Wire.WriteSettlementFields(j, w.Result.SettlementOf());
+            // version 2: the relay the proposer's Proposal names (the AuctionResult's signer)
+            if (w.Result.Relay is { } relay) j.WriteString("relay", relay.ToString());
             j.WriteEndObject();
         }
         return Results.Bytes(buffer.ToArray(), "application/json");
@@ -71,6 +71,9 @@ public static class ProposerApi
                 j.WriteString("builder_signature", block.BuilderSignature.ToString());
                 j.WriteString("proposal_signature", block.ProposalSignature.ToString());
                 j.WriteString("payload", "0x" + Convert.ToHexStringLower(block.Payload));
+                // version 2: the settlement L1 needs, so that anyone can post this head
+                using var settlement = JsonDocument.Parse(block.SettlementJson);
+                foreach (var field in settlement.RootElement.EnumerateObject()) field.WriteTo(j);
             }
             j.WriteEndObject();
         }

@@ -10,6 +10,15 @@ public sealed record BidView(Hash32 HeaderHash, Address Builder, BigInteger Valu
 
 public sealed record WinnerView(Hash32 HeaderHash, Address Builder, BigInteger Value);
 
+/// <summary>The runner-up evidence of a second-price result (its builder's own signed Header fields, receipt time, proof).</summary>
+public sealed record RunnerUpView(ulong GasLimit, ulong GasUsed, Hash32 PayloadHash, Address Builder, ulong ReceivedAtMs, string BuilderSignature, IReadOnlyList<Hash32> Proof)
+{
+    public static RunnerUpView From(RunnerUpEvidence e) =>
+        new(e.GasLimit, e.GasUsed, e.PayloadHash, e.Builder, e.ReceivedAtMs, e.BuilderSignature.ToString(), e.Proof);
+
+    public RunnerUpEvidence ToEvidence() => new(GasLimit, GasUsed, PayloadHash, Builder, ReceivedAtMs, Signature.Parse(BuilderSignature), Proof);
+}
+
 /// <summary>A slot as the data API shows it. Open slots carry nothing about their bids.</summary>
 public sealed record SlotView
 {
@@ -26,6 +35,10 @@ public sealed record SlotView
     public Hash32? BidsRoot { get; init; }
     public uint? BidCount { get; init; }
     public string? RelaySignature { get; init; }
+    /// <summary>The relay that signed the result (protocol version 2: what the proposer's Proposal names).</summary>
+    public Address? Relay { get; init; }
+    /// <summary>Second price above the reserve: the evidence L1 checks the price against.</summary>
+    public RunnerUpView? RunnerUp { get; init; }
     public Hash32? ProposedHeaderHash { get; init; }
     public string? L1TxHash { get; init; }
     public string? MissedReason { get; init; }
@@ -33,6 +46,14 @@ public sealed record SlotView
 
 /// <summary>An open (or not yet closed) slot: who proposes it and when it closes, nothing more.</summary>
 public sealed record OpenSlotView(ulong Slot, Address Proposer, string Status, Hash32 ParentHash, ulong Number, ulong ClosesAtMs);
+
+public static class SlotViewSettlement
+{
+    /// <summary>The settlement L1 needs for the slot's winning header (null when the slot had no winner).</summary>
+    public static Settlement? SettlementOf(this SlotView v) =>
+        v.Winner is null || v.RelaySignature is null ? null
+            : new Settlement(v.Price ?? 0, v.BidsRoot ?? Hash32.Zero, v.BidCount ?? 0, Signature.Parse(v.RelaySignature), v.RunnerUp?.ToEvidence());
+}
 
 public sealed record SlotPage(IReadOnlyList<object> Slots, string? NextCursor);
 

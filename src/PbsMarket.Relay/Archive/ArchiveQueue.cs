@@ -48,5 +48,22 @@ public sealed class ArchiveQueue(IConnectionMultiplexer redis, RedisKeys keys)
 public sealed record ArchivedBid(Hash32 HeaderHash, string Record, ulong ReceivedAtMs, long Sequence);
 public sealed record ResultRecord(SlotView Slot, IReadOnlyList<ArchivedBid> Bids);
 public sealed record ProposalRecord(ulong Slot, Hash32 HeaderHash, string Signature, string Source, string HeaderJson, string BuilderSignature, string PayloadHex, ulong ReceivedAtMs);
-public sealed record EquivocationRecord(ulong Slot, Address Proposer, Hash32 FirstHash, string FirstSignature, Hash32 SecondHash, string SecondSignature, ulong ReceivedAtMs);
+/// <summary>Two differing Proposal signatures of one proposer for one slot (version 2: the terms are the settlement each signed).</summary>
+public sealed record EquivocationRecord(ulong Slot, Address Proposer, Hash32 FirstHash, string FirstSignature, Hash32 SecondHash, string SecondSignature, ulong ReceivedAtMs,
+    ProposalTerms? FirstTerms = null, ProposalTerms? SecondTerms = null)
+{
+    public Proposal FirstProposal => (FirstTerms ?? ProposalTerms.None).For(Slot, FirstHash);
+    public Proposal SecondProposal => (SecondTerms ?? ProposalTerms.None).For(Slot, SecondHash);
+
+    public static EquivocationRecord Of(Address proposer, Proposal first, Signature firstSig, Proposal second, Signature secondSig, ulong now) =>
+        new(first.Slot, proposer, first.HeaderHash, firstSig.ToString(), second.HeaderHash, secondSig.ToString(), now, ProposalTerms.Of(first), ProposalTerms.Of(second));
+}
+
+/// <summary>The settlement part of a Proposal (v2): price, bids root, relay.</summary>
+public sealed record ProposalTerms(BigInteger Price, Hash32 BidsRoot, Address Relay)
+{
+    public static readonly ProposalTerms None = new(BigInteger.Zero, Hash32.Zero, Address.Zero);
+    public static ProposalTerms Of(Proposal p) => new(p.Price, p.BidsRoot, p.Relay);
+    public Proposal For(ulong slot, Hash32 headerHash) => new(slot, headerHash, Price, BidsRoot, Relay);
+}
 public sealed record PostedRecord(ulong Slot, string L1TxHash, ulong BlockNumber, ulong PostedAtMs);

@@ -162,15 +162,25 @@ public sealed class AuctionStore(IConnectionMultiplexer redis, RedisKeys keys, R
     public abstract record ProposeOutcome;
     public sealed record NewProposal : ProposeOutcome;
     public sealed record SameProposal : ProposeOutcome;
-    public sealed record Conflict(Hash32 FirstHash, Signature FirstSignature) : ProposeOutcome;
-
-    public async Task<ProposeOutcome> ProposeAsync(ulong slot, Hash32 headerHash, Signature signature, ulong nowMs, string source)
+    /// <summary>The slot already has a different signed Proposal (v2: any field differs): equivocation.</summary>
+    public sealed record Conflict(Proposal First, Signature FirstSignature) : ProposeOutcome
     {
+        public Hash32 FirstHash => First.HeaderHash;
+    }
+
+    /// <summary>Records the slot's signed proposal once; a second, differing one (any field) is a conflict.</summary>
+    public async Task<ProposeOutcome> ProposeAsync(Proposal proposal, Signature signature, ulong nowMs, string source)
+    {
+        var slot = proposal.Slot;
         var r = (RedisResult[])(await Db.ScriptEvaluateAsync(Scripts.Propose, new
         {
             proposal = keys.Proposal(slot),
             evidence = keys.Evidence(slot),
-            hash = headerHash.ToString(),
+            phash = Eip712.HashStruct(proposal).ToString(),
+            hash = proposal.HeaderHash.ToString(),
+            price = proposal.Price.ToString(CultureInfo.InvariantCulture),
+            root = proposal.BidsRoot.ToString(),
+            relay = proposal.Relay.ToString(),
             signature = signature.ToString(),
             now = nowMs.ToString(CultureInfo.InvariantCulture),
             source,
@@ -180,32 +190,42 @@ public sealed class AuctionStore(IConnectionMultiplexer redis, RedisKeys keys, R
         {
             "new" => new NewProposal(),
             "same" => new SameProposal(),
-            _ => new Conflict(Hash32.Parse((string)r[1]!), Signature.Parse((string)r[2]!)),
+            _ => new Conflict(ProposalOf(slot, (string)r[1]!, (string?)r[3], (string?)r[4], (string?)r[5]), Signature.Parse((string)r[2]!)),
         };
     }
 
-    public sealed record ProposalRecord(Hash32 HeaderHash, Signature Signature, ulong ReceivedMs, string Source, string? L1TxHash);
+    static Proposal ProposalOf(ulong slot, string hash, string? price, string? root, string? relay) =>
+        new(slot, Hash32.Parse(hash), price is null ? BigInteger.Zero : BigInteger.Parse(price, CultureInfo.InvariantCulture),
+            root is null ? Hash32.Zero : Hash32.Parse(root), relay is null ? Address.Zero : Address.Parse(relay));
+
+    public sealed record ProposalRecord(Proposal Proposal, Signature Signature, ulong ReceivedMs, string Source, string? L1TxHash)
+    {
+        public Hash32 HeaderHash => Proposal.HeaderHash;
+    }
 
     public async Task<ProposalRecord?> GetProposalAsync(ulong slot)
     {
-        var v = await Db.HashGetAsync(keys.Proposal(slot), ["header_hash", "signature", "received_ms", "source", "l1_tx"]);
+        var v = await Db.HashGetAsync(keys.Proposal(slot), ["header_hash", "signature", "received_ms", "source", "l1_tx", "price", "bids_root", "relay"]);
         if (v[0].IsNull) return null;
-        return new ProposalRecord(Hash32.Parse((string)v[0]!), Signature.Parse((string)v[1]!), ulong.Parse((string)v[2]!, CultureInfo.InvariantCulture), (string)v[3]!, v[4].IsNull ? null : (string)v[4]!);
+        return new ProposalRecord(ProposalOf(slot, (string)v[0]!, (string?)v[5], (string?)v[6], (string?)v[7]), Signature.Parse((string)v[1]!),
+            ulong.Parse((string)v[2]!, CultureInfo.InvariantCulture), (string)v[3]!, v[4].IsNull ? null : (string)v[4]!);
     }
 
     /// <summary>Keeps the proposed block itself with its proposal, so that the head can be served whole.</summary>
-    public async Task StoreProposedBlockAsync(ulong slot, Hash32 headerHash, string headerJson, Signature builderSignature, byte[] payload)
+    public async Task StoreProposedBlockAsync(ulong slot, Hash32 headerHash, string headerJson, Signature builderSignature, byte[] payload, string settlementJson)
     {
-        await Db.HashSetAsync(keys.Proposal(slot), [new("header", headerJson), new("builder_signature", builderSignature.ToString()), new("payload", payload)]);
+        await Db.HashSetAsync(keys.Proposal(slot), [new("header", headerJson), new("builder_signature", builderSignature.ToString()), new("payload", payload), new("settlement", settlementJson)]);
     }
 
-    public sealed record ProposedBlock(string HeaderJson, Signature BuilderSignature, Signature ProposalSignature, byte[] Payload);
+    /// <summary>A proposed block whole: header, signatures, payload, and (JSON object) the settlement fields L1 needs.</summary>
+    public sealed record ProposedBlock(string HeaderJson, Signature BuilderSignature, Signature ProposalSignature, byte[] Payload, string SettlementJson);
 
     public async Task<ProposedBlock?> GetProposedBlockAsync(ulong slot, Hash32 headerHash)
     {
-        var v = await Db.HashGetAsync(keys.Proposal(slot), ["header_hash", "header", "builder_signature", "signature", "payload"]);
+        var v = await Db.HashGetAsync(keys.Proposal(slot), ["header_hash", "header", "builder_signature", "signature", "payload", "settlement"]);
         if (v[0].IsNull || v[1].IsNull || v[4].IsNull || (string)v[0]! != headerHash.ToString()) return null;
-        return new ProposedBlock((string)v[1]!, Signature.Parse((string)v[2]!), Signature.Parse((string)v[3]!), (byte[])v[4]!);
+        return new ProposedBlock((string)v[1]!, Signature.Parse((string)v[2]!), Signature.Parse((string)v[3]!), (byte[])v[4]!,
+            v[5].IsNull ? "{}" : (string)v[5]!);
     }
 
     public Task MarkPostedAsync(ulong slot, string txHash) => Db.HashSetAsync(keys.Proposal(slot), "l1_tx", txHash);

@@ -84,7 +84,8 @@ public sealed class BidService(AuctionStore store, Market market, IChainView cha
             return No("invalid_signature", "the signature does not recover to any address");
         if (signer != h.Builder) return No("invalid_signature", $"the signature is by {signer}, not the builder {h.Builder}");
         if (limiter.TryAcquire(h.Builder) is { } limited) return new Refused(limited.Rejection);
-        var collateral = await chain.CollateralAsync(h.Builder, ct);
+        var (collateral, barred) = await chain.CollateralAsync(h.Builder, ct);
+        if (barred) return No("barred", $"builder {h.Builder} owes a shortfall on L1 and may not bid until it pays it");
         var owedValue = await owedTask;
         var owed = owedValue.IsNull ? BigInteger.Zero : BigInteger.Parse((string)owedValue!, System.Globalization.CultureInfo.InvariantCulture);
         var free = collateral - owed;
@@ -92,6 +93,9 @@ public sealed class BidService(AuctionStore store, Market market, IChainView cha
             return No("collateral_required", $"builder {h.Builder} has {BigInteger.Max(free, 0)} wei of free collateral (escrow {collateral}, owed {owed}); bidding needs at least {_minFree}");
         if (h.Value > free)
             return No("insufficient_collateral", $"value {h.Value} exceeds the builder's free collateral {BigInteger.Max(free, 0)} (escrow {collateral}, owed {owed})");
+        // What a proposer could steal from a block is bounded by its bond (docs/settlement.md, "Unbundling").
+        if (chain.ProposerStanding(h.Proposer) is { } standing && h.Value > standing.Bond)
+            return No("above_proposer_bond", $"value {h.Value} exceeds the bond {standing.Bond} of slot {h.Slot}'s proposer");
 
         // 6. the payload: hash, then decode
         if (L1Limits.CheckPostable(bid.Payload.Length) is { } postable) return No(postable.Code, postable.Message);

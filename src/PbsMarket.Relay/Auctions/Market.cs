@@ -24,10 +24,16 @@ public sealed class Market
 
     public ulong EpochOf(ulong slot) => slot / (ulong)Options.SlotsPerEpoch;
 
-    /// <summary>The slot's scheduled proposer, or null while L1 has not told us the epoch's set.</summary>
+    /// <summary>
+    /// The slot's scheduled proposer: the seeded draw from the epoch's set (ProposerSchedule, as L1's proposerForSlot),
+    /// or null while L1 has not told us the epoch's set and seed, and for a slashed proposer (its slots are empty).
+    /// </summary>
     public Address? ProposerOf(ulong slot, IChainView chain)
     {
-        var set = chain.ProposerSet(EpochOf(slot));
-        return set is { Count: > 0 } ? ProposerSchedule.ProposerFor(slot, set) : null;
+        var epoch = EpochOf(slot);
+        var set = chain.ProposerSet(epoch);
+        if (set is not { Count: > 0 } || chain.Seed(epoch) is not { } seed) return null;
+        var drawn = ProposerSchedule.ProposerFor(slot, seed, set);
+        return chain.ProposerStanding(drawn) is { Slashed: true } ? null : drawn;
     }
 }

@@ -15,7 +15,7 @@ namespace PbsMarket.Relay.Auctions;
 /// </summary>
 public sealed class ProposalService(
     AuctionStore store, ResultService results, Market market, IChainView chain, ArchiveQueue archive,
-    IConnectionMultiplexer redis, EventHub events, RelayMetrics metrics, ILogger<ProposalService> log)
+    IConnectionMultiplexer redis, EventHub events, RelayMetrics metrics, RelayKey key, ILogger<ProposalService> log)
 {
     public abstract record HeaderOutcome;
     public sealed record WinningHeader(StoredBid Bid, SlotView Result) : HeaderOutcome;
@@ -63,42 +63,52 @@ public sealed class ProposalService(
         if (market.Clock.CheckSlot(p.Slot) is { } range) return Refuse(range.Code, range.Message);
         var proposer = await ScheduledProposerAsync(p.Slot);
         if (proposer is null) return Refuse("unavailable", $"the proposer of slot {p.Slot} is not known yet");
-        var digest = Eip712.Digest(market.Domain, new Proposal(p.Slot, p.HeaderHash));
-        if (!SignatureRecovery.TryRecover(digest, p.Signature, out var signer) || signer != proposer.Value)
+        // A proposal that says what it signed is authenticated before anything else.
+        if (p.Proposal is { } stated && (!SignatureRecovery.TryRecover(Eip712.Digest(market.Domain, stated), p.Signature, out var statedSigner) || statedSigner != proposer.Value))
             return Refuse("not_proposer", $"the proposal is not signed by slot {p.Slot}'s proposer {proposer}");
 
         var now = market.Clock.NowMs;
         var closed = await results.EnsureClosedAsync(p.Slot);
         if (closed is null) return Refuse("too_early", $"the auction for slot {p.Slot} has not closed");
 
-        if (closed.Winner is null || closed.Winner.HeaderHash != p.HeaderHash)
+        // Version 2: the proposer signs the header and the settlement (price, bids root, this relay). The
+        // submission may say what it signed; otherwise it is taken to be this relay's settlement of the header.
+        var ours = closed.Winner is { } won && closed.View.SettlementOf() is { } settlement
+            ? SettlementRules.ProposalFor(p.Slot, won.HeaderHash, settlement, key.Address) : null;
+        var signed = p.Proposal ?? (ours is not null && ours.HeaderHash == p.HeaderHash ? ours : Proposal.Fallback(p.Slot, p.HeaderHash));
+        if (!SignatureRecovery.TryRecover(Eip712.Digest(market.Domain, signed), p.Signature, out var signer) || signer != proposer.Value)
+            return Refuse("not_proposer", $"the proposal is not signed by slot {p.Slot}'s proposer {proposer}");
+
+        if (ours is null || signed != ours)
         {
-            // A validly signed proposal for another header: evidence if the proposer already chose one.
+            // A validly signed proposal of something else: evidence if the proposer already signed another one.
             var previous = await store.GetProposalAsync(p.Slot);
-            if (previous is not null && previous.HeaderHash != p.HeaderHash)
-                return await EquivocationAsync(p.Slot, proposer.Value, previous.HeaderHash, previous.Signature, p.HeaderHash, p.Signature, now);
-            return Refuse("not_winner", $"header {p.HeaderHash} is not the winning header of slot {p.Slot}");
+            if (previous is not null && previous.Proposal != signed)
+                return await EquivocationAsync(proposer.Value, previous.Proposal, previous.Signature, signed, p.Signature, now);
+            return ours is not null && ours.HeaderHash == signed.HeaderHash
+                ? Refuse("wrong_settlement", $"the proposal's settlement (price {signed.Price}, bids root {signed.BidsRoot}, relay {signed.Relay}) is not this relay's (price {ours.Price}, bids root {ours.BidsRoot}, relay {ours.Relay})")
+                : Refuse("not_winner", $"header {p.HeaderHash} is not the winning header of slot {p.Slot}");
         }
-        var outcome = await store.ProposeAsync(p.Slot, p.HeaderHash, p.Signature, now, "auction");
+        var winner = closed.Winner!;
+        var outcome = await store.ProposeAsync(signed, p.Signature, now, "auction");
         switch (outcome)
         {
             case AuctionStore.Conflict c:
-                return await EquivocationAsync(p.Slot, proposer.Value, c.FirstHash, c.FirstSignature, p.HeaderHash, p.Signature, now);
+                return await EquivocationAsync(proposer.Value, c.First, c.FirstSignature, signed, p.Signature, now);
             case AuctionStore.NewProposal:
                 var head = await store.GetHeadAsync();
-                if (HeadRules.CheckAdoption(market.Clock, head.ToChainHead(), closed.Winner.Header, now) is { } why)
+                if (HeadRules.CheckAdoption(market.Clock, head.ToChainHead(), winner.Header, now) is { } why)
                     // Kept (the proposer signed it, and L1 may still take it), but the head does not move back in time.
                     log.LogWarning("slot {Slot} proposed but not adopted as head: {Why}", p.Slot, why);
                 else
-                    await AdoptAsync(closed.Winner.Header, closed.Winner.HeaderHash, p.Slot);
+                    await AdoptAsync(winner.Header, winner.HeaderHash, p.Slot);
                 break;
         }
         var payload = await store.GetPayloadAsync(p.Slot, p.HeaderHash);
         if (payload is null) return Refuse("unavailable", $"the payload of {p.HeaderHash} is no longer held");
         if (outcome is AuctionStore.NewProposal)
         {
-            await QueueForL1Async(closed.Winner.Header, closed.Winner.HeaderHash, closed.Winner.Signature, p.Signature, payload,
-                closed.View.Price ?? 0, closed.View.BidsRoot ?? Hash32.Zero, "auction", now);
+            await QueueForL1Async(winner.Header, winner.HeaderHash, winner.Signature, p.Signature, payload, closed.View.SettlementOf(), "auction", now);
             metrics.Count("pbs_proposals_total", "source=\"auction\"");
         }
         return new Payload(payload);
@@ -129,20 +139,29 @@ public sealed class ProposalService(
         var head = await store.GetHeadAsync();
         var extends = HeadRules.CheckExtends(head.ToChainHead(), h.Slot, h.Number, h.ParentHash);
         var headerHash = Eip712.HashStruct(h);
-        if (!SignatureRecovery.Verify(Eip712.Digest(market.Domain, new Proposal(h.Slot, headerHash)), a.ProposalSignature, proposer.Value))
-            return new AnnounceRefused(new("invalid_signature", $"proposal_signature is not by slot {h.Slot}'s proposer {proposer}"));
         if (!SignatureRecovery.Verify(Eip712.Digest(market.Domain, headerHash), a.BuilderSignature, h.Builder))
             return new AnnounceRefused(new("invalid_signature", $"builder_signature is not by the builder {h.Builder}"));
+        // Version 2: the settlement travels with the head, checked here exactly as L1 will check it (SettlementRules),
+        // and the proposer signed the header and that settlement.
+        var settlement = a.SettlementOrNone;
+        var relay = SettlementRules.RelayOf(market.Domain, h.Slot, headerHash, settlement);
+        if (settlement.RelaySignature is not null && relay.IsZero)
+            return new AnnounceRefused(new("invalid_signature", "relay_signature does not recover to any address"));
+        if (SettlementRules.Check(market.Domain, market.PriceRule, market.Reserve, h, settlement, relay) is { } settlementError)
+            return new AnnounceRefused(new(settlementError.Code, settlementError.Message));
+        var signed = SettlementRules.ProposalFor(h.Slot, headerHash, settlement, relay);
+        if (!SignatureRecovery.Verify(Eip712.Digest(market.Domain, signed), a.ProposalSignature, proposer.Value))
+            return new AnnounceRefused(new("invalid_signature", $"proposal_signature is not by slot {h.Slot}'s proposer {proposer} over this header and settlement"));
         if ((timing ?? extends) is { } refusal)
         {
             // Not adoptable (too late, behind the head, not on it): nothing is stored or queued. The same header
             // again gets the same answer; a validly signed second header for a slot the proposer already chose is
             // still evidence of equivocation.
             var previous = await store.GetProposalAsync(h.Slot);
-            if (previous is not null && previous.HeaderHash == headerHash) return new Announced(false, head);
+            if (previous is not null && previous.Proposal == signed) return new Announced(false, head);
             if (previous is not null)
             {
-                var refused = await EquivocationAsync(h.Slot, proposer.Value, previous.HeaderHash, previous.Signature, headerHash, a.ProposalSignature, now);
+                var refused = await EquivocationAsync(proposer.Value, previous.Proposal, previous.Signature, signed, a.ProposalSignature, now);
                 return new AnnounceRefused(((ProposeRefused)refused).Rejection);
             }
             return AnnounceNo(refusal);
@@ -151,19 +170,19 @@ public sealed class ProposalService(
         var decoded = PayloadCodec.Decode(a.Payload, market.L2ChainId, new PayloadLimits(market.Options.MaxPayloadBytes, market.Options.MaxTxsPerBlock));
         if (!decoded.IsOk) return new AnnounceRefused(new(decoded.Error.Code, decoded.Error.Message));
 
-        var outcome = await store.ProposeAsync(h.Slot, headerHash, a.ProposalSignature, now, "announced");
+        var outcome = await store.ProposeAsync(signed, a.ProposalSignature, now, "announced");
         if (outcome is AuctionStore.Conflict c)
         {
-            var refused = await EquivocationAsync(h.Slot, proposer.Value, c.FirstHash, c.FirstSignature, headerHash, a.ProposalSignature, now);
+            var refused = await EquivocationAsync(proposer.Value, c.First, c.FirstSignature, signed, a.ProposalSignature, now);
             return new AnnounceRefused(((ProposeRefused)refused).Rejection);
         }
         if (outcome is AuctionStore.NewProposal)
         {
             await AdoptAsync(h, headerHash, h.Slot);
-            // Not ours: no price is known here. Posted (without payment) only if, three slots on, nobody
-            // has: the relay that auctioned it posts at once with the real price, and L1 takes one header per slot.
-            await QueueForL1Async(h, headerHash, a.BuilderSignature, a.ProposalSignature, a.Payload, 0, Hash32.Zero, "announced", now,
-                notBeforeMs: market.Clock.StartMs(h.Slot) + 3 * (ulong)market.Options.SlotMs);
+            // Not ours, but its settlement is authenticated, so any poster's copy settles the same: posted if, a slot
+            // on, nobody has (the auctioning relay usually has; L1 skips a second copy rather than reverting).
+            await QueueForL1Async(h, headerHash, a.BuilderSignature, a.ProposalSignature, a.Payload, a.Settlement, "announced", now,
+                notBeforeMs: market.Clock.StartMs(h.Slot) + (ulong)market.Options.SlotMs);
             metrics.Count("pbs_proposals_total", "source=\"announced\"");
             return new Announced(true, await store.GetHeadAsync());
         }
@@ -181,20 +200,33 @@ public sealed class ProposalService(
     }
 
     async Task QueueForL1Async(Header header, Hash32 headerHash, Signature builderSig, Signature proposalSig, byte[] payload,
-        BigInteger price, Hash32 bidsRoot, string source, ulong now, ulong notBeforeMs = 0)
+        Settlement? settlement, string source, ulong now, ulong notBeforeMs = 0)
     {
         var headerJson = System.Text.Encoding.UTF8.GetString(Wire.ToUtf8(header, Wire.WriteHeader));
-        await store.StoreProposedBlockAsync(header.Slot, headerHash, headerJson, builderSig, payload);
+        var settlementJson = SettlementJson(settlement);
+        await store.StoreProposedBlockAsync(header.Slot, headerHash, headerJson, builderSig, payload, settlementJson);
+        var s = settlement ?? Settlement.None;
         var item = new L1Item(header.Slot, headerHash, headerJson, builderSig.ToString(), proposalSig.ToString(),
-            "0x" + Convert.ToHexStringLower(payload), price, bidsRoot, source, notBeforeMs);
+            "0x" + Convert.ToHexStringLower(payload), s.Price, s.BidsRoot, source, notBeforeMs, settlementJson);
         await redis.GetDatabase().StreamAddAsync(store.Keys.L1Queue, "item", JsonSerializer.Serialize(item, WireJson.Options));
         await archive.EnqueueProposalAsync(new ProposalRecord(header.Slot, headerHash, proposalSig.ToString(), source, headerJson,
             builderSig.ToString(), item.PayloadHex, now));
     }
 
-    async Task<ProposeOutcome> EquivocationAsync(ulong slot, Address proposer, Hash32 firstHash, Signature firstSig, Hash32 secondHash, Signature secondSig, ulong now)
+    /// <summary>The settlement fields as one JSON object (empty for a block without an auction result).</summary>
+    public static string SettlementJson(Settlement? s) => System.Text.Encoding.UTF8.GetString(Wire.ToUtf8(s, (w, x) =>
     {
-        var evidence = new EquivocationRecord(slot, proposer, firstHash, firstSig.ToString(), secondHash, secondSig.ToString(), now);
+        w.WriteStartObject();
+        Wire.WriteSettlementFields(w, x);
+        w.WriteEndObject();
+    }));
+
+    async Task<ProposeOutcome> EquivocationAsync(Address proposer, Proposal first, Signature firstSig, Proposal second, Signature secondSig, ulong now)
+    {
+        var slot = first.Slot;
+        var firstHash = first.HeaderHash;
+        var secondHash = second.HeaderHash;
+        var evidence = EquivocationRecord.Of(proposer, first, firstSig, second, secondSig, now);
         await archive.EnqueueEquivocationAsync(evidence);
         await redis.GetDatabase().StreamAddAsync(store.Keys.L1Evidence, "evidence", JsonSerializer.Serialize(evidence, WireJson.Options));
         metrics.Count("pbs_equivocations_total");
@@ -206,6 +238,14 @@ public sealed class ProposalService(
     static AnnounceRefused AnnounceNo(ProtocolError e) => new(new Rejection(e.Code, e.Message));
 }
 
-/// <summary>A proposed block waiting to be posted to the L1 inbox.</summary>
+/// <summary>A proposed block waiting to be posted to the L1 inbox, with its settlement (JSON object of the settlement fields).</summary>
 public sealed record L1Item(ulong Slot, Hash32 HeaderHash, string HeaderJson, string BuilderSignature, string ProposalSignature,
-    string PayloadHex, BigInteger Price, Hash32 BidsRoot, string Source, ulong NotBeforeMs = 0);
+    string PayloadHex, BigInteger Price, Hash32 BidsRoot, string Source, ulong NotBeforeMs = 0, string SettlementJson = "{}")
+{
+    /// <summary>The settlement L1 needs (a method, not a property: the item is serialized as JSON).</summary>
+    public Settlement ToSettlement()
+    {
+        using var doc = JsonDocument.Parse(SettlementJson);
+        return Wire.ParseSettlementOf(doc.RootElement).Value ?? Settlement.None;
+    }
+}

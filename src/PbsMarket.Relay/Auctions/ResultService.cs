@@ -33,6 +33,15 @@ public sealed class ResultService(
         var winner = result.Winner is { } w ? closed.Bids.First(b => b.HeaderHash == w.HeaderHash) : null;
         var auctionResult = new AuctionResult(slot, winner?.HeaderHash ?? Hash32.Zero, result.Price, root, (uint)closed.Bids.Count);
         var signature = key.Key.Sign(Eip712.Digest(market.Domain, auctionResult));
+        // Second price above the reserve: L1 checks the price against the runner-up's own signed header in the root.
+        RunnerUpView? runnerUp = null;
+        if (result.RunnerUp(market.PriceRule, market.Reserve) is { } r)
+        {
+            var bid = closed.Bids.First(b => b.HeaderHash == r.HeaderHash);
+            var proof = BidsMerkle.Proof(closed.Bids.Select(b => (b.HeaderHash, b.ReceivedAtMs)), bid.HeaderHash, bid.ReceivedAtMs)!;
+            runnerUp = RunnerUpView.From(new RunnerUpEvidence(bid.Header.GasLimit, bid.Header.GasUsed, bid.Header.PayloadHash, bid.Header.Builder,
+                bid.ReceivedAtMs, bid.Signature, proof));
+        }
 
         var view = new SlotView
         {
@@ -50,6 +59,8 @@ public sealed class ResultService(
             BidsRoot = root,
             BidCount = (uint)closed.Bids.Count,
             RelaySignature = signature.ToString(),
+            Relay = key.Address,
+            RunnerUp = runnerUp,
         };
         var json = JsonSerializer.Serialize(view, WireJson.Options);
         if (await store.TryStoreResultAsync(slot, json))

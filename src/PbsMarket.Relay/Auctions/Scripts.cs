@@ -105,14 +105,15 @@ internal static class Scripts
     /// Records the proposer's signed choice for a slot, once. Returns {'new'} | {'same'} | {'conflict', hash, signature}.
     /// </summary>
     public static readonly LuaScript Propose = LuaScript.Prepare("""
-        local prev = redis.call('HMGET', @proposal, 'header_hash', 'signature')
+        local prev = redis.call('HMGET', @proposal, 'proposal_hash', 'signature', 'header_hash', 'price', 'bids_root', 'relay')
         if prev[1] then
-          if prev[1] == @hash then return {'same'} end
+          if prev[1] == @phash then return {'same'} end
           redis.call('RPUSH', @evidence, @hash .. '|' .. @signature)
           redis.call('EXPIRE', @evidence, @ttl)
-          return {'conflict', prev[1], prev[2]}
+          return {'conflict', prev[3], prev[2], prev[4], prev[5], prev[6]}
         end
-        redis.call('HSET', @proposal, 'header_hash', @hash, 'signature', @signature, 'received_ms', @now, 'source', @source)
+        redis.call('HSET', @proposal, 'proposal_hash', @phash, 'header_hash', @hash, 'price', @price, 'bids_root', @root, 'relay', @relay,
+          'signature', @signature, 'received_ms', @now, 'source', @source)
         redis.call('EXPIRE', @proposal, @ttl)
         return {'new'}
         """);

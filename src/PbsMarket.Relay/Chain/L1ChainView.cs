@@ -9,8 +9,9 @@ using Polly.Retry;
 namespace PbsMarket.Relay.Chain;
 
 /// <summary>
-/// The relay's view of L1, refreshed every slot: the proposer sets of the current and next epochs
-/// from the registry, and each known builder's escrow balance. L1 errors are retried with backoff and
+/// The relay's view of L1, refreshed every half slot: the proposer sets and schedule seeds of the current and next
+/// epochs, the bond and slashed status of their members, and each known builder's collateral at this relay (the
+/// escrow allocates collateral per relay in protocol version 2) and whether it is barred. L1 errors are retried with backoff and
 /// surface through <see cref="Problem"/> (readiness), never as wrong answers: a set we could not read
 /// is unknown, not empty.
 /// </summary>
@@ -21,13 +22,17 @@ public sealed class L1ChainView : BackgroundService, IChainView
     readonly Web3 _web3;
     readonly string _registry, _escrow;
     readonly ConcurrentDictionary<ulong, IReadOnlyList<Address>> _sets = new();
-    readonly ConcurrentDictionary<Address, (BigInteger Balance, long FetchedAt)> _collateral = new();
+    readonly ConcurrentDictionary<ulong, Hash32> _seeds = new();
+    readonly ConcurrentDictionary<Address, (BigInteger Bond, bool Slashed)> _standing = new();
+    readonly ConcurrentDictionary<Address, (BigInteger Balance, bool Barred, long FetchedAt)> _collateral = new();
+    readonly Address _relay;
     readonly ResiliencePipeline _retry;
     readonly InboxClient _inbox;
     long _lastSuccess;
 
-    public L1ChainView(Market market, ILogger<L1ChainView> log)
+    public L1ChainView(Market market, Infrastructure.RelayKey key, ILogger<L1ChainView> log)
     {
+        _relay = key.Address;
         _market = market;
         _log = log;
         var o = market.Options;
@@ -55,18 +60,40 @@ public sealed class L1ChainView : BackgroundService, IChainView
 
     public IReadOnlyList<Address>? ProposerSet(ulong epoch) => _sets.TryGetValue(epoch, out var set) ? set : null;
 
-    public async ValueTask<BigInteger> CollateralAsync(Address builder, CancellationToken ct)
+    public Hash32? Seed(ulong epoch) => _seeds.TryGetValue(epoch, out var seed) ? seed : null;
+
+    public (BigInteger Bond, bool Slashed)? ProposerStanding(Address proposer) => _standing.TryGetValue(proposer, out var s) ? s : null;
+
+    public async ValueTask<(BigInteger Collateral, bool Barred)> CollateralAsync(Address builder, CancellationToken ct)
     {
         var now = Environment.TickCount64;
-        if (_collateral.TryGetValue(builder, out var c) && now - c.FetchedAt < _market.Options.SlotMs * 3) return c.Balance;
-        var balance = await ReadBalanceAsync(builder, ct);
-        _collateral[builder] = (balance, now);
-        return balance;
+        if (_collateral.TryGetValue(builder, out var c) && now - c.FetchedAt < _market.Options.SlotMs * 3) return (c.Balance, c.Barred);
+        var (balance, barred) = await ReadBalanceAsync(builder, ct);
+        _collateral[builder] = (balance, barred, now);
+        return (balance, barred);
     }
 
-    async Task<BigInteger> ReadBalanceAsync(Address builder, CancellationToken ct) =>
-        await _retry.ExecuteAsync(async _ => await _web3.Eth.GetContractQueryHandler<EscrowBalanceOfFunction>()
-            .QueryAsync<BigInteger>(_escrow, new EscrowBalanceOfFunction { Builder = builder.ToString() }), ct);
+    async Task<(BigInteger, bool)> ReadBalanceAsync(Address builder, CancellationToken ct) =>
+        await _retry.ExecuteAsync(async _ =>
+        {
+            var balance = await _web3.Eth.GetContractQueryHandler<EscrowBalanceOfFunction>()
+                .QueryAsync<BigInteger>(_escrow, new EscrowBalanceOfFunction { Builder = builder.ToString(), Relay = _relay.ToString() });
+            var barred = await _web3.Eth.GetContractQueryHandler<IsBarredFunction>()
+                .QueryAsync<bool>(_escrow, new IsBarredFunction { Builder = builder.ToString() });
+            return (balance, barred);
+        }, ct);
+
+    async Task<Hash32> ReadSeedAsync(ulong epoch, CancellationToken ct) =>
+        await _retry.ExecuteAsync(async _ => Hash32.FromBytes(await _web3.Eth.GetContractQueryHandler<SeedOfFunction>()
+            .QueryAsync<byte[]>(_registry, new SeedOfFunction { Epoch = epoch })), ct);
+
+    async Task<(BigInteger, bool)> ReadStandingAsync(Address proposer, CancellationToken ct) =>
+        await _retry.ExecuteAsync(async _ =>
+        {
+            var info = await _web3.Eth.GetContractQueryHandler<ProposerInfoFunction>()
+                .QueryDeserializingToObjectAsync<ProposerInfoOutput>(new ProposerInfoFunction { Proposer = proposer.ToString() }, _registry);
+            return (info.Bond, info.Status == (byte)ProposerStatus.Slashed);
+        }, ct);
 
     async Task<IReadOnlyList<Address>> ReadSetAsync(ulong epoch, CancellationToken ct) =>
         await _retry.ExecuteAsync(async _ =>
@@ -77,25 +104,50 @@ public sealed class L1ChainView : BackgroundService, IChainView
         }, ct);
 
     /// <summary>One refresh; also used at start-up so the first auction can open at once.</summary>
+    string? _rulesProblem;
+    bool _rulesChecked;
+
+    /// <summary>The relay prices auctions; L1 judges them (v2): a relay whose price rule or reserve differs from the inbox's is not ready.</summary>
+    async Task CheckMarketRulesAsync(CancellationToken ct)
+    {
+        if (_rulesChecked) return;
+        var (rule, reserve) = await new InboxClient(_web3, _market.Options.Inbox, _registry, _escrow).MarketRulesAsync(ct);
+        _rulesProblem = rule != _market.PriceRule || reserve != _market.Reserve
+            ? $"Relay:PriceRule {_market.PriceRule} / Relay:ReservePrice {_market.Reserve} differ from the inbox's {rule} / {reserve}: L1 would refuse this relay's prices"
+            : null;
+        if (_rulesProblem is not null) _log.LogError("{Problem}", _rulesProblem);
+        _rulesChecked = true;
+    }
+
     public async Task RefreshAsync(CancellationToken ct)
     {
+        await CheckMarketRulesAsync(ct);
         // The inbox's head first: no auction opens (no proposer set is known) before the relay knows what L1 holds.
+        // Version 2 keeps no per-slot storage: the head's slot is the inbox's last posted slot.
         var (hash, number) = await _retry.ExecuteAsync(async t => await _inbox.HeadAsync(t), ct);
         if (hash.IsZero) InboxHead = ChainHead.Genesis;
         else if (InboxHead?.Hash != hash)
         {
-            var info = await _retry.ExecuteAsync(async t => await _inbox.HeaderInfoAsync(hash, t), ct);
-            InboxHead = new ChainHead(hash, number, info.Slot);
+            var slot = await _retry.ExecuteAsync(async t => await _inbox.LastPostedSlotAsync(t), ct);
+            InboxHead = new ChainHead(hash, number, slot);
         }
         var epoch = _market.EpochOf(_market.Clock.CurrentSlot);
         foreach (var e in new[] { epoch, epoch + 1 })
         {
             // A set two epochs ahead can still change; the current and next one are fixed on L1.
             _sets[e] = await ReadSetAsync(e, ct);
+            // The seed of e + 1 is final halfway through e; reading it every refresh follows L1 until then.
+            _seeds[e] = await ReadSeedAsync(e, ct);
         }
-        foreach (var old in _sets.Keys.Where(k => k + 2 < epoch)) _sets.TryRemove(old, out _);
+        foreach (var old in _sets.Keys.Where(k => k + 2 < epoch)) { _sets.TryRemove(old, out _); _seeds.TryRemove(old, out _); }
+        // A slashed proposer's slots are empty at once: its status is read every refresh.
+        foreach (var proposer in _sets.Values.SelectMany(x => x).Distinct())
+            _standing[proposer] = await ReadStandingAsync(proposer, ct);
         foreach (var builder in _collateral.Keys)
-            _collateral[builder] = (await ReadBalanceAsync(builder, ct), Environment.TickCount64);
+        {
+            var (balance, barred) = await ReadBalanceAsync(builder, ct);
+            _collateral[builder] = (balance, barred, Environment.TickCount64);
+        }
         _lastSuccess = Environment.TickCount64;
     }
 
@@ -107,7 +159,7 @@ public sealed class L1ChainView : BackgroundService, IChainView
             {
                 await RefreshAsync(ct);
                 if (Problem is not null) _log.LogInformation("L1 view synced: epoch {Epoch} has {Count} proposers", _market.EpochOf(_market.Clock.CurrentSlot), ProposerSet(_market.EpochOf(_market.Clock.CurrentSlot))?.Count ?? 0);
-                Problem = null;
+                Problem = _rulesProblem;
             }
             catch (OperationCanceledException) when (ct.IsCancellationRequested)
             {

@@ -67,7 +67,9 @@ public sealed class L1PosterService(
                     try
                     {
                         worked = await PostRoundAsync(poster, round.Token);
+                        await WatchHeaderPostedAsync(inbox, round.Token);
                         await ReportEvidenceAsync(reporter, round.Token);
+                        await MaybeRecordSeedAsync(reporter, poster.Sender, round.Token);
                     }
                     finally
                     {
@@ -170,7 +172,7 @@ public sealed class L1PosterService(
             using var doc = JsonDocument.Parse(item.HeaderJson);
             var header = Wire.ParseHeader(doc.RootElement).Value;
             items.Add((e, item, new PostItem(header, Signature.Parse(item.BuilderSignature), Signature.Parse(item.ProposalSignature),
-                Convert.FromHexString(item.PayloadHex.AsSpan(2)), item.Price, item.BidsRoot)));
+                Convert.FromHexString(item.PayloadHex.AsSpan(2)), item.ToSettlement())));
         }
         if (items.Count == 0) return false;
         // One header per slot: the first queued wins (a second one would be equivocation, refused earlier).
@@ -187,7 +189,7 @@ public sealed class L1PosterService(
                     await MarkPostedAsync(first.Item, outcome);
                     done.AddRange(group.Select(g => g.Entry.Id));
                     break;
-                case PostStatus.Rejected when outcome.Error?.Name is "UnknownParent" or "SlotInFuture" && !WaitedTooLong(first.Entry.Id!):
+                case PostStatus.Rejected when outcome.Error?.Name is "NotOnHead" or "SlotNotStarted" && !WaitedTooLong(first.Entry.Id!):
                     break; // its parent may still arrive on L1: retry
                 case PostStatus.Rejected:
                     log.LogError("L1 refused slot {Slot} ({Source}): {Error}", outcome.Slot, first.Item.Source, outcome.Error);
@@ -218,7 +220,7 @@ public sealed class L1PosterService(
             var ev = JsonSerializer.Deserialize<EquivocationRecord>((string)e["evidence"]!, WireJson.Options)!;
             try
             {
-                var receipt = await reporter.ReportEquivocationAsync(ev.Slot, ev.FirstHash, Signature.Parse(ev.FirstSignature), ev.SecondHash, Signature.Parse(ev.SecondSignature), ct);
+                var receipt = await reporter.ReportEquivocationAsync(ev.FirstProposal, Signature.Parse(ev.FirstSignature), ev.SecondProposal, Signature.Parse(ev.SecondSignature), ct);
                 log.LogWarning("reported equivocation of {Proposer} in slot {Slot} to L1 (tx {Tx}): bond burned", ev.Proposer, ev.Slot, receipt.TransactionHash);
                 metrics.Count("pbs_l1_equivocation_reports_total");
             }
@@ -229,6 +231,50 @@ public sealed class L1PosterService(
             }
             await Db.StreamDeleteAsync(keys.L1Evidence, [e.Id]);
         }
+    }
+
+    ulong? _watchedTo;
+    readonly HashSet<ulong> _conflictsReported = [];
+    ulong? _seedDoneFor;
+
+    /// <summary>
+    /// Compares every HeaderPosted on L1 with the proposal this relay holds for the slot: a proposer that signed one
+    /// Proposal here and a different one on L1 (an unbundled block, another relay's settlement) has equivocated, and
+    /// the pair (ours, and the log's fields with its proposal signature) is queued as evidence for L1.
+    /// </summary>
+    async Task WatchHeaderPostedAsync(InboxClient inbox, CancellationToken ct)
+    {
+        var latest = (ulong)(await inbox.Web3.Eth.Blocks.GetBlockNumber.SendRequestAsync()).Value;
+        var from = _watchedTo is { } w ? w + 1 : latest > 256 ? latest - 256 : 0;
+        if (from > latest) return;
+        foreach (var posted in await inbox.GetHeaderPostedAsync(from, latest, ct))
+        {
+            if (posted.ProposalSignature is not { } theirs || _conflictsReported.Contains(posted.Slot)) continue;
+            var held = await store.GetProposalAsync(posted.Slot);
+            if (held is null || held.Proposal == posted.Proposal) continue;
+            _conflictsReported.Add(posted.Slot);
+            var evidence = EquivocationRecord.Of(posted.Proposer, held.Proposal, held.Signature, posted.Proposal, theirs, market.Clock.NowMs);
+            await archive.EnqueueEquivocationAsync(evidence);
+            await Db.StreamAddAsync(keys.L1Evidence, "evidence", JsonSerializer.Serialize(evidence, WireJson.Options));
+            metrics.Count("pbs_equivocations_total");
+            log.LogWarning("L1 holds a header for slot {Slot} ({Theirs}) that its proposer {Proposer} signed besides the proposal it gave this relay ({Ours}): equivocation, reporting",
+                posted.Slot, posted.HeaderHash, posted.Proposer, held.HeaderHash);
+        }
+        _watchedTo = latest;
+    }
+
+    /// <summary>Records the next epoch's schedule seed (recordSeed) in the first half of each epoch, once.</summary>
+    async Task MaybeRecordSeedAsync(InboxClient reporter, string sender, CancellationToken ct)
+    {
+        if (ProposerSchedule.SeedRecordEpoch(market.Clock.CurrentSlot, (ulong)market.Options.SlotsPerEpoch) is not { } epoch || _seedDoneFor == epoch) return;
+        var refusal = await reporter.SimulateRecordSeedAsync(sender, ct);
+        if (refusal is null)
+        {
+            var receipt = await reporter.RecordSeedAsync(ct);
+            log.LogInformation("recorded the schedule seed of epoch {Epoch} (tx {Tx})", epoch, receipt.TransactionHash);
+            _seedDoneFor = epoch;
+        }
+        else if (refusal.Name == "SeedAlreadyRecorded") _seedDoneFor = epoch;
     }
 
     bool WaitedTooLong(string entryId)

@@ -101,7 +101,7 @@ internal static class AttackHelpers
             30_000_000, 0, Keccak.Hash(PayloadCodec.Empty), proposer.Address, proposer.Address, 0);
         var hash = Eip712.HashStruct(header);
         var builderSig = proposer.Sign(Eip712.Digest(market.Domain, hash));
-        var proposalSig = proposer.Sign(Eip712.Digest(market.Domain, new Proposal(slot, hash)));
+        var proposalSig = proposer.Sign(Eip712.Digest(market.Domain, Proposal.Fallback(slot, hash)));
         return Wire.ToUtf8(new HeadAnnouncement(header, builderSig, proposalSig, PayloadCodec.Empty), Wire.WriteHeadAnnouncement);
     }
 

@@ -64,7 +64,7 @@ public sealed class HeadAttackTests(TestServers servers) : MarketTest(servers)
         var bid = TestMarket.Bid(a, TestMarket.Builders[0], 50_000);
         var receipt = await client.SubmitAsync(bid.Header, bid.Signature, bid.Payload);
         await Market.WaitClosedAsync(a.Slot);
-        var (status, _) = await client.PostRawAsync("relay/v1/proposer/proposals", ProposalBody(a.Slot, receipt.HeaderHash, Market.ProposerOf(a.Slot)));
+        var (status, _) = await client.PostRawAsync("relay/v1/proposer/proposals", await ProposalBodyAsync(a.Slot, receipt.HeaderHash, Market.ProposerOf(a.Slot)));
         Assert.Equal(200, status);
         var deadline = DateTime.UtcNow.AddSeconds(30);
         while (await inbox.HeaderOfSlotAsync(a.Slot) == Hash32.Zero && DateTime.UtcNow < deadline) await Task.Delay(200);

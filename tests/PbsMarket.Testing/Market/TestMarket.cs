@@ -26,6 +26,8 @@ public sealed class TestMarket : IAsyncDisposable
     public static readonly ProtocolKey[] Builders = [.. AnvilNode.DevKeys[5..8].Select(ProtocolKey.FromHex)];
     public static readonly ProtocolKey RelaySigner = ProtocolKey.FromHex(AnvilNode.DevKeys[9]);
     public static readonly BigInteger Collateral = UnitConversion.Convert.ToWei(10);
+    /// <summary>The inbox's reserve price (an L1 market parameter), which the relays are configured with.</summary>
+    public const long ReservePrice = 1000;
     public const long L2ChainId = 901;
 
     readonly List<RelayInstance> _relays = [];
@@ -48,8 +50,14 @@ public sealed class TestMarket : IAsyncDisposable
         var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
         var genesis = now - now % slotMs - 20 * slotMs;
         var deployment = await Deployer.DeployAsync(anvil.RpcUrl, AnvilNode.DevKeys[0], new DeployParameters(
-            L2ChainId, genesis, slotMs, 32, GenesisProposers: [.. Proposers.Select(p => p.Address)]));
-        foreach (var b in Builders) await Deployer.DepositAsync(anvil.RpcUrl, deployment, ToHex(b), Collateral);
+            L2ChainId, genesis, slotMs, 32, GenesisProposers: [.. Proposers.Select(p => p.Address)], PriceRule: PriceRule.SecondPrice, ReservePrice: ReservePrice));
+        // Version 2: the relay is registered and bonded on L1; builders allocate their collateral to it.
+        // (Dev key 8 is the second relay some tests run.)
+        foreach (var relayKey in new[] { AnvilNode.DevKeys[9], AnvilNode.DevKeys[8] })
+        {
+            await Deployer.RegisterRelayAsync(anvil.RpcUrl, deployment, relayKey);
+            foreach (var b in Builders) await Deployer.DepositAsync(anvil.RpcUrl, deployment, ToHex(b), Collateral, ProtocolKey.FromHex(relayKey).Address);
+        }
         return new TestMarket
         {
             Anvil = anvil, Redis = redis, Postgres = pg, PostgresConnection = pgConn, Deployment = deployment,
@@ -60,8 +68,50 @@ public sealed class TestMarket : IAsyncDisposable
 
     static string ToHex(ProtocolKey key) => AnvilNode.DevKeys.First(k => ProtocolKey.FromHex(k).Address == key.Address);
 
-    public ProtocolKey ProposerOf(ulong slot) =>
-        Proposers.First(p => p.Address == ProposerSchedule.ProposerFor(slot, [.. Proposers.Select(x => x.Address)]));
+    readonly System.Collections.Concurrent.ConcurrentDictionary<ulong, Hash32> _seeds = new();
+
+    /// <summary>The slot's proposer: the seeded schedule (ProposerSchedule) over the genesis set, with L1's seed of the slot's epoch.</summary>
+    public ProtocolKey ProposerOf(ulong slot)
+    {
+        var epoch = slot / 32;
+        var seed = _seeds.GetOrAdd(epoch, e => new InboxClient(L1Rpc.Connect(Anvil.RpcUrl), Deployment).SeedOfAsync(e).GetAwaiter().GetResult());
+        return Proposers.First(p => p.Address == ProposerSchedule.ProposerFor(slot, seed, [.. Proposers.Select(x => x.Address)]));
+    }
+
+    /// <summary>
+    /// What the slot's proposer signs for <paramref name="headerHash"/> in protocol version 2: the relay's settlement
+    /// when it is the relay's winning header (read from GET /relay/v1/proposer/header/{slot}), else a fallback proposal.
+    /// </summary>
+    public async Task<Proposal> ProposalForAsync(string relayUrl, ulong slot, Hash32 headerHash)
+    {
+        var proposer = ProposerOf(slot);
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
+        using var request = new HttpRequestMessage(HttpMethod.Get, $"{relayUrl}/relay/v1/proposer/header/{slot}");
+        request.Headers.Add("X-Pbs-Signature", proposer.Sign(Eip712.Digest(Domain, new HeaderRequest(slot, proposer.Address))).ToString());
+        var response = await http.SendAsync(request);
+        // The header is served once the auction is closed: wait for it (a proposer signs only what it was offered).
+        for (var i = 0; i < 40 && (int)response.StatusCode is 425 or 503; i++)
+        {
+            response.Dispose();
+            await Task.Delay(100);
+            using var again = new HttpRequestMessage(HttpMethod.Get, $"{relayUrl}/relay/v1/proposer/header/{slot}");
+            again.Headers.Add("X-Pbs-Signature", proposer.Sign(Eip712.Digest(Domain, new HeaderRequest(slot, proposer.Address))).ToString());
+            response = await http.SendAsync(again);
+        }
+        using var _ = response;
+        if (response.StatusCode != System.Net.HttpStatusCode.OK) return Proposal.Fallback(slot, headerHash);
+        using var doc = System.Text.Json.JsonDocument.Parse(await response.Content.ReadAsStringAsync());
+        if (Hash32.Parse(doc.RootElement.GetProperty("header_hash").GetString()!) != headerHash) return Proposal.Fallback(slot, headerHash);
+        var settlement = Wire.ParseSettlementOf(doc.RootElement).Value!;
+        return SettlementRules.ProposalFor(slot, headerHash, settlement, Address.Parse(doc.RootElement.GetProperty("relay").GetString()!));
+    }
+
+    /// <summary>The body of POST /relay/v1/proposer/proposals for <see cref="ProposalForAsync"/>, signed by <paramref name="proposer"/>.</summary>
+    public async Task<byte[]> ProposalBodyAsync(string relayUrl, ulong slot, Hash32 headerHash, ProtocolKey proposer)
+    {
+        var p = await ProposalForAsync(relayUrl, slot, headerHash);
+        return Wire.ToUtf8(ProposalSubmission.Of(p, proposer.Sign(Eip712.Digest(Domain, p))), Wire.WriteProposalSubmission);
+    }
 
     /// <param name="port">A fixed loopback port (e.g. to restart a relay where its clients expect it); by default port 0,
     /// so that Kestrel binds a free one itself (no window for another process to take it) and reports it.</param>
@@ -84,7 +134,7 @@ public sealed class TestMarket : IAsyncDisposable
             ["Relay:SlotMs"] = SlotLengthMs.ToString(),
             ["Relay:CloseOffsetMs"] = CloseOffsetMs.ToString(),
             ["Relay:SigningKey"] = AnvilNode.DevKeys[9],
-            ["Relay:ReservePrice"] = "1000",
+            ["Relay:ReservePrice"] = ReservePrice.ToString(System.Globalization.CultureInfo.InvariantCulture),
             ["Relay:MaxBidsPerBuilderPerSlot"] = "50",
             ["Relay:MaxPayloadBytes"] = "65536",
             ["Relay:InstanceId"] = instance,
