@@ -204,7 +204,15 @@ public sealed class ProposerClient : IAsyncDisposable
             var epoch = slot / (ulong)_o.SlotsPerEpoch;
             var set = await SetAsync(epoch, ct);
             if (set.Count == 0) return null;
-            return ProposerSchedule.ProposerFor(slot, await SeedAsync(epoch, ct), set);
+            var drawn = ProposerSchedule.ProposerFor(slot, await SeedAsync(epoch, ct), set);
+            // A slashed proposer's slots are empty (L1 refuses its headers with NoProposerForSlot): one of our keys that was
+            // slashed signs nothing more, and above all builds no block that later slots would take as their parent.
+            if (_keys.ContainsKey(drawn) && (await _inbox.ProposerInfoAsync(drawn, ct)).Status == ProposerStatus.Slashed)
+            {
+                _log.LogWarning("slot {Slot}: drawn proposer {Proposer} is slashed on L1; the slot is empty and nothing is signed", slot, drawn);
+                return null;
+            }
+            return drawn;
         }
         catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
         {
@@ -441,7 +449,13 @@ public sealed class ProposerClient : IAsyncDisposable
                         var outcome = (await _poster!.PostAsync([item], ct)).Single();
                         if (outcome.Status == PostStatus.Posted) { Metrics.PostedByClient(); _log.LogInformation("slot {Slot}: posted to L1 by the client ({Outcome})", item.Slot, outcome); break; }
                         if (outcome.Status is PostStatus.AlreadyPosted) break;
-                        if (outcome.Status is PostStatus.Rejected) { _log.LogWarning("slot {Slot}: L1 refuses the header: {Outcome}", item.Slot, outcome); break; }
+                        if (outcome.Status is PostStatus.Rejected)
+                        {
+                            // A header L1 refuses can never be a parent: later slots must not build on it.
+                            lock (_ownHeads) _ownHeads.Remove(item.Header.Hash());
+                            _log.LogWarning("slot {Slot}: L1 refuses the header: {Outcome}; no later slot builds on it", item.Slot, outcome);
+                            break;
+                        }
                         _log.LogInformation("slot {Slot}: L1 post deferred: {Outcome}", item.Slot, outcome);
                     }
                     catch (Exception e) when (e is not OperationCanceledException)

@@ -8,7 +8,7 @@ namespace PbsMarket.Cli.Devnet;
 /// <summary>
 /// `pbs devnet --junk-heads`: one proposer of the set also announces junk heads, as the issue-13 attacker did:
 /// every slot, for each of its own slots 2 to 16 slots ahead, a self-made empty block on each relay's current head,
-/// and a block for the current slot on a made-up parent. The relays must refuse them all (future_slot, stale_parent, …)
+/// and a block for its next own slot on a made-up parent. The relays must refuse them all (future_slot, stale_parent, …)
 /// and the market must go on posting every slot. Each answer is logged (junk-heads.log); a junk head that a relay
 /// adopts is counted and printed.
 /// </summary>
@@ -41,8 +41,11 @@ internal sealed class JunkHeads(DeployedMarket d, ProtocolKey proposer, InboxCli
                     for (var s = current + 2; s <= current + 16; s++)
                         if (own.Contains(s))
                             await SendAsync(http, relay, Junk(s, head.Value.Hash, head.Value.Number + 1), $"own slot {s} ({s - current} ahead) on the head", ct);
-                    if (own.Contains(current))
-                        await SendAsync(http, relay, Junk(current, Keccak.Hash(BitConverter.GetBytes(current)), head.Value.Number + 1), $"own slot {current} on a made-up parent", ct);
+                    // Its next own slot on a made-up parent, before that slot's auction closes. (A second header for a slot it has
+                    // already proposed would be equivocation: protocol v2 slashes it on L1 and empties its remaining slots,
+                    // which the equivocation tests show; this option shows junk that breaks no signature rule.)
+                    if (own.Contains(current + 1) && clock.NowMs + 300 < clock.AuctionClosesMs(current + 1))
+                        await SendAsync(http, relay, Junk(current + 1, Keccak.Hash(BitConverter.GetBytes(current)), head.Value.Number + 1), $"own slot {current + 1} on a made-up parent", ct);
                 }
                 var next = clock.StartMs(clock.CurrentSlot + 1) - clock.NowMs;
                 await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(next, clock.SlotMs) + 50), ct);
