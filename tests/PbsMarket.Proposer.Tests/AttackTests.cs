@@ -251,4 +251,26 @@ public sealed class AttackTests(TestServers servers) : IAsyncLifetime
         }
         Assert.Fail("no slot in six let the proposer race its own header to L1");
     }
+    [Fact]
+    public async Task A_slashed_proposer_key_signs_nothing_for_its_remaining_slots()
+    {
+        // Slash one proposer on L1 with two different proposals of its own for one of its slots.
+        var inbox = Inbox();
+        var slot = _m.Clock.CurrentSlot + 2;
+        var proposer = _m.ProposerOf(slot);
+        var first = Proposal.Fallback(slot, Keccak.Hash("first"u8));
+        var second = Proposal.Fallback(slot, Keccak.Hash("second"u8));
+        var reporter = new InboxClient(L1Rpc.Connect(_m.Anvil.RpcUrl, TimeSpan.FromSeconds(10), await FundedAccountAsync()), _m.Deployment);
+        await reporter.ReportEquivocationAsync(first, proposer.Sign(Eip712.Digest(_m.Domain, first)), second, proposer.Sign(Eip712.Digest(_m.Domain, second)));
+        Assert.Equal(ProposerStatus.Slashed, (await inbox.ProposerInfoAsync(proposer.Address)).Status);
+
+        // Its next drawn slot is empty on L1; the client holding its key must sign nothing for it (a block it signed there
+        // would be refused by L1, and later slots that built on it would be lost with it).
+        var later = Enumerable.Range(1, 64).Select(i => slot + (ulong)i).First(s => _m.ProposerOf(s).Address == proposer.Address);
+        Assert.True((await inbox.ProposerForSlotAsync(later)).IsZero);
+        await using var client = new ProposerClient(Harness.Options(_m, Harness.TempDir()), Harness.Loggers());
+        await client.StartAsync();
+        var refused = await Assert.ThrowsAsync<InvalidOperationException>(() => client.RunSlotAsync(later, CancellationToken.None));
+        Assert.Contains("no known proposer", refused.Message);
+    }
 }
