@@ -244,6 +244,8 @@ public sealed class DepositFunction : FunctionMessage
     [Parameter("address", "relay", 1)] public string Relay { get; set; } = "";
 }
 
+[Function("WITHDRAWAL_DELAY", "uint64")] public sealed class WithdrawalDelayFunction : FunctionMessage;
+
 [Function("isBarred", "bool")]
 public sealed class IsBarredFunction : FunctionMessage
 {

@@ -47,6 +47,12 @@ public sealed class L1RpcPolicy
         await _pipeline.ExecuteAsync(async token => await call().WaitAsync(token), ct);
 }
 
+/// <summary>The L1 inbox's head (hash, number, the slot it was posted for) as of L1 block <paramref name="L1Block"/>.</summary>
+public readonly record struct InboxTip(Hash32 Hash, ulong Number, ulong Slot, ulong L1Block)
+{
+    public bool IsGenesis => Hash.IsZero;
+}
+
 /// <summary>Typed access to the market's L1 contracts: the inbox's views, posting simulation, equivocation
 /// reports, events, and registry / escrow helpers.</summary>
 public sealed class InboxClient
@@ -104,6 +110,22 @@ public sealed class InboxClient
         var o = await QueryDtoAsync<HeadFunction, HeadOutput>(Inbox, new HeadFunction(), ct);
         return (Hash32.FromBytes(o.HeaderHash), o.Number);
     }
+
+    /// <summary>
+    /// The inbox's head with its slot, both read at one L1 block: two reads at "latest" could straddle a post and pair one
+    /// header's hash with another's slot. Nothing posted yet: <see cref="InboxTip.IsGenesis"/>.
+    /// </summary>
+    public async Task<InboxTip> TipAsync(CancellationToken ct = default)
+    {
+        var block = await Policy.RunAsync(() => Web3.Eth.Blocks.GetBlockNumber.SendRequestAsync(), ct);
+        var at = new BlockParameter(block);
+        var head = await Policy.RunAsync(() => Web3.Eth.GetContractQueryHandler<HeadFunction>().QueryDeserializingToObjectAsync<HeadOutput>(new HeadFunction(), Inbox, at), ct);
+        var slot = await Policy.RunAsync(() => Web3.Eth.GetContractQueryHandler<LastPostedSlotFunction>().QueryAsync<ulong>(Inbox, new LastPostedSlotFunction(), at), ct);
+        return new InboxTip(Hash32.FromBytes(head.HeaderHash), head.Number, slot, (ulong)block.Value);
+    }
+
+    /// <summary>How long the escrow holds collateral requested for withdrawal (still seizable by settlements), in seconds.</summary>
+    public Task<ulong> WithdrawalDelayAsync(CancellationToken ct = default) => QueryAsync<WithdrawalDelayFunction, ulong>(Escrow, new(), ct);
 
     /// <summary>0 when nothing is posted (check <see cref="HeaderCountAsync"/>).</summary>
     public Task<ulong> LastPostedSlotAsync(CancellationToken ct = default) => QueryAsync<LastPostedSlotFunction, ulong>(Inbox, new(), ct);

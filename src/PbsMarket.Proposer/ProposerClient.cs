@@ -227,12 +227,10 @@ public sealed class ProposerClient : IAsyncDisposable
     {
         try
         {
-            var (hash, number) = await _inbox.HeadAsync(ct);
-            if (hash.IsZero) return HeadRef.Genesis;
-            if (_l1Head.Hash == hash) return _l1Head;
             // One linear chain (version 2): the head is the last posted header, so its slot is the last posted slot.
-            var slot = await _inbox.LastPostedSlotAsync(ct);
-            return _l1Head = new HeadRef(hash, number, slot, "l1");
+            var tip = await _inbox.TipAsync(ct);
+            if (tip.IsGenesis) return HeadRef.Genesis;
+            return _l1Head = new HeadRef(tip.Hash, tip.Number, tip.Slot, "l1");
         }
         catch (Exception e) when (e is not OperationCanceledException || !_lifetime.IsCancellationRequested)
         {

@@ -62,6 +62,7 @@ public static class RelayHost
         s.AddSingleton<IChainView>(sp => sp.GetRequiredService<L1ChainView>());
         s.AddHostedService(sp => sp.GetRequiredService<L1ChainView>());
         s.AddSingleton<AuctionStore>();
+        s.AddSingleton<DebtLedger>();
         s.AddSingleton<ArchiveQueue>();
         s.AddSingleton<EventHub>();
         s.AddHostedService(sp => sp.GetRequiredService<EventHub>());

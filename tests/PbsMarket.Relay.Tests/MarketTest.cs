@@ -17,7 +17,7 @@ public abstract class MarketTest(TestServers servers, long slotMs = TestMarket.S
         Relay = await Market.StartRelayAsync();
     }
 
-    public async ValueTask DisposeAsync()
+    public virtual async ValueTask DisposeAsync()
     {
         await Market.DisposeAsync();
         GC.SuppressFinalize(this);

@@ -125,8 +125,8 @@ public sealed class AuctionScheduler(
         var view = resultJson is null ? null : JsonSerializer.Deserialize<Api.SlotView>(resultJson, Api.WireJson.Options)!;
         var reason = noAuction ?? (view is null ? "auction never closed" : view.Winner is null ? "no bids" : "no proposal before the next auction closed");
         if (!await db.HashSetAsync(store.Keys.Auction(slot), "missed", reason, When.NotExists)) return;
-        // The winner will never be charged for a missed slot: release what it was booked to owe.
-        if (view?.Winner is { } w && view.Price is { } price && price > 0) await results.AddOwedAsync(w.Builder, -price);
+        // The winner's debt stays booked: a late proposal may still reach L1. The DebtLedger releases it once L1's
+        // inbox passes this slot, when it is final either way.
         await events.PublishAsync(JsonSerializer.Serialize(new { type = "missed", slot = slot.ToString(), reason }));
         log.LogInformation("slot {Slot} missed: {Reason}", slot, reason);
     }

@@ -11,8 +11,8 @@ namespace PbsMarket.Relay.Auctions;
 /// Checks a builder's bid, cheapest check first, each refusal with its own code, and accepts it in
 /// one atomic Redis step. A refused bid changes nothing; the same bid sent twice gets the same receipt.
 /// </summary>
-public sealed class BidService(AuctionStore store, Market market, IChainView chain, RelayKey key, IConnectionMultiplexer redis, RelayMetrics metrics,
-    BuilderRateLimiter limiter)
+public sealed class BidService(AuctionStore store, Market market, IChainView chain, RelayKey key, ResultService results, DebtLedger ledger,
+    RelayMetrics metrics, BuilderRateLimiter limiter)
 {
     public abstract record Outcome;
     public sealed record Receipt(Hash32 HeaderHash, ulong ReceivedAtMs, Signature RelaySignature, bool Duplicate) : Outcome;
@@ -64,9 +64,11 @@ public sealed class BidService(AuctionStore store, Market market, IChainView cha
         if (h.TimestampMs != clock.StartMs(h.Slot))
             return No("wrong_timestamp", $"timestamp_ms {h.TimestampMs} is not the start of slot {h.Slot} ({clock.StartMs(h.Slot)})");
 
-        // 3. the auction's state: head, number, proposer (re-checked atomically on accept);
-        //    the builder's debt is read at the same time (one round trip for both).
-        var owedTask = redis.GetDatabase().HashGetAsync(store.Keys.Owed, h.Builder.ToString());
+        // 3. the auction's state: head, number, proposer (re-checked atomically on accept); the builder's debt is read
+        //    at the same time, once the previous slot's winner is booked (else the same collateral could win twice).
+        if (!await results.EnsurePreviousBookedAsync(h.Slot))
+            return No("unavailable", $"the auction for slot {h.Slot - 1} is still closing on this relay; retry shortly");
+        var owedTask = ledger.OwedAsync(h.Builder);
         var auction = await store.GetAuctionAsync(h.Slot);
         if (auction is null) return No("unavailable", $"the auction for slot {h.Slot} is not open yet on this relay (proposer set not known); retry shortly");
         if (!auction.IsOpen) return No("auction_closed", $"the auction for slot {h.Slot} is closed");
@@ -84,10 +86,9 @@ public sealed class BidService(AuctionStore store, Market market, IChainView cha
             return No("invalid_signature", "the signature does not recover to any address");
         if (signer != h.Builder) return No("invalid_signature", $"the signature is by {signer}, not the builder {h.Builder}");
         if (limiter.TryAcquire(h.Builder) is { } limited) return new Refused(limited.Rejection);
-        var (collateral, barred) = await chain.CollateralAsync(h.Builder, ct);
+        var (owed, finalThrough) = await owedTask;
+        var (collateral, barred) = await chain.CollateralAsync(h.Builder, finalThrough, ct);
         if (barred) return No("barred", $"builder {h.Builder} owes a shortfall on L1 and may not bid until it pays it");
-        var owedValue = await owedTask;
-        var owed = owedValue.IsNull ? BigInteger.Zero : BigInteger.Parse((string)owedValue!, System.Globalization.CultureInfo.InvariantCulture);
         var free = collateral - owed;
         if (free < _minFree)
             return No("collateral_required", $"builder {h.Builder} has {BigInteger.Max(free, 0)} wei of free collateral (escrow {collateral}, owed {owed}); bidding needs at least {_minFree}");

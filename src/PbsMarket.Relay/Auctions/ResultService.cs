@@ -13,7 +13,7 @@ namespace PbsMarket.Relay.Auctions;
 /// first instance to store it wins, so every instance serves the same result.
 /// </summary>
 public sealed class ResultService(
-    AuctionStore store, Market market, RelayKey key, IConnectionMultiplexer redis, ArchiveQueue archive,
+    AuctionStore store, Market market, RelayKey key, DebtLedger ledger, ArchiveQueue archive,
     EventHub events, RelayMetrics metrics, ILogger<ResultService> log)
 {
     public sealed record Closed(SlotView View, IReadOnlyList<StoredBid> Bids, StoredBid? Winner);
@@ -25,7 +25,7 @@ public sealed class ResultService(
         if (outcome is not AuctionStore.ClosedAuction closed) return null;
 
         var existing = await store.GetResultJsonAsync(slot);
-        if (existing is not null) return Rehydrate(existing, closed.Bids);
+        if (existing is not null) return await BookAsync(Rehydrate(existing, closed.Bids));
 
         var accepted = closed.Bids.Select(b => b.ToAccepted()).ToList();
         var result = AuctionRules.Resolve(accepted, closed.Parent, market.Reserve, market.PriceRule);
@@ -65,9 +65,9 @@ public sealed class ResultService(
         var json = JsonSerializer.Serialize(view, WireJson.Options);
         if (await store.TryStoreResultAsync(slot, json))
         {
-            // Only the instance that stored the result books the debt, archives and announces it.
-            if (winner is not null && result.Price > 0)
-                await AddOwedAsync(winner.Header.Builder, result.Price);
+            // Only the instance that stored the result archives and announces it; every reader books its debt
+            // (once per slot), so a crash right after the store loses nothing.
+            await ledger.BookAsync(slot, winner?.Header.Builder ?? Address.Zero, winner is null ? 0 : result.Price);
             await archive.EnqueueResultAsync(view, closed.Bids);
             metrics.Observe("pbs_auction_bids", closed.Bids.Count, RelayMetrics.SizeBuckets);
             metrics.Count("pbs_auctions_closed_total", winner is null ? "outcome=\"empty\"" : "outcome=\"won\"");
@@ -76,46 +76,67 @@ public sealed class ResultService(
                 slot, closed.Bids.Count, view.Winner?.Builder.ToString() ?? "none", result.Price, root);
             return new Closed(view, closed.Bids, winner);
         }
-        return Rehydrate((await store.GetResultJsonAsync(slot))!, closed.Bids);
+        return await BookAsync(Rehydrate((await store.GetResultJsonAsync(slot))!, closed.Bids));
     }
 
-    /// <summary>Books (or, with a negative amount, releases) what a builder owes until L1 settles it.</summary>
-    public Task AddOwedAsync(Address builder, BigInteger price) =>
-        redis.GetDatabase().ScriptEvaluateAsync(AddBig, [store.Keys.Owed], [builder.ToString(), price.ToString()]);
+    async Task<Closed> BookAsync(Closed c)
+    {
+        if (c.View.Winner is { } w && c.View.Price is { } price) await ledger.BookAsync(c.View.Slot, w.Builder, price);
+        return c;
+    }
 
-    /// <summary>Adds a (possibly huge) decimal integer to a hash field, as strings, exactly.</summary>
-    internal static readonly string AddBig = """
-        local cur = redis.call('HGET', KEYS[1], ARGV[1]) or '0'
-        local a, b = cur, ARGV[2]
-        local neg = false
-        if string.sub(b, 1, 1) == '-' then neg = true; b = string.sub(b, 2) end
-        local function add(x, y)
-          local r, carry, i, j = {}, 0, #x, #y
-          while i > 0 or j > 0 or carry > 0 do
-            local s = carry + (i > 0 and tonumber(string.sub(x, i, i)) or 0) + (j > 0 and tonumber(string.sub(y, j, j)) or 0)
-            table.insert(r, 1, s % 10); carry = math.floor(s / 10); i = i - 1; j = j - 1
-          end
-          return (string.gsub(table.concat(r), '^0+(%d)', '%1'))
-        end
-        local function cmp(x, y)
-          if #x ~= #y then return #x < #y and -1 or 1 end
-          if x == y then return 0 end
-          return x < y and -1 or 1
-        end
-        local function sub(x, y)
-          local r, borrow, i, j = {}, 0, #x, #y
-          while i > 0 do
-            local s = tonumber(string.sub(x, i, i)) - borrow - (j > 0 and tonumber(string.sub(y, j, j)) or 0)
-            if s < 0 then s = s + 10; borrow = 1 else borrow = 0 end
-            table.insert(r, 1, s); i = i - 1; j = j - 1
-          end
-          return (string.gsub(table.concat(r), '^0+(%d)', '%1'))
-        end
-        local out
-        if not neg then out = add(a, b) elseif cmp(a, b) <= 0 then out = '0' else out = sub(a, b) end
-        redis.call('HSET', KEYS[1], ARGV[1], out)
-        return out
-        """;
+    ulong _bookedBefore;
+
+    /// <summary>
+    /// Before a bid for <paramref name="slot"/> is weighed against the builder's debts, the auctions of the slots before
+    /// it that may still reach L1 (back to <see cref="HeadRules.LateSlots"/>) are closed and their winners' debts booked,
+    /// once per slot on this instance: otherwise a builder could win the previous slot and, before any closer books it
+    /// (or after the instance that stored its result died before booking), bid the same collateral again. False while
+    /// Redis still holds the previous auction open.
+    /// </summary>
+    public async ValueTask<bool> EnsurePreviousBookedAsync(ulong slot)
+    {
+        if (slot == 0 || slot <= Volatile.Read(ref _bookedBefore)) return true;
+        // One pass per slot however many bids arrive at once when its auction opens.
+        Task<bool> pass;
+        lock (_bookingGate)
+        {
+            if (_booking is { } b && b.Slot == slot) pass = b.Pass;
+            else _booking = (slot, pass = BookBeforeAsync(slot));
+        }
+        var ok = false;
+        try
+        {
+            ok = await pass;
+            return ok;
+        }
+        finally
+        {
+            // Still open, or Redis failed: the next bid tries again.
+            if (!ok) lock (_bookingGate) if (_booking?.Pass == pass) _booking = null;
+        }
+    }
+
+    readonly Lock _bookingGate = new();
+    (ulong Slot, Task<bool> Pass)? _booking;
+
+    async Task<bool> BookBeforeAsync(ulong slot)
+    {
+        for (var s = slot > HeadRules.LateSlots + 1 ? slot - HeadRules.LateSlots - 1 : 0; s < slot; s++)
+            if (await EnsureClosedAsync(s) is null && s == slot - 1 && await store.GetAuctionAsync(s) is { IsOpen: true }) return false;
+        InterlockedMax(ref _bookedBefore, slot);
+        return true;
+    }
+
+    static void InterlockedMax(ref ulong target, ulong value)
+    {
+        for (var seen = Volatile.Read(ref target); seen < value;)
+        {
+            var was = Interlocked.CompareExchange(ref target, value, seen);
+            if (was == seen) return;
+            seen = was;
+        }
+    }
 
     static Closed Rehydrate(string json, IReadOnlyList<StoredBid> bids)
     {

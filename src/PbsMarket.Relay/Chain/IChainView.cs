@@ -14,8 +14,12 @@ public interface IChainView
     /// <summary>A proposer's L1 bond and whether it is slashed, or null when not known.</summary>
     (BigInteger Bond, bool Slashed)? ProposerStanding(Address proposer);
 
-    /// <summary>The builder's collateral allocated to this relay in the L1 escrow (wei), and whether it is barred; fetched on first use.</summary>
-    ValueTask<(BigInteger Collateral, bool Barred)> CollateralAsync(Address builder, CancellationToken ct);
+    /// <summary>
+    /// The builder's collateral allocated to this relay in the L1 escrow (wei), and whether it is barred; fetched on first
+    /// use, then refreshed every half slot, and read again when it was read before L1 reached <paramref name="finalThrough"/>
+    /// (the ledger has released debts through that slot, so L1 may have charged them since).
+    /// </summary>
+    ValueTask<(BigInteger Collateral, bool Barred)> CollateralAsync(Address builder, ulong finalThrough, CancellationToken ct);
 
     /// <summary>The L1 inbox's head (the last header posted, with its slot), or null until it has been read.</summary>
     ChainHead? InboxHead { get; }

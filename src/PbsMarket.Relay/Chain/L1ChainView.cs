@@ -24,14 +24,19 @@ public sealed class L1ChainView : BackgroundService, IChainView
     readonly ConcurrentDictionary<ulong, IReadOnlyList<Address>> _sets = new();
     readonly ConcurrentDictionary<ulong, Hash32> _seeds = new();
     readonly ConcurrentDictionary<Address, (BigInteger Bond, bool Slashed)> _standing = new();
-    readonly ConcurrentDictionary<Address, (BigInteger Balance, bool Barred, long FetchedAt)> _collateral = new();
+    readonly ConcurrentDictionary<Address, Collateral> _collateral = new();
+    readonly DebtLedger _ledger;
+
+    /// <summary>A builder's escrow allocation at this relay, read when L1's inbox had reached at least <c>AtSlot</c>.</summary>
+    readonly record struct Collateral(BigInteger Balance, bool Barred, long FetchedAt, ulong AtSlot);
     readonly Address _relay;
     readonly ResiliencePipeline _retry;
     readonly InboxClient _inbox;
     long _lastSuccess;
 
-    public L1ChainView(Market market, Infrastructure.RelayKey key, ILogger<L1ChainView> log)
+    public L1ChainView(Market market, Infrastructure.RelayKey key, DebtLedger ledger, ILogger<L1ChainView> log)
     {
+        _ledger = ledger;
         _relay = key.Address;
         _market = market;
         _log = log;
@@ -64,12 +69,19 @@ public sealed class L1ChainView : BackgroundService, IChainView
 
     public (BigInteger Bond, bool Slashed)? ProposerStanding(Address proposer) => _standing.TryGetValue(proposer, out var s) ? s : null;
 
-    public async ValueTask<(BigInteger Collateral, bool Barred)> CollateralAsync(Address builder, CancellationToken ct)
+    /// <summary>How long a balance read on demand serves without the refresh loop: one slot (the loop re-reads every half slot).</summary>
+    long CacheMs => Math.Max(1000, _market.Options.SlotMs);
+
+    public async ValueTask<(BigInteger Collateral, bool Barred)> CollateralAsync(Address builder, ulong finalThrough, CancellationToken ct)
     {
         var now = Environment.TickCount64;
-        if (_collateral.TryGetValue(builder, out var c) && now - c.FetchedAt < _market.Options.SlotMs * 3) return (c.Balance, c.Barred);
+        // Stale when older than the cache, or read before L1 reached the slot through which the ledger released
+        // debts: L1 may have charged those since, and free collateral would count the money twice.
+        if (_collateral.TryGetValue(builder, out var c) && now - c.FetchedAt < CacheMs && c.AtSlot >= finalThrough) return (c.Balance, c.Barred);
+        // Read after L1 reached max(what this instance saw, finalThrough): both were observed before this read.
+        var atSlot = Math.Max(InboxHead?.Slot ?? 0, finalThrough);
         var (balance, barred) = await ReadBalanceAsync(builder, ct);
-        _collateral[builder] = (balance, barred, now);
+        _collateral[builder] = new(balance, barred, now, atSlot);
         return (balance, barred);
     }
 
@@ -107,14 +119,23 @@ public sealed class L1ChainView : BackgroundService, IChainView
     string? _rulesProblem;
     bool _rulesChecked;
 
-    /// <summary>The relay prices auctions; L1 judges them (v2): a relay whose price rule or reserve differs from the inbox's is not ready.</summary>
+    /// <summary>
+    /// The relay prices auctions; L1 judges them (v2): a relay whose price rule or reserve differs from the inbox's is not
+    /// ready. Nor is one whose escrow lets collateral go sooner than a won bid settles: a balance read up to one slot
+    /// ago backs a bid whose header may reach L1 only after its late window and two posting rounds.
+    /// </summary>
     async Task CheckMarketRulesAsync(CancellationToken ct)
     {
         if (_rulesChecked) return;
-        var (rule, reserve) = await new InboxClient(_web3, _market.Options.Inbox, _registry, _escrow).MarketRulesAsync(ct);
+        var inbox = new InboxClient(_web3, _market.Options.Inbox, _registry, _escrow);
+        var (rule, reserve) = await inbox.MarketRulesAsync(ct);
+        var delayS = await inbox.WithdrawalDelayAsync(ct);
+        var horizonS = (CacheMs + (long)(HeadRules.LateSlots + 2) * _market.Options.SlotMs) / 1000 + 2 * (long)L1PosterService.RoundTimeout.TotalSeconds;
         _rulesProblem = rule != _market.PriceRule || reserve != _market.Reserve
             ? $"Relay:PriceRule {_market.PriceRule} / Relay:ReservePrice {_market.Reserve} differ from the inbox's {rule} / {reserve}: L1 would refuse this relay's prices"
-            : null;
+            : (long)delayS < horizonS
+                ? $"the escrow's withdrawal delay ({delayS} s) is shorter than this relay's settlement horizon ({horizonS} s): a builder could withdraw the collateral behind a won bid before L1 charges it"
+                : null;
         if (_rulesProblem is not null) _log.LogError("{Problem}", _rulesProblem);
         _rulesChecked = true;
     }
@@ -124,13 +145,10 @@ public sealed class L1ChainView : BackgroundService, IChainView
         await CheckMarketRulesAsync(ct);
         // The inbox's head first: no auction opens (no proposer set is known) before the relay knows what L1 holds.
         // Version 2 keeps no per-slot storage: the head's slot is the inbox's last posted slot.
-        var (hash, number) = await _retry.ExecuteAsync(async t => await _inbox.HeadAsync(t), ct);
-        if (hash.IsZero) InboxHead = ChainHead.Genesis;
-        else if (InboxHead?.Hash != hash)
-        {
-            var slot = await _retry.ExecuteAsync(async t => await _inbox.LastPostedSlotAsync(t), ct);
-            InboxHead = new ChainHead(hash, number, slot);
-        }
+        var tip = await _retry.ExecuteAsync(async t => await _inbox.TipAsync(t), ct);
+        InboxHead = tip.IsGenesis ? ChainHead.Genesis : new ChainHead(tip.Hash, tip.Number, tip.Slot);
+        // Every slot up to the inbox's last posted one is final (one linear chain): its winner's debt goes, once.
+        if (!tip.IsGenesis) await _ledger.ReleaseThroughAsync(tip.Slot);
         var epoch = _market.EpochOf(_market.Clock.CurrentSlot);
         foreach (var e in new[] { epoch, epoch + 1 })
         {
@@ -143,10 +161,17 @@ public sealed class L1ChainView : BackgroundService, IChainView
         // A slashed proposer's slots are empty at once: its status is read every refresh.
         foreach (var proposer in _sets.Values.SelectMany(x => x).Distinct())
             _standing[proposer] = await ReadStandingAsync(proposer, ct);
-        foreach (var builder in _collateral.Keys)
+        // Balances are read after the tip, so they include every settlement through its slot. Keys without the minimum
+        // collateral are not refreshed but forgotten after the cache time: fresh keys cannot make this loop grow.
+        foreach (var (builder, c) in _collateral)
         {
+            if (c.Balance < _market.Options.MinFreeCollateralWei && !c.Barred)
+            {
+                if (Environment.TickCount64 - c.FetchedAt >= CacheMs) _collateral.TryRemove(builder, out _);
+                continue;
+            }
             var (balance, barred) = await ReadBalanceAsync(builder, ct);
-            _collateral[builder] = (balance, barred, Environment.TickCount64);
+            _collateral[builder] = new(balance, barred, Environment.TickCount64, tip.Slot);
         }
         _lastSuccess = Environment.TickCount64;
     }

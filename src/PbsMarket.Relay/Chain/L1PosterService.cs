@@ -16,7 +16,7 @@ namespace PbsMarket.Relay.Chain;
 /// a failover to another instance resumes it instead of sending a second one.
 /// </summary>
 public sealed class L1PosterService(
-    IConnectionMultiplexer redis, RedisKeys keys, Market market, AuctionStore store, ResultService results, ArchiveQueue archive,
+    IConnectionMultiplexer redis, RedisKeys keys, Market market, AuctionStore store, ArchiveQueue archive,
     EventHub events, RelayMetrics metrics, InstanceInfo instance, ILogger<L1PosterService> log) : BackgroundService
 {
     const string Group = "posters";
@@ -105,7 +105,7 @@ public sealed class L1PosterService(
     }
 
     /// <summary>Longest a posting round may take (a post's receipt wait is 60 s).</summary>
-    static readonly TimeSpan RoundTimeout = TimeSpan.FromSeconds(90);
+    internal static readonly TimeSpan RoundTimeout = TimeSpan.FromSeconds(90);
 
     /// <summary>Renews the lease every third of its TTL until <paramref name="round"/> ends; cancels the round if the lease is lost.</summary>
     async Task RenewWhileAsync(CancellationTokenSource round)
@@ -287,13 +287,7 @@ public sealed class L1PosterService(
     {
         var tx = outcome.TxHash ?? "";
         await store.MarkPostedAsync(item.Slot, outcome.Status == PostStatus.Posted ? tx : "(posted by another party)");
-        // The builder's debt for this slot is now settled on L1 (or was settled by whoever posted).
-        if (item.Source == "auction" && item.Price > 0)
-        {
-            using var doc = JsonDocument.Parse(item.HeaderJson);
-            var builder = Address.Parse(doc.RootElement.GetProperty("builder").GetString()!);
-            await results.AddOwedAsync(builder, -item.Price);
-        }
+        // The winner's debt is released by the DebtLedger once the L1 view sees the inbox at or past this slot.
         if (outcome.Status == PostStatus.Posted)
             await archive.EnqueuePostedAsync(new PostedRecord(item.Slot, tx, outcome.BlockNumber ?? 0, market.Clock.NowMs));
         metrics.Count("pbs_l1_posted_total", outcome.Status == PostStatus.Posted ? "by=\"us\"" : "by=\"other\"");

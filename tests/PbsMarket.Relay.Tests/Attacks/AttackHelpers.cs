@@ -81,6 +81,7 @@ internal static class AttackHelpers
                 RedisType.Hash => "hash:" + string.Join(",", (await db.HashGetAllAsync(key)).OrderBy(e => (string)e.Name!, StringComparer.Ordinal).Select(e => $"{e.Name}={((string?)e.Value)?.Length}")),
                 RedisType.Stream => "stream:" + await db.StreamLengthAsync(key),
                 RedisType.List => "list:" + await db.ListLengthAsync(key),
+                RedisType.SortedSet => "zset:" + await db.SortedSetLengthAsync(key),
                 _ => type + ":" + (await db.StringGetAsync(key)).ToString().Length,
             };
         }

@@ -82,7 +82,14 @@ public sealed class TestMarket : IAsyncDisposable
     /// What the slot's proposer signs for <paramref name="headerHash"/> in protocol version 2: the relay's settlement
     /// when it is the relay's winning header (read from GET /relay/v1/proposer/header/{slot}), else a fallback proposal.
     /// </summary>
-    public async Task<Proposal> ProposalForAsync(string relayUrl, ulong slot, Hash32 headerHash)
+    public async Task<Proposal> ProposalForAsync(string relayUrl, ulong slot, Hash32 headerHash) =>
+        await SettlementForAsync(relayUrl, slot, headerHash) is { } s
+            ? SettlementRules.ProposalFor(slot, headerHash, s.Settlement, s.Relay)
+            : Proposal.Fallback(slot, headerHash);
+
+    /// <summary>The relay's settlement for its winning header of the slot (GET /relay/v1/proposer/header/{slot}, waiting for the
+    /// close), or null when <paramref name="headerHash"/> is not what the relay offers.</summary>
+    public async Task<(Settlement Settlement, Address Relay)?> SettlementForAsync(string relayUrl, ulong slot, Hash32 headerHash)
     {
         var proposer = ProposerOf(slot);
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
@@ -99,11 +106,24 @@ public sealed class TestMarket : IAsyncDisposable
             response = await http.SendAsync(again);
         }
         using var _ = response;
-        if (response.StatusCode != System.Net.HttpStatusCode.OK) return Proposal.Fallback(slot, headerHash);
+        if (response.StatusCode != System.Net.HttpStatusCode.OK) return null;
         using var doc = System.Text.Json.JsonDocument.Parse(await response.Content.ReadAsStringAsync());
-        if (Hash32.Parse(doc.RootElement.GetProperty("header_hash").GetString()!) != headerHash) return Proposal.Fallback(slot, headerHash);
-        var settlement = Wire.ParseSettlementOf(doc.RootElement).Value!;
-        return SettlementRules.ProposalFor(slot, headerHash, settlement, Address.Parse(doc.RootElement.GetProperty("relay").GetString()!));
+        if (Hash32.Parse(doc.RootElement.GetProperty("header_hash").GetString()!) != headerHash) return null;
+        return (Wire.ParseSettlementOf(doc.RootElement).Value!, Address.Parse(doc.RootElement.GetProperty("relay").GetString()!));
+    }
+
+    /// <summary>
+    /// What the proposer client sends the other relays once it signed <paramref name="relayUrl"/>'s winning header for
+    /// the slot: the header, its builder's signature, the proposer's Proposal v2 signature and that relay's settlement
+    /// (body of POST /relay/v1/proposer/heads).
+    /// </summary>
+    public async Task<byte[]> AnnouncementAsync(string relayUrl, Header header, Signature builderSignature, byte[] payload)
+    {
+        var hash = Eip712.HashStruct(header);
+        var s = await SettlementForAsync(relayUrl, header.Slot, hash) ?? throw new InvalidOperationException($"{relayUrl} does not offer {hash} for slot {header.Slot}");
+        var proposal = SettlementRules.ProposalFor(header.Slot, hash, s.Settlement, s.Relay);
+        var signature = ProposerOf(header.Slot).Sign(Eip712.Digest(Domain, proposal));
+        return Wire.ToUtf8(new HeadAnnouncement(header, builderSignature, signature, payload, s.Settlement), Wire.WriteHeadAnnouncement);
     }
 
     /// <summary>The body of POST /relay/v1/proposer/proposals for <see cref="ProposalForAsync"/>, signed by <paramref name="proposer"/>.</summary>

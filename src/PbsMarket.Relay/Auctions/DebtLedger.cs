@@ -1,0 +1,138 @@
+using System.Globalization;
+using PbsMarket.Core;
+using StackExchange.Redis;
+
+namespace PbsMarket.Relay.Auctions;
+
+/// <summary>
+/// The one owner of what builders owe this relay's market for auctions they won that L1 has not yet decided.
+/// <list type="bullet">
+/// <item><b>Booked</b> from a slot's stored result, once per slot (<c>HSETNX</c> on the slot): every instance that
+/// reads the result books it, so a crash between storing a result and booking its debt heals at the next reader.</item>
+/// <item><b>Released</b> once per slot, for every slot at or below the L1 inbox's last posted slot, whoever proposed or
+/// posted it: L1 keeps one linear chain, so such a slot is final (its winner was charged by the escrow, or it never
+/// will be). A booking for a slot already final is refused, so a late reader cannot book it again.</item>
+/// </list>
+/// Amounts are exact decimal strings (wei up to 2^256): a release subtracts exactly what was booked for that slot, never
+/// clamps. Every key carries the hash tag <c>{net}</c>, so each script touches one Redis Cluster hash slot.
+/// </summary>
+public sealed class DebtLedger(RedisKeys keys, IConnectionMultiplexer redis)
+{
+    /// <summary>The field of <see cref="RedisKeys.Owed"/> holding the slot through which debts are final (not an address).</summary>
+    const string ThroughField = "_final_through";
+
+    /// <summary>Decimal-string arithmetic shared by both scripts (Lua numbers are doubles).</summary>
+    const string BigMath = """
+        local function cmp(x, y)
+          if #x ~= #y then return #x < #y and -1 or 1 end
+          if x == y then return 0 end
+          return x < y and -1 or 1
+        end
+        local function add(x, y)
+          local r, carry, i, j = {}, 0, #x, #y
+          while i > 0 or j > 0 or carry > 0 do
+            local s = carry + (i > 0 and tonumber(string.sub(x, i, i)) or 0) + (j > 0 and tonumber(string.sub(y, j, j)) or 0)
+            table.insert(r, 1, s % 10); carry = math.floor(s / 10); i = i - 1; j = j - 1
+          end
+          return (string.gsub(table.concat(r), '^0+(%d)', '%1'))
+        end
+        local function sub(x, y)
+          local r, borrow, i, j = {}, 0, #x, #y
+          while i > 0 do
+            local s = tonumber(string.sub(x, i, i)) - borrow - (j > 0 and tonumber(string.sub(y, j, j)) or 0)
+            if s < 0 then s = s + 10; borrow = 1 else borrow = 0 end
+            table.insert(r, 1, s); i = i - 1; j = j - 1
+          end
+          return (string.gsub(table.concat(r), '^0+(%d)', '%1'))
+        end
+        """;
+
+    // KEYS: owed, debts (slot -> builder|price), debt slots (zset by slot). ARGV: slot, builder, price (> 0).
+    static readonly string BookScript = BigMath + "\n" + """
+        local through = redis.call('HGET', KEYS[1], '_final_through')
+        if through and cmp(ARGV[1], through) <= 0 then return 0 end
+        if redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[2] .. '|' .. ARGV[3]) == 0 then return 0 end
+        redis.call('ZADD', KEYS[3], ARGV[1], ARGV[1])
+        redis.call('HSET', KEYS[1], ARGV[2], add(redis.call('HGET', KEYS[1], ARGV[2]) or '0', ARGV[3]))
+        return 1
+        """;
+
+    // KEYS as above. ARGV: through (final slot), limit. Returns {more (0|1), builder, builder, ...} of released debts.
+    static readonly string ReleaseScript = BigMath + "\n" + """
+        local through = redis.call('HGET', KEYS[1], '_final_through')
+        if not through or cmp(through, ARGV[1]) < 0 then
+          through = ARGV[1]
+          redis.call('HSET', KEYS[1], '_final_through', through)
+        end
+        local slots = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', through, 'LIMIT', 0, tonumber(ARGV[2]))
+        local out = {0}
+        for _, s in ipairs(slots) do
+          -- scores are doubles: compare the exact slot number before releasing
+          if cmp(s, through) <= 0 then
+            local entry = redis.call('HGET', KEYS[2], s)
+            if entry then
+              local sep = string.find(entry, '|', 1, true)
+              local builder, price = string.sub(entry, 1, sep - 1), string.sub(entry, sep + 1)
+              local owed = redis.call('HGET', KEYS[1], builder) or '0'
+              if cmp(owed, price) < 0 then return redis.error_reply('ledger: ' .. builder .. ' owes ' .. owed .. ' < ' .. price .. ' booked for slot ' .. s) end
+              local left = sub(owed, price)
+              if left == '0' then redis.call('HDEL', KEYS[1], builder) else redis.call('HSET', KEYS[1], builder, left) end
+              redis.call('HDEL', KEYS[2], s)
+              table.insert(out, builder)
+            end
+            redis.call('ZREM', KEYS[3], s)
+          end
+        end
+        if #slots == tonumber(ARGV[2]) then out[1] = 1 end
+        return out
+        """;
+
+    const int ReleaseBatch = 256;
+
+    RedisKey[] Keys => [keys.Owed, keys.Debts, keys.DebtSlots];
+
+    /// <summary>Books the winner's debt for a slot; false when it was booked before or the slot is already final on L1.</summary>
+    public async Task<bool> BookAsync(ulong slot, Address builder, BigInteger price)
+    {
+        if (price <= 0) return false;
+        var r = await redis.GetDatabase().ScriptEvaluateAsync(BookScript, Keys,
+            [slot.ToString(CultureInfo.InvariantCulture), builder.ToString(), price.ToString(CultureInfo.InvariantCulture)]);
+        return (long)r == 1;
+    }
+
+    /// <summary>
+    /// Releases every debt of a slot at or below <paramref name="finalSlot"/> (the L1 inbox's last posted slot), once;
+    /// returns the builders whose debts were released (their escrow balances changed if L1 charged them).
+    /// </summary>
+    public async Task<IReadOnlyList<Address>> ReleaseThroughAsync(ulong finalSlot)
+    {
+        var released = new List<Address>();
+        for (var more = true; more;)
+        {
+            var r = (RedisResult[])(await redis.GetDatabase().ScriptEvaluateAsync(ReleaseScript, Keys,
+                [finalSlot.ToString(CultureInfo.InvariantCulture), ReleaseBatch]))!;
+            more = (long)r[0] == 1;
+            released.AddRange(r.Skip(1).Select(x => Address.Parse((string)x!)));
+        }
+        return released;
+    }
+
+    /// <summary>What the builder owes, and the slot through which L1 has decided (balances read before L1 reached it are stale).</summary>
+    public async Task<(BigInteger Owed, ulong FinalThrough)> OwedAsync(Address builder)
+    {
+        var v = await redis.GetDatabase().HashGetAsync(keys.Owed, [builder.ToString(), ThroughField]);
+        return (v[0].IsNull ? BigInteger.Zero : BigInteger.Parse((string)v[0]!, CultureInfo.InvariantCulture),
+            v[1].IsNull ? 0 : ulong.Parse((string)v[1]!, CultureInfo.InvariantCulture));
+    }
+
+    /// <summary>The slots with an open debt and their winners (for operators and tests).</summary>
+    public async Task<IReadOnlyDictionary<ulong, (Address Builder, BigInteger Price)>> OpenDebtsAsync()
+    {
+        var entries = await redis.GetDatabase().HashGetAllAsync(keys.Debts);
+        return entries.ToDictionary(e => ulong.Parse((string)e.Name!, CultureInfo.InvariantCulture), e =>
+        {
+            var parts = ((string)e.Value!).Split('|');
+            return (Address.Parse(parts[0]), BigInteger.Parse(parts[1], CultureInfo.InvariantCulture));
+        });
+    }
+}
