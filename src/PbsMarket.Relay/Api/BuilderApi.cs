@@ -15,14 +15,14 @@ public static class BuilderApi
         return app;
     }
 
-    static async Task<IResult> GetAuction(Market market, AuctionStore store)
+    static async Task<IResult> GetAuction(Market market, AuctionStore store, Chain.IChainView chain)
     {
         var clock = market.Clock;
         var now = clock.NowMs;
         var slot = clock.OpenAuctionSlot(now) ?? clock.SlotAt(now) + 1;
         var auction = await store.GetAuctionAsync(slot);
         if (auction is null)
-            return new Rejection("unavailable", $"the auction for slot {slot} is not open yet (proposer set not known)").ToResult(retryAfterSeconds: 1);
+            return new Rejection("unavailable", $"the auction for slot {slot} is not open yet on this relay ({market.NoProposerReason(slot, chain)})").ToResult(retryAfterSeconds: 1);
         var o = market.Options;
         return Results.Text(JsonSerializer.Serialize(new
         {

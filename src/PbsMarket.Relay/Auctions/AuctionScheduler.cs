@@ -84,8 +84,6 @@ public sealed class AuctionScheduler(
                 parent_hash = a?.Parent.ToString(), number = a?.Number.ToString(),
             }));
         }
-        else if (proposer is null)
-            Problem = $"proposer set for epoch {market.EpochOf(open)} not known (L1: {chain.Problem ?? "syncing"})";
 
         // Close every slot whose close time has passed.
         while (clock.AuctionClosesMs(_nextToClose) <= now)
@@ -111,13 +109,13 @@ public sealed class AuctionScheduler(
         string? noAuction = null;
         if (await store.GetAuctionAsync(slot) is null)
         {
-            // No instance could open this slot's auction (typically: L1's proposer set was not known in
-            // time). Record it, closed and empty, so that it shows as missed with its reason, not as a gap.
+            // No instance could open this slot's auction (L1's proposer set was not known in time, or the
+            // slot's proposer is slashed). Record it, closed and empty, so that it shows as missed with its reason, not as a gap.
             if (slot < _firstOwnSlot) return; // before this instance was running: not ours to judge
             var proposer = market.ProposerOf(slot, chain) ?? Address.Zero;
             await store.EnsureAuctionAsync(slot, proposer, market.Clock.AuctionClosesMs(slot), market.Clock.StartMs(slot));
             await results.EnsureClosedAsync(slot);
-            noAuction = $"no auction opened ({chain.Problem ?? "the proposer set was not known in time"})";
+            noAuction = $"no auction opened ({market.NoProposerReason(slot, chain)})";
         }
         if (await store.GetProposalAsync(slot) is not null) return;
         var db = redis.GetDatabase();

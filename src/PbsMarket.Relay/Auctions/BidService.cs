@@ -70,7 +70,7 @@ public sealed class BidService(AuctionStore store, Market market, IChainView cha
             return No("unavailable", $"the auction for slot {h.Slot - 1} is still closing on this relay; retry shortly");
         var owedTask = ledger.OwedAsync(h.Builder);
         var auction = await store.GetAuctionAsync(h.Slot);
-        if (auction is null) return No("unavailable", $"the auction for slot {h.Slot} is not open yet on this relay (proposer set not known); retry shortly");
+        if (auction is null) return No("unavailable", $"the auction for slot {h.Slot} is not open yet on this relay ({market.NoProposerReason(h.Slot, chain)}); retry shortly");
         if (!auction.IsOpen) return No("auction_closed", $"the auction for slot {h.Slot} is closed");
         if (HeadRules.CheckParent(auction.Parent, auction.Number - 1, h.Number, h.ParentHash) is { } stale) return No(stale.Code, stale.Message);
         if (h.Proposer != auction.Proposer) return No("wrong_proposer", $"proposer {h.Proposer} is not slot {h.Slot}'s proposer {auction.Proposer}");

@@ -36,4 +36,17 @@ public sealed class Market
         var drawn = ProposerSchedule.ProposerFor(slot, seed, set);
         return chain.ProposerStanding(drawn) is { Slashed: true } ? null : drawn;
     }
+
+    /// <summary>Why <see cref="ProposerOf"/> has no proposer for the slot, in words for refusals and missed slots.</summary>
+    public string NoProposerReason(ulong slot, IChainView chain)
+    {
+        var epoch = EpochOf(slot);
+        var set = chain.ProposerSet(epoch);
+        if (set is not { Count: > 0 } || chain.Seed(epoch) is not { } seed)
+            return $"the proposer set of epoch {epoch} is not known yet (L1: {chain.Problem ?? "syncing"})";
+        var drawn = ProposerSchedule.ProposerFor(slot, seed, set);
+        return chain.ProposerStanding(drawn) is { Slashed: true }
+            ? $"slot {slot}'s proposer {drawn} is slashed: its slots stay empty"
+            : $"slot {slot}'s proposer is not known yet";
+    }
 }

@@ -134,7 +134,7 @@ public sealed class ProposalService(
             return new AnnounceRefused(new("wrong_timestamp", $"timestamp_ms {h.TimestampMs} is not the start of slot {h.Slot}"));
         var proposer = market.ProposerOf(h.Slot, chain);
         // A head that comes too late is refused as such even when its epoch's proposer set is no longer held.
-        if (proposer is null) return timing is not null ? AnnounceNo(timing) : new AnnounceRefused(new("unavailable", $"the proposer of slot {h.Slot} is not known yet"));
+        if (proposer is null) return timing is not null ? AnnounceNo(timing) : new AnnounceRefused(new("unavailable", market.NoProposerReason(h.Slot, chain)));
         if (h.Proposer != proposer.Value) return new AnnounceRefused(new("wrong_proposer", $"proposer {h.Proposer} is not slot {h.Slot}'s proposer {proposer}"));
         if (L1Limits.CheckPostable(a.Payload.Length) is { } postable) return AnnounceNo(postable);
         var head = await store.GetHeadAsync();
