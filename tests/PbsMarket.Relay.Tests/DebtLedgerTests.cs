@@ -27,12 +27,14 @@ public sealed class DebtLedgerTests(TestServers servers) : IAsyncLifetime
     {
         Assert.True(await _ledger.BookAsync(10, X, 5));
         Assert.True(await _ledger.BookAsync(11, X, 7));
-        Assert.Equal([X], await _ledger.ReleaseThroughAsync(10));
+        Assert.Equal([X], await _ledger.ReleaseThroughAsync(10, 10UL * 10));
         // Released again (a late proposal, a second instance, a replayed L1 view): slot 10 is gone; slot 11 stays.
-        Assert.Empty(await _ledger.ReleaseThroughAsync(10));
-        Assert.Empty(await _ledger.ReleaseThroughAsync(9));
+        Assert.Empty(await _ledger.ReleaseThroughAsync(10, 200));
+        Assert.Empty(await _ledger.ReleaseThroughAsync(9, 9UL * 10));
         Assert.Equal(new BigInteger(7), (await _ledger.OwedAsync(X)).Owed);
         Assert.Equal(10UL, (await _ledger.OwedAsync(X)).FinalThrough);
+        // The L1 block stays the first one at which slot 10 was seen final (balances read at it or later are fresh).
+        Assert.Equal(100UL, (await _ledger.OwedAsync(X)).FinalBlock);
     }
 
     [Fact]
@@ -45,14 +47,14 @@ public sealed class DebtLedgerTests(TestServers servers) : IAsyncLifetime
         Assert.False(await _ledger.BookAsync(20, Y, 1_000));
         Assert.Equal(BigInteger.Zero, (await _ledger.OwedAsync(Y)).Owed);
 
-        await _ledger.ReleaseThroughAsync(25);
+        await _ledger.ReleaseThroughAsync(25, 25UL * 10);
         Assert.False(await _ledger.BookAsync(24, X, 9)); // final on L1: a late reader books nothing
         Assert.Equal(BigInteger.Zero, (await _ledger.OwedAsync(X)).Owed);
         Assert.True(await _ledger.BookAsync(26, X, 9));
         Assert.False(await _ledger.BookAsync(27, X, 0)); // no price, no debt
         Assert.Equal(new BigInteger(9), (await _ledger.OwedAsync(X)).Owed);
         // The final slot never goes back.
-        await _ledger.ReleaseThroughAsync(3);
+        await _ledger.ReleaseThroughAsync(3, 3UL * 10);
         Assert.Equal(25UL, (await _ledger.OwedAsync(X)).FinalThrough);
     }
 
@@ -65,10 +67,10 @@ public sealed class DebtLedgerTests(TestServers servers) : IAsyncLifetime
         Assert.Equal(2 * max, (await _ledger.OwedAsync(X)).Owed);
         for (ulong s = 100; s < 700; s++) await _ledger.BookAsync(s, s % 2 == 0 ? X : Y, s);
         Assert.True(await _ledger.BookAsync(ulong.MaxValue, Y, 1)); // the largest slot number sorts last
-        var released = await _ledger.ReleaseThroughAsync(1);
+        var released = await _ledger.ReleaseThroughAsync(1, 1UL * 10);
         Assert.Equal([X], released);
         Assert.Equal(max + Enumerable.Range(100, 600).Where(s => s % 2 == 0).Sum(s => (long)s), (await _ledger.OwedAsync(X)).Owed);
-        released = await _ledger.ReleaseThroughAsync(699);
+        released = await _ledger.ReleaseThroughAsync(699, 699UL * 10);
         Assert.Equal(601, released.Count);
         Assert.Equal(BigInteger.Zero, (await _ledger.OwedAsync(X)).Owed);
         Assert.Equal(BigInteger.One, (await _ledger.OwedAsync(Y)).Owed);

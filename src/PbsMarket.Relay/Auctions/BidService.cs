@@ -64,11 +64,7 @@ public sealed class BidService(AuctionStore store, Market market, IChainView cha
         if (h.TimestampMs != clock.StartMs(h.Slot))
             return No("wrong_timestamp", $"timestamp_ms {h.TimestampMs} is not the start of slot {h.Slot} ({clock.StartMs(h.Slot)})");
 
-        // 3. the auction's state: head, number, proposer (re-checked atomically on accept); the builder's debt is read
-        //    at the same time, once the previous slot's winner is booked (else the same collateral could win twice).
-        if (!await results.EnsurePreviousBookedAsync(h.Slot))
-            return No("unavailable", $"the auction for slot {h.Slot - 1} is still closing on this relay; retry shortly");
-        var owedTask = ledger.OwedAsync(h.Builder);
+        // 3. the auction's state: head, number, proposer (re-checked atomically on accept)
         var auction = await store.GetAuctionAsync(h.Slot);
         if (auction is null) return No("unavailable", $"the auction for slot {h.Slot} is not open yet on this relay ({market.NoProposerReason(h.Slot, chain)}); retry shortly");
         if (!auction.IsOpen) return No("auction_closed", $"the auction for slot {h.Slot} is closed");
@@ -86,8 +82,12 @@ public sealed class BidService(AuctionStore store, Market market, IChainView cha
             return No("invalid_signature", "the signature does not recover to any address");
         if (signer != h.Builder) return No("invalid_signature", $"the signature is by {signer}, not the builder {h.Builder}");
         if (limiter.TryAcquire(h.Builder) is { } limited) return new Refused(limited.Rejection);
-        var (owed, finalThrough) = await owedTask;
-        var (collateral, barred) = await chain.CollateralAsync(h.Builder, finalThrough, ct);
+        // The builder's debts, once the previous slots' winners are booked (else the same collateral could win twice);
+        // after the signature and the limiter, so that only signed, in-rate bids can make the relay close auctions.
+        if (!await results.EnsurePreviousBookedAsync(h.Slot))
+            return No("unavailable", $"the auction for slot {h.Slot - 1} is still closing on this relay; retry shortly");
+        var (owed, _, finalBlock) = await ledger.OwedAsync(h.Builder);
+        var (collateral, barred) = await chain.CollateralAsync(h.Builder, finalBlock, ct);
         if (barred) return No("barred", $"builder {h.Builder} owes a shortfall on L1 and may not bid until it pays it");
         var free = collateral - owed;
         if (free < _minFree)

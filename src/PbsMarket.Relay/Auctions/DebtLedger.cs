@@ -18,8 +18,9 @@ namespace PbsMarket.Relay.Auctions;
 /// </summary>
 public sealed class DebtLedger(RedisKeys keys, IConnectionMultiplexer redis)
 {
-    /// <summary>The field of <see cref="RedisKeys.Owed"/> holding the slot through which debts are final (not an address).</summary>
-    const string ThroughField = "_final_through";
+    /// <summary>Fields of <see cref="RedisKeys.Owed"/> (not addresses): the slot through which debts are final, and an
+    /// L1 block at which the inbox had reached it (balances read at or after it include every settlement up to it).</summary>
+    const string ThroughField = "_final_through", BlockField = "_final_block";
 
     /// <summary>Decimal-string arithmetic shared by both scripts (Lua numbers are doubles).</summary>
     const string BigMath = """
@@ -57,12 +58,13 @@ public sealed class DebtLedger(RedisKeys keys, IConnectionMultiplexer redis)
         return 1
         """;
 
-    // KEYS as above. ARGV: through (final slot), limit. Returns {more (0|1), builder, builder, ...} of released debts.
+    // KEYS as above. ARGV: through (final slot), limit, the L1 block at which the inbox had reached that slot.
+    // Returns {more (0|1), builder, builder, ...} of released debts.
     static readonly string ReleaseScript = BigMath + "\n" + """
         local through = redis.call('HGET', KEYS[1], '_final_through')
         if not through or cmp(through, ARGV[1]) < 0 then
           through = ARGV[1]
-          redis.call('HSET', KEYS[1], '_final_through', through)
+          redis.call('HSET', KEYS[1], '_final_through', through, '_final_block', ARGV[3])
         end
         local slots = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', through, 'LIMIT', 0, tonumber(ARGV[2]))
         local out = {0}
@@ -104,25 +106,27 @@ public sealed class DebtLedger(RedisKeys keys, IConnectionMultiplexer redis)
     /// Releases every debt of a slot at or below <paramref name="finalSlot"/> (the L1 inbox's last posted slot), once;
     /// returns the builders whose debts were released (their escrow balances changed if L1 charged them).
     /// </summary>
-    public async Task<IReadOnlyList<Address>> ReleaseThroughAsync(ulong finalSlot)
+    public async Task<IReadOnlyList<Address>> ReleaseThroughAsync(ulong finalSlot, ulong atL1Block)
     {
         var released = new List<Address>();
         for (var more = true; more;)
         {
             var r = (RedisResult[])(await redis.GetDatabase().ScriptEvaluateAsync(ReleaseScript, Keys,
-                [finalSlot.ToString(CultureInfo.InvariantCulture), ReleaseBatch]))!;
+                [finalSlot.ToString(CultureInfo.InvariantCulture), ReleaseBatch, atL1Block.ToString(CultureInfo.InvariantCulture)]))!;
             more = (long)r[0] == 1;
             released.AddRange(r.Skip(1).Select(x => Address.Parse((string)x!)));
         }
         return released;
     }
 
-    /// <summary>What the builder owes, and the slot through which L1 has decided (balances read before L1 reached it are stale).</summary>
-    public async Task<(BigInteger Owed, ulong FinalThrough)> OwedAsync(Address builder)
+    /// <summary>What the builder owes; the slot through which L1 has decided; and an L1 block at which it had: a balance
+    /// read at an earlier block may not include the settlements whose debts were released.</summary>
+    public async Task<(BigInteger Owed, ulong FinalThrough, ulong FinalBlock)> OwedAsync(Address builder)
     {
-        var v = await redis.GetDatabase().HashGetAsync(keys.Owed, [builder.ToString(), ThroughField]);
+        var v = await redis.GetDatabase().HashGetAsync(keys.Owed, [builder.ToString(), ThroughField, BlockField]);
         return (v[0].IsNull ? BigInteger.Zero : BigInteger.Parse((string)v[0]!, CultureInfo.InvariantCulture),
-            v[1].IsNull ? 0 : ulong.Parse((string)v[1]!, CultureInfo.InvariantCulture));
+            v[1].IsNull ? 0 : ulong.Parse((string)v[1]!, CultureInfo.InvariantCulture),
+            v[2].IsNull ? 0 : ulong.Parse((string)v[2]!, CultureInfo.InvariantCulture));
     }
 
     /// <summary>The slots with an open debt and their winners (for operators and tests).</summary>

@@ -21,11 +21,13 @@ public sealed class RedisKeys(string network)
     /// <summary>The latest proposed header: hash, number, slot (global; slot copies are authoritative for bids).</summary>
     public RedisKey Head => $"pbs:{{{network}}}:head";
     /// <summary>Wei each builder owes for won auctions L1 has not decided yet, and the slot through which it has (DebtLedger).</summary>
-    public RedisKey Owed => $"pbs:{{{network}}}:owed";
+    /// <remarks>Named apart from the pre-ledger <c>owed</c> hash, whose totals no per-slot entry backs: an upgraded relay
+    /// on an old Redis starts from an empty ledger rather than from debts it could never release.</remarks>
+    public RedisKey Owed => $"pbs:{{{network}}}:ledger:owed";
     /// <summary>Each open debt by slot: builder|price (DebtLedger).</summary>
-    public RedisKey Debts => $"pbs:{{{network}}}:debts";
+    public RedisKey Debts => $"pbs:{{{network}}}:ledger:debts";
     /// <summary>The slots of open debts, scored by slot, for the release sweep (DebtLedger).</summary>
-    public RedisKey DebtSlots => $"pbs:{{{network}}}:debt-slots";
+    public RedisKey DebtSlots => $"pbs:{{{network}}}:ledger:slots";
     /// <summary>Durable queue of archive records (results, proposals, evidence, L1 postings).</summary>
     public RedisKey ArchiveStream => $"pbs:{{{network}}}:archive";
     /// <summary>Queue of proposed headers for the L1 poster.</summary>

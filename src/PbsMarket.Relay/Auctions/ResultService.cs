@@ -63,11 +63,12 @@ public sealed class ResultService(
             RunnerUp = runnerUp,
         };
         var json = JsonSerializer.Serialize(view, WireJson.Options);
+        // The debt is booked before the result exists (the result is a pure function of the frozen bids, so every
+        // instance books the same winner and price, once per slot): no crash can leave a stored result unbooked.
+        await ledger.BookAsync(slot, winner?.Header.Builder ?? Address.Zero, winner is null ? 0 : result.Price);
         if (await store.TryStoreResultAsync(slot, json))
         {
-            // Only the instance that stored the result archives and announces it; every reader books its debt
-            // (once per slot), so a crash right after the store loses nothing.
-            await ledger.BookAsync(slot, winner?.Header.Builder ?? Address.Zero, winner is null ? 0 : result.Price);
+            // Only the instance that stored the result archives and announces it.
             await archive.EnqueueResultAsync(view, closed.Bids);
             metrics.Observe("pbs_auction_bids", closed.Bids.Count, RelayMetrics.SizeBuckets);
             metrics.Count("pbs_auctions_closed_total", winner is null ? "outcome=\"empty\"" : "outcome=\"won\"");

@@ -16,10 +16,10 @@ public interface IChainView
 
     /// <summary>
     /// The builder's collateral allocated to this relay in the L1 escrow (wei), and whether it is barred; fetched on first
-    /// use, then refreshed every half slot, and read again when it was read before L1 reached <paramref name="finalThrough"/>
-    /// (the ledger has released debts through that slot, so L1 may have charged them since).
+    /// use, then refreshed every half slot, and read again (at that block or later) when it was read at an L1 block before
+    /// <paramref name="atLeastBlock"/> (the ledger released debts L1 had decided by that block, so it may have charged them).
     /// </summary>
-    ValueTask<(BigInteger Collateral, bool Barred)> CollateralAsync(Address builder, ulong finalThrough, CancellationToken ct);
+    ValueTask<(BigInteger Collateral, bool Barred)> CollateralAsync(Address builder, ulong atLeastBlock, CancellationToken ct);
 
     /// <summary>The L1 inbox's head (the last header posted, with its slot), or null until it has been read.</summary>
     ChainHead? InboxHead { get; }

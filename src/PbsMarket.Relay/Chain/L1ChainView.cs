@@ -5,6 +5,7 @@ using PbsMarket.L1;
 using PbsMarket.Relay.Auctions;
 using Polly;
 using Polly.Retry;
+using StackExchange.Redis;
 
 namespace PbsMarket.Relay.Chain;
 
@@ -27,8 +28,11 @@ public sealed class L1ChainView : BackgroundService, IChainView
     readonly ConcurrentDictionary<Address, Collateral> _collateral = new();
     readonly DebtLedger _ledger;
 
-    /// <summary>A builder's escrow allocation at this relay, read when L1's inbox had reached at least <c>AtSlot</c>.</summary>
-    readonly record struct Collateral(BigInteger Balance, bool Barred, long FetchedAt, ulong AtSlot);
+    /// <summary>A builder's escrow allocation at this relay and whether it is barred, as of L1 block <c>AtBlock</c>.</summary>
+    readonly record struct Collateral(BigInteger Balance, bool Barred, long FetchedAt, ulong AtBlock);
+
+    /// <summary>The L1 block of the last tip read (balances are read at it or later, never at a node's "latest").</summary>
+    ulong _tipBlock;
     readonly Address _relay;
     readonly ResiliencePipeline _retry;
     readonly InboxClient _inbox;
@@ -72,26 +76,27 @@ public sealed class L1ChainView : BackgroundService, IChainView
     /// <summary>How long a balance read on demand serves without the refresh loop: one slot (the loop re-reads every half slot).</summary>
     long CacheMs => Math.Max(1000, _market.Options.SlotMs);
 
-    public async ValueTask<(BigInteger Collateral, bool Barred)> CollateralAsync(Address builder, ulong finalThrough, CancellationToken ct)
+    public async ValueTask<(BigInteger Collateral, bool Barred)> CollateralAsync(Address builder, ulong atLeastBlock, CancellationToken ct)
     {
         var now = Environment.TickCount64;
-        // Stale when older than the cache, or read before L1 reached the slot through which the ledger released
-        // debts: L1 may have charged those since, and free collateral would count the money twice.
-        if (_collateral.TryGetValue(builder, out var c) && now - c.FetchedAt < CacheMs && c.AtSlot >= finalThrough) return (c.Balance, c.Barred);
-        // Read after L1 reached max(what this instance saw, finalThrough): both were observed before this read.
-        var atSlot = Math.Max(InboxHead?.Slot ?? 0, finalThrough);
-        var (balance, barred) = await ReadBalanceAsync(builder, ct);
-        _collateral[builder] = new(balance, barred, now, atSlot);
+        // Stale when older than the cache, or read at a block before the one by which the ledger released debts: L1
+        // may have charged those since, and free collateral would count the money twice.
+        if (_collateral.TryGetValue(builder, out var c) && now - c.FetchedAt < CacheMs && c.AtBlock >= atLeastBlock) return (c.Balance, c.Barred);
+        // An explicit block, not "latest": a lagging or load-balanced L1 endpoint cannot answer from before it.
+        var block = Math.Max(Volatile.Read(ref _tipBlock), atLeastBlock);
+        var (balance, barred) = await ReadBalanceAsync(builder, block, ct);
+        _collateral[builder] = new(balance, barred, now, block);
         return (balance, barred);
     }
 
-    async Task<(BigInteger, bool)> ReadBalanceAsync(Address builder, CancellationToken ct) =>
+    async Task<(BigInteger, bool)> ReadBalanceAsync(Address builder, ulong block, CancellationToken ct) =>
         await _retry.ExecuteAsync(async _ =>
         {
+            var at = new Nethereum.RPC.Eth.DTOs.BlockParameter(block);
             var balance = await _web3.Eth.GetContractQueryHandler<EscrowBalanceOfFunction>()
-                .QueryAsync<BigInteger>(_escrow, new EscrowBalanceOfFunction { Builder = builder.ToString(), Relay = _relay.ToString() });
+                .QueryAsync<BigInteger>(_escrow, new EscrowBalanceOfFunction { Builder = builder.ToString(), Relay = _relay.ToString() }, at);
             var barred = await _web3.Eth.GetContractQueryHandler<IsBarredFunction>()
-                .QueryAsync<bool>(_escrow, new IsBarredFunction { Builder = builder.ToString() });
+                .QueryAsync<bool>(_escrow, new IsBarredFunction { Builder = builder.ToString() }, at);
             return (balance, barred);
         }, ct);
 
@@ -147,8 +152,20 @@ public sealed class L1ChainView : BackgroundService, IChainView
         // Version 2 keeps no per-slot storage: the head's slot is the inbox's last posted slot.
         var tip = await _retry.ExecuteAsync(async t => await _inbox.TipAsync(t), ct);
         InboxHead = tip.IsGenesis ? ChainHead.Genesis : new ChainHead(tip.Hash, tip.Number, tip.Slot);
-        // Every slot up to the inbox's last posted one is final (one linear chain): its winner's debt goes, once.
-        if (!tip.IsGenesis) await _ledger.ReleaseThroughAsync(tip.Slot);
+        if (tip.L1Block > Volatile.Read(ref _tipBlock)) Volatile.Write(ref _tipBlock, tip.L1Block);
+        // Every slot up to the inbox's last posted one is final (one linear chain): its winner's debt goes, once. A
+        // ledger that fails (Redis down, or state it cannot account for) must not stop the rest of the L1 view.
+        if (!tip.IsGenesis)
+        {
+            try
+            {
+                await _ledger.ReleaseThroughAsync(tip.Slot, tip.L1Block);
+            }
+            catch (RedisException e)
+            {
+                _log.LogError("debt ledger: releasing debts through slot {Slot} failed: {Error}", tip.Slot, e.Message);
+            }
+        }
         var epoch = _market.EpochOf(_market.Clock.CurrentSlot);
         foreach (var e in new[] { epoch, epoch + 1 })
         {
@@ -170,8 +187,8 @@ public sealed class L1ChainView : BackgroundService, IChainView
                 if (Environment.TickCount64 - c.FetchedAt >= CacheMs) _collateral.TryRemove(builder, out _);
                 continue;
             }
-            var (balance, barred) = await ReadBalanceAsync(builder, ct);
-            _collateral[builder] = new(balance, barred, Environment.TickCount64, tip.Slot);
+            var (balance, barred) = await ReadBalanceAsync(builder, tip.L1Block, ct);
+            _collateral[builder] = new(balance, barred, Environment.TickCount64, tip.L1Block);
         }
         _lastSuccess = Environment.TickCount64;
     }

@@ -75,7 +75,7 @@ public sealed class DebtAttackTests(TestServers servers) : MarketTest(servers, s
         return key;
     }
 
-    async Task<(BigInteger Owed, ulong FinalThrough)> WaitOwedAsync(Address builder, BigInteger expected)
+    async Task<(BigInteger Owed, ulong FinalThrough, ulong FinalBlock)> WaitOwedAsync(Address builder, BigInteger expected)
     {
         var deadline = DateTime.UtcNow.AddSeconds(60);
         var owed = await _ledgerA.OwedAsync(builder);
@@ -118,7 +118,7 @@ public sealed class DebtAttackTests(TestServers servers) : MarketTest(servers, s
         Assert.Equal(yReceipt.HeaderHash, await _inbox.HeaderOfSlotAsync(a.Slot));
 
         // L1 passed the slot with another block: x owes nothing, was charged nothing, and may bid all it has at A again.
-        var (owed, finalThrough) = await WaitOwedAsync(x.Address, 0);
+        var (owed, finalThrough, _) = await WaitOwedAsync(x.Address, 0);
         Assert.Equal(BigInteger.Zero, owed);
         Assert.True(finalThrough >= a.Slot, $"final through {finalThrough}");
         Assert.DoesNotContain(a.Slot, (await _ledgerA.OpenDebtsAsync()).Keys);

@@ -13,7 +13,7 @@ public sealed class EdgeAttackTests(TestServers servers) : MarketTest(servers)
 
     internal static bool StateKey(string key) =>
         key.EndsWith(":head", StringComparison.Ordinal) || key.EndsWith(":proposal", StringComparison.Ordinal) || key.EndsWith(":evidence", StringComparison.Ordinal)
-        || key.EndsWith(":l1queue", StringComparison.Ordinal) || key.EndsWith(":l1evidence", StringComparison.Ordinal) || key.EndsWith(":owed", StringComparison.Ordinal) || key.EndsWith(":debts", StringComparison.Ordinal) || key.EndsWith(":debt-slots", StringComparison.Ordinal)
+        || key.EndsWith(":l1queue", StringComparison.Ordinal) || key.EndsWith(":l1evidence", StringComparison.Ordinal) || key.Contains(":ledger:", StringComparison.Ordinal)
         || key.EndsWith(":bids", StringComparison.Ordinal) || key.EndsWith(":payloads", StringComparison.Ordinal) || key.EndsWith(":counts", StringComparison.Ordinal);
 
     [Fact]
