@@ -21,8 +21,8 @@ namespace PbsMarket.Relay.Bench;
 /// </summary>
 static class Attacker
 {
-    // Shares of the request rate, in tenths: unfunded bids, data-API edges, garbage bodies.
-    const int UnfundedTenths = 4, CursorTenths = 3;
+    /// <summary>Shares of the request rate, in tenths (--mix U,D,G): unfunded bids, data-API edges, garbage bodies.</summary>
+    public const string DefaultMix = "4,3,3";
 
     static readonly string[] CursorQueries =
     [
@@ -40,6 +40,7 @@ static class Attacker
         var slowCount = Args.Int(args, "--slow", 64);
         var outPath = Args.String(args, "--out") ?? throw new ArgumentException("--attacker needs --out FILE");
         var maxSeconds = Args.Int(args, "--max-seconds", 300);
+        var mix = ParseMix(Args.String(args, "--mix") ?? DefaultMix);
 
         // One handler (its own connection pool) per source address: the relay sees each as a different client.
         var clients = Enumerable.Range(0, addressCount).Select(i => Client(relay, IPAddress.Parse($"127.0.0.{2 + i}"), 4, TimeSpan.FromSeconds(10))).ToArray();
@@ -93,7 +94,7 @@ static class Attacker
                 sent++;
                 Interlocked.Increment(ref inFlight);
                 var client = clients[(int)(n % addressCount)];
-                var t = OneAsync(client, (int)(n % 10), n, auction.Current!, Count);
+                var t = OneAsync(client, mix[(int)(n % 10)], n, auction.Current!, Count);
                 pending[t] = 0;
                 _ = t.ContinueWith(done => { pending.TryRemove(done, out _); Interlocked.Decrement(ref inFlight); }, TaskScheduler.Default);
             }
@@ -106,6 +107,7 @@ static class Attacker
         {
             ["seconds"] = Math.Round(seconds, 2),
             ["rate"] = rate,
+            ["mix"] = Args.String(args, "--mix") ?? DefaultMix,
             ["sent"] = sent,
             ["skipped"] = skipped,
             ["addresses"] = addressCount,
@@ -118,9 +120,16 @@ static class Attacker
         return 0;
     }
 
-    static async Task OneAsync(HttpClient client, int pick, long n, AuctionView.State a, Action<string> count)
+    /// <summary>"U,D,G" tenths into the kind of each of ten consecutive requests.</summary>
+    public static string[] ParseMix(string mix)
     {
-        string kind = pick < UnfundedTenths ? "unfunded_bid" : pick < UnfundedTenths + CursorTenths ? "data_edge" : "garbage";
+        var parts = mix.Split(',').Select(p => int.Parse(p, CultureInfo.InvariantCulture)).ToArray();
+        if (parts.Length != 3 || parts.Any(p => p < 0) || parts.Sum() != 10) throw new ArgumentException($"--mix wants three tenths that add up to 10 (unfunded,data,garbage), not '{mix}'");
+        return [.. Enumerable.Repeat("unfunded_bid", parts[0]), .. Enumerable.Repeat("data_edge", parts[1]), .. Enumerable.Repeat("garbage", parts[2])];
+    }
+
+    static async Task OneAsync(HttpClient client, string kind, long n, AuctionView.State a, Action<string> count)
+    {
         try
         {
             HttpResponseMessage response;

@@ -79,6 +79,10 @@ static class FloodBench
         var addresses = Args.Int(args, "--addresses", 248);
         var slow = Args.Int(args, "--slow", 64);
         var rounds = Args.Int(args, "--rounds", 1);
+        // Several mixes (";"-separated) run one after another, each as its own no-flood/flood pair.
+        var mixes = (Args.String(args, "--mix") ?? Attacker.DefaultMix).Split(';', StringSplitOptions.RemoveEmptyEntries);
+        foreach (var m in mixes) Attacker.ParseMix(m);
+        var plan = Enumerable.Range(0, rounds).SelectMany(_ => mixes).ToArray();
         var concurrency = Args.Int(args, "--concurrency", 64);
         if (phaseSeconds * 1000 + 1500 > slotMs - 250) throw new ArgumentException($"--phase-seconds {phaseSeconds} does not fit in one auction of a {slotMs} ms slot");
         var cli = Args.String(args, "--cli") ?? CliDll();
@@ -86,14 +90,14 @@ static class FloodBench
 
         // Every wait below has its own bound; this one ends the run if something hangs anyway (the reaper then stops
         // the servers, the relay and the attacker).
-        var overall = TimeSpan.FromMinutes(6 + 2 * rounds);
+        var overall = TimeSpan.FromMinutes(6 + 2 * plan.Length);
         _ = Task.Delay(overall).ContinueWith(_ =>
         {
             Console.Error.WriteLine($"flood benchmark FAILED: still running after {overall.TotalMinutes} minutes");
             Environment.Exit(3);
         }, TaskScheduler.Default);
 
-        Say($"flood benchmark: {builders} builders, {phaseSeconds} s phases in {slotMs} ms slots, attacker {attackRate} requests/s from {addresses} addresses + {slow} slow bodies, {rounds} round(s)");
+        Say($"flood benchmark: {builders} builders, {phaseSeconds} s phases in {slotMs} ms slots, attacker {attackRate} requests/s from {addresses} addresses + {slow} slow bodies, mixes (unfunded,data,garbage tenths) {string.Join(" then ", plan)}");
         Say($"this process may use {Environment.ProcessorCount} core(s) (cpus {Cpus(Environment.ProcessId)}); load average {LoadAverage()}");
 
         await using var servers = new TestServers();
@@ -177,20 +181,21 @@ static class FloodBench
             // 2. Alternating phases at that rate: without the flood, then with it.
             var results = new List<PhaseResult> { saturation };
             var attackReports = new List<string>();
-            for (var round = 1; round <= rounds; round++)
+            for (var round = 1; round <= plan.Length; round++)
             {
+                var mix = plan[round - 1];
                 results.Add(await phase.RunAsync($"no flood #{round}", rate, attacker: null));
                 var reportPath = Path.Combine(dir, $"attacker-{round}.json");
                 var attackerLog = Path.Combine(dir, $"attacker-{round}.log");
                 using var attacker = StartPinned(AttackerCore, [.. SelfCommand(), "--attacker", "--relay", relayUrl, "--rate", attackRate.ToString(CultureInfo.InvariantCulture),
-                    "--addresses", addresses.ToString(CultureInfo.InvariantCulture), "--slow", slow.ToString(CultureInfo.InvariantCulture), "--out", reportPath],
+                    "--addresses", addresses.ToString(CultureInfo.InvariantCulture), "--slow", slow.ToString(CultureInfo.InvariantCulture), "--mix", mix, "--out", reportPath],
                     attackerLog, new() { [PinnedVariable] = "1" }, stdin: true);
                 await WaitForLineAsync(attackerLog, "attacker: flooding", attacker, TimeSpan.FromSeconds(60));
                 Say($"attacker up: pid {attacker.Id} (cpus {Cpus(attacker.Id)})");
                 watched["attacker"] = (attacker.Id, false);
                 try
                 {
-                    results.Add(await phase.RunAsync($"flood #{round}", rate, attacker));
+                    results.Add(await phase.RunAsync($"flood #{round} ({mix})", rate, attacker));
                 }
                 finally
                 {
@@ -235,7 +240,7 @@ static class FloodBench
         var c = CultureInfo.InvariantCulture;
         Console.WriteLine();
         Console.WriteLine($"honest load: {builders} funded builders, {concurrency} connections from 127.0.0.1, {rate} bids/s offered (open loop; saturation: closed loop)");
-        Console.WriteLine($"attacker: {attackRate} requests/s from {addresses} addresses (40% unfunded signed bids, 30% data-API cursor/limit edges, 30% garbage bodies) + {slow} slow-body connections");
+        Console.WriteLine($"attacker: {attackRate} requests/s from {addresses} addresses, mix (x,y,z) = tenths of unfunded signed bids, data-API cursor/limit edges, garbage bodies; + {slow} slow-body connections");
         Console.WriteLine();
         Console.WriteLine("| phase | slot | offered/s | sent | accepted | accepted/s | p50 ms | p99 ms | max ms | bid_count | other answers | CPU % of a core: relay, redis, pg, anvil, load, attacker |");
         Console.WriteLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|");
@@ -261,12 +266,18 @@ static class FloodBench
         for (var i = 0; i < attackReports.Count; i++)
         {
             Console.WriteLine();
-            Console.WriteLine($"attacker round {i + 1} answers:");
+            Console.WriteLine($"attacker round {i + 1} (mix {MixOf(attackReports[i])}) answers:");
             using var doc = JsonDocument.Parse(attackReports[i]);
             var e = doc.RootElement;
             Console.WriteLine(string.Create(c, $"  {e.GetProperty("sent").GetInt64():N0} requests in {e.GetProperty("seconds").GetDouble():0.0} s ({e.GetProperty("sent").GetInt64() / e.GetProperty("seconds").GetDouble():N0}/s), {e.GetProperty("skipped").GetInt64()} skipped (over 4,096 in flight)"));
             foreach (var a in e.GetProperty("answers").EnumerateObject()) Console.WriteLine($"  {a.Value.GetInt64(),8:N0}  {a.Name}");
         }
+    }
+
+    static string MixOf(string report)
+    {
+        using var doc = JsonDocument.Parse(report);
+        return doc.RootElement.GetProperty("mix").GetString() ?? "";
     }
 
     static async Task<long> BidCountAsync(HttpClient http, SlotClock clock, ulong slot)
@@ -315,6 +326,11 @@ static class FloodBench
             if (wait < 0) throw new InvalidOperationException($"{name}: signing {count} bids ran past the opening of slot {slot}");
             Say($"{name}: {count} bids pre-signed for slot {slot}; sending {(rate is { } r ? $"{r} bids/s" : "as fast as answered")} for {seconds} s from {wait / 1000.0:0.0} s from now");
             await Task.Delay(TimeSpan.FromMilliseconds(wait));
+            // The relay opens the auction in Redis a moment after the clock does (longer on a loaded core): start when it has,
+            // so that no phase counts its own start-up as refusals. Bounded: after 2.5 s it starts anyway.
+            var openWait = Stopwatch.StartNew();
+            while (openWait.Elapsed < TimeSpan.FromSeconds(2.5) && !await IsOpenAsync(slot)) await Task.Delay(50);
+            if (openWait.ElapsedMilliseconds > 100) Say($"{name}: the relay opened slot {slot}'s auction {openWait.ElapsedMilliseconds} ms after the clock (+300 ms)");
             if (attacker is { HasExited: true }) throw new InvalidOperationException($"{name}: the attacker exited early ({attacker.ExitCode})");
 
             var latencies = new ConcurrentBag<double>();
@@ -355,6 +371,21 @@ static class FloodBench
                 sorted.Length == 0 ? double.NaN : sorted[^1], answers.ToDictionary(), cpu);
             Say(string.Create(CultureInfo.InvariantCulture, $"{name}: {result.Sent} sent, {accepted} accepted in {wall.Elapsed.TotalSeconds:0.00} s = {result.AcceptedPerSecond:N0}/s, p50 {result.P50:0.0} ms, p99 {result.P99:0.0} ms; relay CPU {cpu["relay"]:0}% of a core"));
             return result;
+        }
+
+        async Task<bool> IsOpenAsync(ulong slot)
+        {
+            try
+            {
+                using var r = await http.GetAsync("relay/v1/builder/auction");
+                if (!r.IsSuccessStatusCode) return false;
+                using var doc = JsonDocument.Parse(await r.Content.ReadAsStringAsync());
+                return doc.RootElement.GetProperty("slot").GetString() == slot.ToString(CultureInfo.InvariantCulture);
+            }
+            catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
+            {
+                return false;
+            }
         }
 
         async Task SendAsync(byte[] body, ConcurrentBag<double> latencies, ConcurrentDictionary<string, int> answers)
