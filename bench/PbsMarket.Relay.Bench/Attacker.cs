@@ -46,7 +46,12 @@ static class Attacker
         var clients = Enumerable.Range(0, addressCount).Select(i => Client(relay, IPAddress.Parse($"127.0.0.{2 + i}"), 4, TimeSpan.FromSeconds(10))).ToArray();
         var slowClients = Enumerable.Range(0, slowCount).Select(i => Client(relay, IPAddress.Parse($"127.0.0.{2 + (addressCount - 1 - i % addressCount)}"), 1, TimeSpan.FromSeconds(60))).ToArray();
         var answers = new ConcurrentDictionary<string, long>();
-        void Count(string key) => answers.AddOrUpdate(key, 1, (_, n) => n + 1);
+        var bytes = new ConcurrentDictionary<string, long>();
+        void Count(string key, long received)
+        {
+            answers.AddOrUpdate(key, 1, (_, n) => n + 1);
+            bytes.AddOrUpdate(key, received, (_, n) => n + received);
+        }
 
         using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(maxSeconds));
         // The caller closes our stdin to stop us (and if it dies, stdin closes too).
@@ -113,6 +118,8 @@ static class Attacker
             ["addresses"] = addressCount,
             ["slow_connections"] = slowCount,
             ["answers"] = answers.OrderBy(a => a.Key, StringComparer.Ordinal).ToDictionary(a => a.Key, a => a.Value),
+            // Response bytes per kind of answer: what the relay spent sending them (a cheap request with a big answer is an amplifier).
+            ["bytes"] = bytes.OrderBy(a => a.Key, StringComparer.Ordinal).ToDictionary(a => a.Key, a => a.Value),
         };
         await File.WriteAllTextAsync(outPath, JsonSerializer.Serialize(report, new JsonSerializerOptions { WriteIndented = true }));
         Console.WriteLine($"attacker: stopped after {seconds:0.0} s, {sent} requests sent ({sent / seconds:N0}/s), {skipped} skipped");
@@ -128,7 +135,7 @@ static class Attacker
         return [.. Enumerable.Repeat("unfunded_bid", parts[0]), .. Enumerable.Repeat("data_edge", parts[1]), .. Enumerable.Repeat("garbage", parts[2])];
     }
 
-    static async Task OneAsync(HttpClient client, string kind, long n, AuctionView.State a, Action<string> count)
+    static async Task OneAsync(HttpClient client, string kind, long n, AuctionView.State a, Action<string, long> count)
     {
         try
         {
@@ -148,11 +155,15 @@ static class Attacker
                 content.Headers.ContentType = new MediaTypeHeaderValue(type);
                 response = await client.PostAsync("relay/v1/builder/bids", content);
             }
-            using (response) count($"{kind} {(int)response.StatusCode} {await CodeOfAsync(response)}");
+            using (response)
+            {
+                var (code, size) = await CodeOfAsync(response);
+                count($"{kind} {(int)response.StatusCode} {code}", size);
+            }
         }
         catch (Exception e)
         {
-            count($"{kind} error {e.GetType().Name}");
+            count($"{kind} error {e.GetType().Name}", 0);
         }
     }
 
@@ -186,7 +197,7 @@ static class Attacker
     }
 
     /// <summary>Holds one connection trickling a bid body a few bytes a second until the relay cuts it, again and again.</summary>
-    static async Task SlowLoopAsync(HttpClient client, Action<string> count, CancellationToken stop)
+    static async Task SlowLoopAsync(HttpClient client, Action<string, long> count, CancellationToken stop)
     {
         while (!stop.IsCancellationRequested)
         {
@@ -196,12 +207,13 @@ static class Attacker
                 using var content = new Trickle(4096, 4, stop);
                 content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
                 using var response = await client.PostAsync("relay/v1/builder/bids", content, stop);
-                count($"slow_body {(int)response.StatusCode} {await CodeOfAsync(response)} after {Bucket(sw.Elapsed)}");
+                var (code, size) = await CodeOfAsync(response);
+                count($"slow_body {(int)response.StatusCode} {code} after {Bucket(sw.Elapsed)}", size);
             }
             catch (OperationCanceledException) when (stop.IsCancellationRequested) { return; }
             catch (Exception e)
             {
-                count($"slow_body cut ({Root(e).GetType().Name}) after {Bucket(sw.Elapsed)}");
+                count($"slow_body cut ({Root(e).GetType().Name}) after {Bucket(sw.Elapsed)}", 0);
             }
         }
     }
@@ -214,18 +226,18 @@ static class Attacker
         return e;
     }
 
-    static async Task<string> CodeOfAsync(HttpResponseMessage r)
+    static async Task<(string Code, long Size)> CodeOfAsync(HttpResponseMessage r)
     {
         var bytes = await r.Content.ReadAsByteArrayAsync();
-        if (r.Content.Headers.ContentType?.MediaType != "application/problem+json") return "";
+        if (r.Content.Headers.ContentType?.MediaType != "application/problem+json") return ("", bytes.Length);
         try
         {
             using var doc = JsonDocument.Parse(bytes);
-            return doc.RootElement.TryGetProperty("code", out var c) ? c.GetString() ?? "" : "";
+            return (doc.RootElement.TryGetProperty("code", out var c) ? c.GetString() ?? "" : "", bytes.Length);
         }
         catch (JsonException)
         {
-            return "unparsable";
+            return ("unparsable", bytes.Length);
         }
     }
 

@@ -208,6 +208,8 @@ static class FloodBench
                 if (attacker.ExitCode != 0) throw new InvalidOperationException($"the attacker exited with {attacker.ExitCode}: {Tail(attackerLog)}");
                 attackReports.Add(await File.ReadAllTextAsync(reportPath));
                 Say(Tail(attackerLog, 1));
+                // One quiet slot, so that what the flood left queued is not counted against the next baseline.
+                await Task.Delay(slotMs);
             }
 
             // 3. Every accepted bid must be in its closed slot's bid_count.
@@ -270,7 +272,12 @@ static class FloodBench
             using var doc = JsonDocument.Parse(attackReports[i]);
             var e = doc.RootElement;
             Console.WriteLine(string.Create(c, $"  {e.GetProperty("sent").GetInt64():N0} requests in {e.GetProperty("seconds").GetDouble():0.0} s ({e.GetProperty("sent").GetInt64() / e.GetProperty("seconds").GetDouble():N0}/s), {e.GetProperty("skipped").GetInt64()} skipped (over 4,096 in flight)"));
-            foreach (var a in e.GetProperty("answers").EnumerateObject()) Console.WriteLine($"  {a.Value.GetInt64(),8:N0}  {a.Name}");
+            var bytes = e.GetProperty("bytes");
+            foreach (var a in e.GetProperty("answers").EnumerateObject())
+            {
+                var size = bytes.TryGetProperty(a.Name, out var b) ? b.GetInt64() : 0;
+                Console.WriteLine(string.Create(c, $"  {a.Value.GetInt64(),8:N0}  {a.Name}  ({(size / (double)Math.Max(1, a.Value.GetInt64())):N0} B each)"));
+            }
         }
     }
 
@@ -369,7 +376,7 @@ static class FloodBench
             var accepted = answers.GetValueOrDefault("202");
             var result = new PhaseResult(name, slot, rate, sorted.Length, accepted, accepted / wall.Elapsed.TotalSeconds, P(0.5), P(0.99),
                 sorted.Length == 0 ? double.NaN : sorted[^1], answers.ToDictionary(), cpu);
-            Say(string.Create(CultureInfo.InvariantCulture, $"{name}: {result.Sent} sent, {accepted} accepted in {wall.Elapsed.TotalSeconds:0.00} s = {result.AcceptedPerSecond:N0}/s, p50 {result.P50:0.0} ms, p99 {result.P99:0.0} ms; relay CPU {cpu["relay"]:0}% of a core"));
+            Say(string.Create(CultureInfo.InvariantCulture, $"{name}: {result.Sent} sent, {accepted} accepted in {wall.Elapsed.TotalSeconds:0.00} s = {result.AcceptedPerSecond:N0}/s, p50 {result.P50:0.0} ms, p99 {result.P99:0.0} ms; relay CPU {cpu["relay"]:0}% of a core; load average {LoadAverage()}"));
             return result;
         }
 
