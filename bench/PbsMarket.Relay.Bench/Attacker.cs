@@ -21,7 +21,8 @@ namespace PbsMarket.Relay.Bench;
 /// </summary>
 static class Attacker
 {
-    /// <summary>Shares of the request rate, in tenths (--mix U,D,G): unfunded bids, data-API edges, garbage bodies.</summary>
+    /// <summary>Shares of the request rate, in tenths (--mix U,D,G[,R]): unfunded bids from fresh keys, data-API edges, garbage
+    /// bodies, and unfunded bids from a pool of 248 reused keys (whose collateral the relay has cached: no L1 read each).</summary>
     public const string DefaultMix = "4,3,3";
 
     static readonly string[] CursorQueries =
@@ -127,13 +128,17 @@ static class Attacker
         return 0;
     }
 
-    /// <summary>"U,D,G" tenths into the kind of each of ten consecutive requests.</summary>
+    /// <summary>"U,D,G[,R]" tenths into the kind of each of ten consecutive requests.</summary>
     public static string[] ParseMix(string mix)
     {
         var parts = mix.Split(',').Select(p => int.Parse(p, CultureInfo.InvariantCulture)).ToArray();
-        if (parts.Length != 3 || parts.Any(p => p < 0) || parts.Sum() != 10) throw new ArgumentException($"--mix wants three tenths that add up to 10 (unfunded,data,garbage), not '{mix}'");
-        return [.. Enumerable.Repeat("unfunded_bid", parts[0]), .. Enumerable.Repeat("data_edge", parts[1]), .. Enumerable.Repeat("garbage", parts[2])];
+        if (parts.Length is not (3 or 4) || parts.Any(p => p < 0) || parts.Sum() != 10)
+            throw new ArgumentException($"--mix wants three or four tenths that add up to 10 (unfunded,data,garbage[,unfunded from reused keys]), not '{mix}'");
+        return [.. Enumerable.Repeat("unfunded_bid", parts[0]), .. Enumerable.Repeat("data_edge", parts[1]), .. Enumerable.Repeat("garbage", parts[2]),
+            .. Enumerable.Repeat("unfunded_reused_key", parts.Length == 4 ? parts[3] : 0)];
     }
+
+    static readonly ProtocolKey[] ReusedKeys = [.. Enumerable.Range(0, 248).Select(_ => new ProtocolKey(RandomNumberGenerator.GetBytes(32)))];
 
     static async Task OneAsync(HttpClient client, string kind, long n, AuctionView.State a, Action<string, long> count)
     {
@@ -143,6 +148,10 @@ static class Attacker
             if (kind == "unfunded_bid")
             {
                 response = await client.PostAsync("relay/v1/builder/bids", Json(UnfundedBid(a, n)));
+            }
+            else if (kind == "unfunded_reused_key")
+            {
+                response = await client.PostAsync("relay/v1/builder/bids", Json(UnfundedBid(a, n, ReusedKeys[(int)(n / 10 % ReusedKeys.Length)])));
             }
             else if (kind == "data_edge")
             {
@@ -168,9 +177,9 @@ static class Attacker
     }
 
     /// <summary>A bid a relay must check fully (signature recovered, collateral read) before it can refuse it: a fresh key each time.</summary>
-    static byte[] UnfundedBid(AuctionView.State a, long n)
+    static byte[] UnfundedBid(AuctionView.State a, long n, ProtocolKey? reused = null)
     {
-        var key = new ProtocolKey(RandomNumberGenerator.GetBytes(32));
+        var key = reused ?? new ProtocolKey(RandomNumberGenerator.GetBytes(32));
         var header = new Header(a.L2ChainId, a.Slot, a.Number, a.Parent, a.TimestampMs, 30_000_000, 0, Keccak.Hash(PayloadCodec.Empty),
             key.Address, a.Proposer, a.Reserve + 1 + (ulong)(n % 1000));
         return Wire.ToUtf8(new BidSubmission(header, key.Sign(Eip712.Digest(a.Domain, header)), PayloadCodec.Empty), Wire.WriteBidSubmission);

@@ -242,7 +242,7 @@ static class FloodBench
         var c = CultureInfo.InvariantCulture;
         Console.WriteLine();
         Console.WriteLine($"honest load: {builders} funded builders, {concurrency} connections from 127.0.0.1, {rate} bids/s offered (open loop; saturation: closed loop)");
-        Console.WriteLine($"attacker: {attackRate} requests/s from {addresses} addresses, mix (x,y,z) = tenths of unfunded signed bids, data-API cursor/limit edges, garbage bodies; + {slow} slow-body connections");
+        Console.WriteLine($"attacker: {attackRate} requests/s from {addresses} addresses, mix (u,d,g[,r]) = tenths of unfunded signed bids from fresh keys, data-API cursor/limit edges, garbage bodies[, unfunded bids from 248 reused keys]; + {slow} slow-body connections");
         Console.WriteLine();
         Console.WriteLine("| phase | slot | offered/s | sent | accepted | accepted/s | p50 ms | p99 ms | max ms | bid_count | other answers | CPU % of a core: relay, redis, pg, anvil, load, attacker |");
         Console.WriteLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|");
