@@ -175,6 +175,7 @@ static class FloodBench
 
             // 1. The saturating rate: as fast as 64 connections get answers (closed loop), no attacker.
             var saturation = await phase.RunAsync("saturation", rate: null, attacker: null);
+            await Task.Delay(slotMs); // a quiet slot: the saturation slot's close (thousands of bids) is not the baseline's
             var rate = rateArg > 0 ? rateArg : Math.Max(50, (int)(saturation.AcceptedPerSecond / 2 / 50) * 50);
             Say($"honest offered rate: {rate} bids/s ({(rateArg > 0 ? "--rate" : "half the saturating rate, rounded down to 50")})");
 
@@ -218,12 +219,17 @@ static class FloodBench
             {
                 var count = await BidCountAsync(http, clock, r.Slot);
                 r.BidCount = count;
-                // A bid whose client gave up (10 s timeout) may still have been accepted: it is in bid_count, not in Accepted.
-                var unanswered = r.Answers.Where(a => a.Key.StartsWith("error", StringComparison.Ordinal)).Sum(a => a.Value);
-                if (count < r.Accepted || count > r.Accepted + unanswered)
+                // Every acknowledged bid must be counted. More is possible: a bid whose client gave up (10 s timeout), or that was
+                // answered 503 unavailable when the relay's Redis call timed out after Redis had run it, is stored all the same.
+                if (count < r.Accepted)
                 {
                     mismatches++;
-                    Say($"{r.Name}: slot {r.Slot} closed with bid_count {count}, but {r.Accepted} bids were acknowledged and {unanswered} unanswered");
+                    Say($"{r.Name}: slot {r.Slot} closed with bid_count {count}, fewer than the {r.Accepted} bids acknowledged");
+                }
+                else if (count > r.Accepted)
+                {
+                    var ambiguous = r.Answers.Where(a => a.Key.StartsWith("error", StringComparison.Ordinal) || a.Key == "503 unavailable").Sum(a => a.Value);
+                    Say($"{r.Name}: slot {r.Slot} closed with bid_count {count}: {count - r.Accepted} bids more than acknowledged (of {ambiguous} that timed out at the client or were answered 503 unavailable)");
                 }
             }
             Print(results, attackReports, rate, attackRate, addresses, slow, concurrency, builders);
@@ -250,7 +256,7 @@ static class FloodBench
         Console.WriteLine($"honest load: {builders} funded builders, {concurrency} connections from 127.0.0.1, {rate} bids/s offered (open loop; saturation: closed loop)");
         Console.WriteLine($"attacker: {attackRate} requests/s from {addresses} addresses, mix (u,d,g[,r]) = tenths of unfunded signed bids from fresh keys, data-API cursor/limit edges, garbage bodies[, unfunded bids from 248 reused keys]; + {slow} slow-body connections");
         Console.WriteLine();
-        Console.WriteLine("| phase | slot | offered/s | sent | accepted | accepted/s | p50 ms | p99 ms | max ms | bid_count (≥ accepted; more only by bids the client gave up on) | other answers | CPU % of a core: relay, redis, pg, anvil, load, attacker |");
+        Console.WriteLine("| phase | slot | offered/s | sent | accepted | accepted/s | p50 ms | p99 ms | max ms | bid_count | other answers | CPU % of a core: relay, redis, pg, anvil, load, attacker |");
         Console.WriteLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|");
         foreach (var r in results)
         {
