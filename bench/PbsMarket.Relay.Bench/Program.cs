@@ -55,6 +55,10 @@ var relay = await market.StartRelayAsync(c =>
     c["Relay:CloseOffsetMs"] = "250";
     c["Relay:MaxBidsPerBuilderPerSlot"] = "100000";
     c["Relay:ReservePrice"] = "1";
+    // This mode measures throughput from one address, above the per-address and per-builder defaults (issue 13's
+    // limits answered part of it 429); the flood mode measures the relay with its default limits.
+    c["Relay:BidRequestsPerSecondPerAddress"] = "1000000";
+    c["Relay:BidsPerSecondPerBuilder"] = "1000000";
 });
 
 // Pre-sign every bid for the next auction to open (so signing is not measured).
