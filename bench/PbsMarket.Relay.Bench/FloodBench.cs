@@ -22,7 +22,9 @@ namespace PbsMarket.Relay.Bench;
 /// core with Redis, PostgreSQL, anvil and this process (the honest load); the attacker is another process pinned to
 /// the other core, so what the honest figures lose is what the relay's defences cost, not CPU taken by the attacker.
 ///   dotnet run -c Release --project bench/PbsMarket.Relay.Bench -- --flood [--rate 0 (= half the saturating rate)]
-///     [--attack-rate 1000] [--addresses 248] [--slow 64] [--rounds 1] [--phase-seconds 8] [--builders 32] [--slot-ms 12000]
+///     [--attack-rate 1000] [--mix "4,3,3;10,0,0"] [--addresses 248] [--slow 64] [--rounds 1] [--phase-seconds 8] [--builders 32] [--slot-ms 12000]
+/// (--mix: tenths of unfunded bids, data-API edges, garbage[, unfunded bids from reused keys]; each mix gets its own
+/// no-flood/flood pair. Results and how to read them: docs/benchmarks.md, "Defences against hostile parties".)
 /// </summary>
 static class FloodBench
 {
