@@ -12,6 +12,10 @@ using PbsMarket.Testing.Market;
 // Drives one relay over loopback HTTP with pre-signed bids from many builders during one open
 // auction, and measures the raw signature-recovery rate of the same machine in the same run.
 //   dotnet run -c Release --project bench/PbsMarket.Relay.Bench -- [--builders 32] [--bids 40000] [--concurrency 64] [--slot-ms 12000]
+// With --flood it measures honest bids with and without an attacker instead (FloodBench.cs); --attacker is that
+// attacker's own process (Attacker.cs).
+if (args.Contains("--attacker")) return await PbsMarket.Relay.Bench.Attacker.RunAsync(args);
+if (args.Contains("--flood")) return await PbsMarket.Relay.Bench.FloodBench.RunAsync(args);
 var builders = Arg("--builders", 32);
 var totalBids = Arg("--bids", 40_000);
 var concurrency = Arg("--concurrency", 64);
@@ -51,6 +55,10 @@ var relay = await market.StartRelayAsync(c =>
     c["Relay:CloseOffsetMs"] = "250";
     c["Relay:MaxBidsPerBuilderPerSlot"] = "100000";
     c["Relay:ReservePrice"] = "1";
+    // This mode measures throughput from one address, above the per-address and per-builder defaults (issue 13's
+    // limits answered part of it 429); the flood mode measures the relay with its default limits.
+    c["Relay:BidRequestsPerSecondPerAddress"] = "1000000";
+    c["Relay:BidsPerSecondPerBuilder"] = "1000000";
 });
 
 // Pre-sign every bid for the next auction to open (so signing is not measured).
