@@ -86,6 +86,7 @@ public static class RelayCommand
         s["Relay:Inbox"] = d.Inbox;
         s["Relay:Registry"] = d.Registry;
         s["Relay:Escrow"] = d.Escrow;
+        s["Relay:DeployedAtBlock"] = d.DeployedAtBlock.ToString(c);
         s["Relay:L1ChainId"] = d.L1ChainId.ToString(c);
         s["Relay:L2ChainId"] = d.L2ChainId.ToString(c);
         s["Relay:GenesisMs"] = d.GenesisMs.ToString(c);

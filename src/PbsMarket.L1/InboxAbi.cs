@@ -273,6 +273,15 @@ public sealed class HeaderPostedEvent : IEventDTO
     [Parameter("bytes", "proposalSignature", 8, false)] public byte[] ProposalSignature { get; set; } = [];
 }
 
+[Event("Deposited")]
+public sealed class DepositedEvent : IEventDTO
+{
+    [Parameter("address", "builder", 1, true)] public string Builder { get; set; } = "";
+    [Parameter("address", "relay", 2, true)] public string Relay { get; set; } = "";
+    [Parameter("address", "from", 3, false)] public string From { get; set; } = "";
+    [Parameter("uint256", "amount", 4, false)] public BigInteger Amount { get; set; }
+}
+
 [Event("HeaderSkipped")]
 public sealed class HeaderSkippedEvent : IEventDTO
 {

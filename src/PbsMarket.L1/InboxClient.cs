@@ -289,6 +289,13 @@ public sealed class InboxClient
         Signature.TryFromBytes(l.Event.ProposalSignature, out var sig, out _) ? sig : null,
         l.Log.TransactionHash, (ulong)l.Log.BlockNumber.Value, (ulong)l.Log.LogIndex.Value);
 
+    /// <summary>The builders that deposited collateral allocated to <paramref name="relay"/> in [fromBlock, toBlock].</summary>
+    public async Task<IReadOnlyList<Address>> GetDepositorsAsync(Address relay, ulong fromBlock, ulong toBlock, CancellationToken ct = default)
+    {
+        var logs = await LogsAsync<DepositedEvent>(Escrow, fromBlock, toBlock, ct);
+        return [.. logs.Where(l => Address.Parse(l.Event.Relay) == relay).Select(l => Address.Parse(l.Event.Builder)).Distinct()];
+    }
+
     /// <summary>HeaderSkipped logs (items behind the head that a batch skipped): (slot, header hash, tx hash).</summary>
     public async Task<IReadOnlyList<(ulong Slot, Hash32 HeaderHash, string TxHash)>> GetHeaderSkippedAsync(ulong fromBlock, ulong? toBlock = null, CancellationToken ct = default) =>
         [.. (await LogsAsync<HeaderSkippedEvent>(Inbox, fromBlock, toBlock, ct)).Select(l => (l.Event.Slot, Hash32.FromBytes(l.Event.HeaderHash), l.Log.TransactionHash))];

@@ -23,6 +23,8 @@ public sealed class RelayOptions
     /// <summary>The L1 inbox contract: the EIP-712 verifying contract.</summary>
     [Required] public string Inbox { get; set; } = "";
     public string Registry { get; set; } = "";
+    /// <summary>The L1 block the contracts were deployed at (`pbs deploy` writes it): where the escrow's deposit events begin.</summary>
+    [Range(0, long.MaxValue)] public long DeployedAtBlock { get; set; }
     public string Escrow { get; set; } = "";
 
     [Range(0, long.MaxValue)] public long GenesisMs { get; set; }

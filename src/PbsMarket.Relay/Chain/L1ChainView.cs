@@ -33,13 +33,29 @@ public sealed class L1ChainView : BackgroundService, IChainView
 
     /// <summary>The L1 block of the last tip read (balances are read at it or later, never at a node's "latest").</summary>
     ulong _tipBlock;
+
+    /// <summary>Builders that ever deposited collateral allocated to this relay (the escrow's Deposited events), scanned
+    /// through block <c>_depositsScannedTo - 1</c>: any other key has nothing here, and costs no L1 read.</summary>
+    readonly ConcurrentDictionary<Address, byte> _depositors = new();
+    ulong _depositsScannedTo;
+    /// <summary>On-demand reads for keys not (yet) seen depositing: a deposit newer than the last scan is still found at
+    /// once, but a flood of fresh keys gets at most 10 L1 reads a second, and 2 at a time; the rest a refusal at once
+    /// (a real depositor is found by the next scan, within half a slot).</summary>
+    readonly SemaphoreSlim _unknownKeyReads = new(2);
+    readonly System.Threading.RateLimiting.TokenBucketRateLimiter _unknownKeyBudget = new(new()
+    {
+        TokenLimit = 10, TokensPerPeriod = 10, ReplenishmentPeriod = TimeSpan.FromSeconds(1), QueueLimit = 0, AutoReplenishment = true,
+    });
+    readonly Infrastructure.RelayMetrics _metrics;
+    const ulong DepositScanBlocks = 10_000;
     readonly Address _relay;
     readonly ResiliencePipeline _retry;
     readonly InboxClient _inbox;
     long _lastSuccess;
 
-    public L1ChainView(Market market, Infrastructure.RelayKey key, DebtLedger ledger, ILogger<L1ChainView> log)
+    public L1ChainView(Market market, Infrastructure.RelayKey key, DebtLedger ledger, Infrastructure.RelayMetrics metrics, ILogger<L1ChainView> log)
     {
+        _metrics = metrics;
         _ledger = ledger;
         _relay = key.Address;
         _market = market;
@@ -49,6 +65,7 @@ public sealed class L1ChainView : BackgroundService, IChainView
             throw new InvalidOperationException("Relay:Registry and Relay:Escrow (contract addresses) are required; `pbs deploy` writes them");
         _registry = o.Registry;
         _escrow = o.Escrow;
+        _depositsScannedTo = (ulong)o.DeployedAtBlock;
         _web3 = L1Rpc.Connect(o.L1Rpc, TimeSpan.FromSeconds(3));
         _inbox = new InboxClient(_web3, o.Inbox, o.Registry, o.Escrow, new L1RpcPolicy(TimeSpan.FromSeconds(3), 1));
         _retry = new ResiliencePipelineBuilder()
@@ -82,11 +99,56 @@ public sealed class L1ChainView : BackgroundService, IChainView
         // Stale when older than the cache, or read at a block before the one by which the ledger released debts: L1
         // may have charged those since, and free collateral would count the money twice.
         if (_collateral.TryGetValue(builder, out var c) && now - c.FetchedAt < CacheMs && c.AtBlock >= atLeastBlock) return (c.Balance, c.Barred);
-        // An explicit block, not "latest": a lagging or load-balanced L1 endpoint cannot answer from before it.
-        var block = Math.Max(Volatile.Read(ref _tipBlock), atLeastBlock);
-        var (balance, barred) = await ReadBalanceAsync(builder, block, ct);
-        _collateral[builder] = new(balance, barred, now, block);
+        if (!_depositors.ContainsKey(builder))
+        {
+            // No deposit at this relay on record: nothing to read, unless it deposited since the last scan. That is
+            // checked on L1 only while few such reads are running, and only a key found funded is remembered.
+            using var lease = _unknownKeyBudget.AttemptAcquire();
+            if (!lease.IsAcquired || !_unknownKeyReads.Wait(0)) return (BigInteger.Zero, false);
+            try
+            {
+                _metrics.Count("pbs_l1_balance_reads_total", "key=\"unknown\"");
+                var block = await OnDemandBlockAsync(atLeastBlock, ct);
+                var (fresh, freshBarred) = await ReadBalanceAsync(builder, block, ct);
+                if (fresh.IsZero && !freshBarred) return (fresh, freshBarred);
+                _depositors.TryAdd(builder, 0);
+                _collateral[builder] = new(fresh, freshBarred, now, block);
+                return (fresh, freshBarred);
+            }
+            finally
+            {
+                _unknownKeyReads.Release();
+            }
+        }
+        _metrics.Count("pbs_l1_balance_reads_total", "key=\"depositor\"");
+        var at = await OnDemandBlockAsync(atLeastBlock, ct);
+        var (balance, barred) = await ReadBalanceAsync(builder, at, ct);
+        _collateral[builder] = new(balance, barred, now, at);
         return (balance, barred);
+    }
+
+    /// <summary>
+    /// The block an on-demand balance read uses: the node's current one (a deposit made a moment ago counts), and never
+    /// one before <paramref name="atLeastBlock"/>. An explicit block, not "latest", so that the read and its label agree
+    /// and a lagging or load-balanced endpoint cannot answer from before the block the ledger relies on.
+    /// </summary>
+    async Task<ulong> OnDemandBlockAsync(ulong atLeastBlock, CancellationToken ct)
+    {
+        var current = await _retry.ExecuteAsync(async _ => (ulong)(await _web3.Eth.Blocks.GetBlockNumber.SendRequestAsync()).Value, ct);
+        return Math.Max(Math.Max(current, Volatile.Read(ref _tipBlock)), atLeastBlock);
+    }
+
+    /// <summary>Adds the builders that deposited at this relay up to <paramref name="toBlock"/>, in bounded log queries.</summary>
+    async Task ScanDepositsAsync(ulong toBlock, CancellationToken ct)
+    {
+        while (_depositsScannedTo <= toBlock)
+        {
+            var to = Math.Min(toBlock, _depositsScannedTo + DepositScanBlocks - 1);
+            var from = _depositsScannedTo;
+            foreach (var b in await _retry.ExecuteAsync(async t => await _inbox.GetDepositorsAsync(_relay, from, to, t), ct)) _depositors.TryAdd(b, 0);
+            _depositsScannedTo = to + 1;
+            if (toBlock - to > DepositScanBlocks) _log.LogInformation("scanning escrow deposits: block {Block} of {Tip}, {Count} depositors so far", to, toBlock, _depositors.Count);
+        }
     }
 
     async Task<(BigInteger, bool)> ReadBalanceAsync(Address builder, ulong block, CancellationToken ct) =>
@@ -153,6 +215,7 @@ public sealed class L1ChainView : BackgroundService, IChainView
         var tip = await _retry.ExecuteAsync(async t => await _inbox.TipAsync(t), ct);
         InboxHead = tip.IsGenesis ? ChainHead.Genesis : new ChainHead(tip.Hash, tip.Number, tip.Slot);
         if (tip.L1Block > Volatile.Read(ref _tipBlock)) Volatile.Write(ref _tipBlock, tip.L1Block);
+        await ScanDepositsAsync(tip.L1Block, ct);
         // Every slot up to the inbox's last posted one is final (one linear chain): its winner's debt goes, once. A
         // ledger that fails (Redis down, or state it cannot account for) must not stop the rest of the L1 view.
         if (!tip.IsGenesis)

@@ -33,6 +33,40 @@ public sealed class StorageAttackTests(TestServers servers) : MarketTest(servers
     }
 
     [Fact]
+    public async Task Three_hundred_fresh_unfunded_keys_cost_the_relay_a_few_L1_reads_not_one_each()
+    {
+        var a = await Market.NextAuctionAsync(Relay.Client, 600);
+        var before = await UnknownKeyReadsAsync();
+        var started = DateTime.UtcNow;
+        var bodies = Enumerable.Range(0, 300).Select(_ => Encode(TestMarket.Bid(a, ProtocolKey.Generate(), TestMarket.ReservePrice))).ToList();
+        // From 30 addresses, 10 bids each: no per-address limit is what stops them.
+        var answers = await Task.WhenAll(Enumerable.Range(0, 30).Select(async i =>
+        {
+            using var http = AttackHelpers.ClientFrom(Relay.Url, $"127.0.1.{i + 10}");
+            var codes = new List<string>();
+            for (var j = 0; j < 10; j++) codes.Add((await AttackHelpers.SendAsync(http, HttpMethod.Post, "relay/v1/builder/bids", bodies[i * 10 + j])).Code);
+            return codes;
+        }));
+        var seconds = (DateTime.UtcNow - started).TotalSeconds;
+        Assert.All(answers.SelectMany(c => c), c => Assert.True(c is "collateral_required" or "auction_closed", c));
+        var reads = await UnknownKeyReadsAsync() - before;
+        // 10 a second at most, against one per key before (300).
+        Assert.True(reads <= 10 * Math.Ceiling(seconds + 1), $"{reads} L1 reads for 300 fresh keys in {seconds:0.0} s");
+        // A funded builder is not one of them: its bid goes through.
+        var next = await Market.NextAuctionAsync(Relay.Client, 400);
+        var ok = TestMarket.Bid(next, TestMarket.Builders[0], TestMarket.ReservePrice);
+        await Relay.Client.SubmitAsync(ok.Header, ok.Signature, ok.Payload);
+    }
+
+    async Task<long> UnknownKeyReadsAsync()
+    {
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
+        var text = await http.GetStringAsync($"{Relay.Url}/metrics");
+        var line = text.Split('\n').FirstOrDefault(l => l.StartsWith("pbs_l1_balance_reads_total{key=\"unknown\"}", StringComparison.Ordinal));
+        return line is null ? 0 : long.Parse(line.Split(' ')[^1], System.Globalization.CultureInfo.InvariantCulture);
+    }
+
+    [Fact]
     public async Task Only_each_builders_latest_payload_is_kept_and_its_bytes_per_slot_are_bounded()
     {
         var a = await Market.NextAuctionAsync(Relay.Client, 600);

@@ -150,6 +150,7 @@ public sealed class TestMarket : IAsyncDisposable
             ["Relay:Inbox"] = Deployment.Inbox,
             ["Relay:Registry"] = Deployment.Registry,
             ["Relay:Escrow"] = Deployment.Escrow,
+            ["Relay:DeployedAtBlock"] = Deployment.DeployedAtBlock.ToString(System.Globalization.CultureInfo.InvariantCulture),
             ["Relay:GenesisMs"] = Deployment.GenesisMs.ToString(),
             ["Relay:SlotMs"] = SlotLengthMs.ToString(),
             ["Relay:CloseOffsetMs"] = CloseOffsetMs.ToString(),
