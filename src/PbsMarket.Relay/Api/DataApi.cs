@@ -14,7 +14,7 @@ public static class DataApi
 
     public static IEndpointRouteBuilder MapDataApi(this IEndpointRouteBuilder app)
     {
-        var group = app.MapGroup("/relay/v1/data").WithTags("data");
+        var group = app.MapGroup("/relay/v1/data").WithTags("data").RequireRateLimiting(Limits.DataPolicy);
         group.MapGet("/slots", ListSlots).WithSummary("Slots, newest first, with cursor pagination (limit <= 200).");
         group.MapGet("/slots/{slot}", GetSlot).WithSummary("One slot; bids and result once its auction closed.");
         group.MapGet("/slots/{slot}/proof/{headerHash}", GetProof).WithSummary("Merkle proof of one bid in the slot's bids root.");

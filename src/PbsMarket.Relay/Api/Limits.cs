@@ -40,6 +40,14 @@ public static class Limits
                 var perSecond = bids ? o.BidRequestsPerSecondPerAddress : o.RequestsPerSecondPerAddress;
                 return RateLimitPartition.GetTokenBucketLimiter((bids, address), _ => Bucket(perSecond));
             });
+            // The data API as a whole: per-address limits cannot stop many addresses adding up, so at most this many data
+            // reads run at once (others queue briefly, then get rate_limited); bidding never waits for them.
+            r.AddPolicy(DataPolicy, http => RateLimitPartition.GetConcurrencyLimiter("data", _ => new ConcurrencyLimiterOptions
+            {
+                PermitLimit = http.RequestServices.GetRequiredService<RelayOptions>().MaxConcurrentDataRequests,
+                QueueLimit = 4 * http.RequestServices.GetRequiredService<RelayOptions>().MaxConcurrentDataRequests,
+                QueueProcessingOrder = QueueProcessingOrder.OldestFirst,
+            }));
             r.OnRejected = async (ctx, ct) =>
             {
                 var retry = ctx.Lease.TryGetMetadata(MetadataName.RetryAfter, out var after) ? Math.Max(1, (int)Math.Ceiling(after.TotalSeconds)) : 1;
@@ -47,6 +55,8 @@ public static class Limits
             };
         });
     }
+
+    public const string DataPolicy = "data";
 
     public static long BodyLimit(RelayOptions o) => o.MaxPayloadBytes * 2L + 64 * 1024;
 

@@ -28,10 +28,9 @@ public sealed class SlotReader(AuctionStore store, ResultService results, Market
         if (auction is null) return null;
         if (market.Clock.NowMs < auction.ClosesAtMs)
             return new OpenSlotView(slot, auction.Proposer, "open", auction.Parent, auction.Number, auction.ClosesAtMs);
-        var closed = await results.EnsureClosedAsync(slot);
-        if (closed is null)
+        var view = await ClosedViewAsync(slot);
+        if (view is null)
             return new OpenSlotView(slot, auction.Proposer, "open", auction.Parent, auction.Number, auction.ClosesAtMs);
-        var view = closed.View;
         var proposal = await store.GetProposalAsync(slot);
         var missed = await redis.GetDatabase().HashGetAsync(store.Keys.Auction(slot), "missed");
         var status = proposal?.L1TxHash is not null ? "posted" : proposal is not null ? "proposed" : !missed.IsNull ? "missed" : "closed";
@@ -43,6 +42,34 @@ public sealed class SlotReader(AuctionStore store, ResultService results, Market
             MissedReason = status == "missed" ? (string?)missed : null,
         };
     }
+
+    /// <summary>How many of the newest closed slots are kept parsed in memory.</summary>
+    const int CachedSlots = 64;
+    readonly System.Collections.Concurrent.ConcurrentDictionary<ulong, SlotView> _closed = new();
+
+    /// <summary>
+    /// A closed slot's result (with its bids). A stored result never changes, so the newest are kept parsed: a page of
+    /// recent slots costs a few small Redis reads per slot, not the close script and every bid of each slot again
+    /// (which let a few list requests a second stall the relay). Only a slot nobody has closed yet is closed here.
+    /// </summary>
+    async Task<SlotView?> ClosedViewAsync(ulong slot)
+    {
+        if (_closed.TryGetValue(slot, out var cached)) return cached;
+        var json = await store.GetResultJsonAsync(slot);
+        var view = json is not null ? JsonSerializer.Deserialize<SlotView>(json, WireJson.Options) : (await results.EnsureClosedAsync(slot))?.View;
+        if (view is null) return null;
+        var current = market.Clock.CurrentSlot;
+        if (slot + CachedSlots >= current)
+        {
+            _closed[slot] = view;
+            foreach (var old in _closed.Keys) if (old + CachedSlots < current) _closed.TryRemove(old, out _);
+        }
+        return view;
+    }
+
+    /// <summary>A list page stops adding slots once it holds this many bids (a page may be short and still have a next
+    /// cursor): one request's work and answer stay bounded however large the slots are.</summary>
+    int MaxBidsPerPage => market.Options.MaxBidsPerDataPage;
 
     const string SlotColumns = """
         s.slot, s.proposer, s.parent_hash, s.number, s.closes_at_ms, s.closed_at_ms, s.winner_hash, s.winner_builder,
@@ -114,6 +141,7 @@ public sealed class SlotReader(AuctionStore store, ResultService results, Market
         var slots = new List<object>();
         var cursor = before;
         var budget = limit;
+        var bids = 0;
         // Recent slots from Redis, one by one (each is a few small reads).
         while (budget > 0 && cursor > 0 && IsRecent(cursor - 1))
         {
@@ -121,7 +149,10 @@ public sealed class SlotReader(AuctionStore store, ResultService results, Market
             cursor--;
             budget--;
             var view = await FromRedisAsync(cursor);
-            if (view is not null) slots.Add(view);
+            if (view is null) continue;
+            slots.Add(view);
+            bids += view is SlotView { Bids: { } b } ? b.Count : 0;
+            if (bids >= MaxBidsPerPage) return (slots, cursor > 0 ? cursor : null);
         }
         if (budget == 0) return (slots, cursor > 0 ? cursor : null);
         if (cursor > 0)
@@ -132,10 +163,22 @@ public sealed class SlotReader(AuctionStore store, ResultService results, Market
                          { Parameters = { new() { Value = (long)cursor }, new() { Value = limit - slots.Count } } })
             await using (var r = await cmd.ExecuteReaderAsync(ct))
                 while (await r.ReadAsync(ct)) older.Add(ReadSlot(r));
-            var bids = await ReadBidsAsync(conn, older.Select(s => s.Slot).ToArray(), ct);
-            slots.AddRange(older.Select(s => s with { Bids = bids.GetValueOrDefault(s.Slot, []) }));
+            // The same bid budget, from the archived counts before any bid is read.
+            var full = older.Count == limit - slots.Count;
+            var kept = 0;
+            while (kept < older.Count && (slots.Count + kept == 0 || bids + (int)(older[kept].BidCount ?? 0) <= MaxBidsPerPage))
+                bids += (int)(older[kept++].BidCount ?? 0);
+            if (kept < older.Count)
+            {
+                older.RemoveRange(kept, older.Count - kept);
+                full = true;
+            }
+            if (older.Count == 0) return (slots, full ? cursor : null); // the next archived slot alone passes the budget: next page
+            var archived = await ReadBidsAsync(conn, older.Select(s => s.Slot).ToArray(), ct);
+            slots.AddRange(older.Select(s => s with { Bids = archived.GetValueOrDefault(s.Slot, []) }));
             cursor = older.Count > 0 ? older[^1].Slot : 0;
-            if (older.Count < limit - (slots.Count - older.Count)) cursor = 0;
+            if (!full) cursor = 0;
+            return (slots, cursor > 0 ? cursor : null);
         }
         return (slots, slots.Count == limit && cursor > 0 ? cursor : null);
     }
