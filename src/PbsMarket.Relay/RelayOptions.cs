@@ -67,7 +67,7 @@ public sealed class RelayOptions
     /// <summary>Data API reads (slots, builders, proposers, proofs) running at once across all clients; the event stream is apart.</summary>
     [Range(1, 1024)] public int MaxConcurrentDataRequests { get; set; } = 4;
     /// <summary>A page of GET /relay/v1/data/slots stops adding slots once it holds this many bids (it then has a next cursor).</summary>
-    [Range(1, 10_000_000)] public int MaxBidsPerDataPage { get; set; } = 20_000;
+    [Range(1, 10_000_000)] public int MaxBidsPerDataPage { get; set; } = 2_000;
 
     /// <summary>The relay's signing key, hex; or <see cref="KeystorePath"/> with a password.</summary>
     public string? SigningKey { get; set; }

@@ -52,8 +52,8 @@ public static class DataApi
     {
         if (ParseSlot(slot, market) is { } bad) return bad.ToResult();
         var s = ulong.Parse(slot, System.Globalization.CultureInfo.InvariantCulture);
-        var view = await reader.GetAsync(s, ct);
-        return view is null ? new Rejection("not_found", $"slot {s} has no auction on this relay").ToResult() : Json(view);
+        var json = await reader.GetJsonAsync(s, ct);
+        return json is null ? new Rejection("not_found", $"slot {s} has no auction on this relay").ToResult() : Results.Bytes(json, "application/json");
     }
 
     /// <summary>A slot path parameter: decimal uint64 (<c>malformed</c>) within the market's range (<c>out_of_range</c>).</summary>

@@ -14,6 +14,25 @@ namespace PbsMarket.Relay.Archive;
 /// </summary>
 public sealed class SlotReader(AuctionStore store, ResultService results, Market market, NpgsqlDataSource db, IConnectionMultiplexer redis)
 {
+    /// <summary>Serialized answers of large closed slots, by slot and the fields that still change (status, proposal, L1
+    /// transaction): a slot with thousands of bids read again and again is serialized once per state, not per read.</summary>
+    readonly System.Collections.Concurrent.ConcurrentDictionary<(ulong Slot, string? Status, Hash32? Proposed, string? L1Tx), byte[]> _json = new();
+    const int JsonCacheEntries = 16, JsonCacheMinBids = 256;
+
+    /// <summary>The slot as the data API answers it (UTF-8 JSON), or null when this relay never had it.</summary>
+    public async Task<byte[]?> GetJsonAsync(ulong slot, CancellationToken ct)
+    {
+        var view = await GetAsync(slot, ct);
+        if (view is null) return null;
+        if (view is not SlotView { Bids.Count: >= JsonCacheMinBids } big) return JsonSerializer.SerializeToUtf8Bytes(view, view.GetType(), WireJson.Options);
+        var key = (big.Slot, big.Status, big.ProposedHeaderHash, big.L1TxHash);
+        if (_json.TryGetValue(key, out var bytes)) return bytes;
+        bytes = JsonSerializer.SerializeToUtf8Bytes(big, WireJson.Options);
+        if (_json.Count >= JsonCacheEntries) _json.Clear(); // small and rebuilt on demand: no LRU bookkeeping needed
+        _json[key] = bytes;
+        return bytes;
+    }
+
     public async Task<object?> GetAsync(ulong slot, CancellationToken ct)
     {
         if (IsRecent(slot) && await FromRedisAsync(slot) is { } recent) return recent;

@@ -109,4 +109,32 @@ public sealed class DataApiAttackTests(TestServers servers) : MarketTest(servers
         Assert.Contains(answers, x => x.status == 429);
         Assert.Contains(answers, x => x.status == 200);
     }
+
+    [Fact]
+    public async Task A_large_closed_slot_read_again_and_again_answers_the_same_bytes_with_every_bid()
+    {
+        await using var relay = await Market.StartRelayAsync(c =>
+        {
+            c["Relay:MaxBidsPerBuilderPerSlot"] = "100";
+            c["Relay:BidsPerSecondPerBuilder"] = "10000";
+        });
+        var a = await Market.NextAuctionAsync(relay.Client, 1500);
+        // 270 bids (above the size from which answers are kept serialized), three builders in parallel.
+        await Task.WhenAll(TestMarket.Builders.Select(async builder =>
+        {
+            for (var i = 0; i < 90; i++)
+            {
+                var bid = TestMarket.Bid(a, builder, TestMarket.ReservePrice + i);
+                await relay.Client.SubmitAsync(bid.Header, bid.Signature, bid.Payload);
+            }
+        }));
+        await Market.WaitClosedAsync(a.Slot, relay);
+        using var http = AttackHelpers.ClientFrom(relay.Url, "127.0.2.12");
+        var first = await http.GetByteArrayAsync($"relay/v1/data/slots/{a.Slot}");
+        for (var i = 0; i < 5; i++) Assert.Equal(first, await http.GetByteArrayAsync($"relay/v1/data/slots/{a.Slot}"));
+        using var doc = JsonDocument.Parse(first);
+        Assert.Equal(270, doc.RootElement.GetProperty("bids").GetArrayLength());
+        Assert.Equal("270", doc.RootElement.GetProperty("bid_count").GetString());
+        Assert.Equal(a.Slot.ToString(), doc.RootElement.GetProperty("slot").GetString());
+    }
 }
