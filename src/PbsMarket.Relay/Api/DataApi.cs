@@ -45,7 +45,18 @@ public static class DataApi
             before = Math.Min(c, newest);
         }
         var (slots, next) = await reader.ListAsync(before, n, ct);
-        return Json(new SlotPage(slots, next?.ToString()));
+        // {slots, next_cursor}, each slot from SlotReader.Serialized (large ones are cached bytes).
+        using var buffer = new MemoryStream();
+        using (var w = new Utf8JsonWriter(buffer))
+        {
+            w.WriteStartObject();
+            w.WriteStartArray("slots");
+            foreach (var slot in slots) w.WriteRawValue(reader.Serialized(slot), skipInputValidation: true);
+            w.WriteEndArray();
+            if (next is { } c) w.WriteString("next_cursor", c.ToString(System.Globalization.CultureInfo.InvariantCulture)); // absent on the last page
+            w.WriteEndObject();
+        }
+        return Results.Bytes(buffer.ToArray(), "application/json");
     }
 
     static async Task<IResult> GetSlot(string slot, SlotReader reader, Market market, CancellationToken ct)

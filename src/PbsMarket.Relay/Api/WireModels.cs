@@ -55,8 +55,6 @@ public static class SlotViewSettlement
             : new Settlement(v.Price ?? 0, v.BidsRoot ?? Hash32.Zero, v.BidCount ?? 0, Signature.Parse(v.RelaySignature), v.RunnerUp?.ToEvidence());
 }
 
-public sealed record SlotPage(IReadOnlyList<object> Slots, string? NextCursor);
-
 public sealed record ProofView(ulong Slot, Hash32 HeaderHash, ulong ReceivedAtMs, Hash32 Leaf, Hash32 BidsRoot, IReadOnlyList<Hash32> Proof);
 
 /// <summary>The JSON conventions of the protocol: snake_case, integers as decimal strings, 0x hex.</summary>

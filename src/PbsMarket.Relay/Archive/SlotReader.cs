@@ -20,10 +20,12 @@ public sealed class SlotReader(AuctionStore store, ResultService results, Market
     const int JsonCacheEntries = 16, JsonCacheMinBids = 256;
 
     /// <summary>The slot as the data API answers it (UTF-8 JSON), or null when this relay never had it.</summary>
-    public async Task<byte[]?> GetJsonAsync(ulong slot, CancellationToken ct)
+    public async Task<byte[]?> GetJsonAsync(ulong slot, CancellationToken ct) =>
+        await GetAsync(slot, ct) is { } view ? Serialized(view) : null;
+
+    /// <summary>A slot's JSON; a large closed slot's from the cache (list pages and single reads share it).</summary>
+    public byte[] Serialized(object view)
     {
-        var view = await GetAsync(slot, ct);
-        if (view is null) return null;
         if (view is not SlotView { Bids.Count: >= JsonCacheMinBids } big) return JsonSerializer.SerializeToUtf8Bytes(view, view.GetType(), WireJson.Options);
         var key = (big.Slot, big.Status, big.ProposedHeaderHash, big.L1TxHash);
         if (_json.TryGetValue(key, out var bytes)) return bytes;
