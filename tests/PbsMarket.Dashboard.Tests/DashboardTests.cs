@@ -163,7 +163,14 @@ public sealed class DashboardTests(LiveMarket live) : IClassFixture<LiveMarket>
         // Each row's status is the data API's. Rows are found by their slot (the table grows at the top every
         // slot, so a row's index moves), and a slot's status can move on (proposed, then posted) between reading
         // the API and the page: both are read again until they agree, which they must once the slot settles.
+        // The table is the list page plus what events add: wait for the page to be in (a list read the relay's data
+        // limit answered 429 is retried by the dashboard), not just for the first rows an event brings.
         var slots = await p.Locator("[data-testid=slot-row]").EvaluateAllAsync<string[]>("rows => rows.map(r => r.dataset.slot)");
+        for (var deadline = DateTime.UtcNow.AddSeconds(30); slots.Length < 12 && DateTime.UtcNow < deadline;)
+        {
+            await Task.Delay(200);
+            slots = await p.Locator("[data-testid=slot-row]").EvaluateAllAsync<string[]>("rows => rows.map(r => r.dataset.slot)");
+        }
         var checkedRows = 0;
         foreach (var slot in slots.Skip(4).Take(8))
         {
