@@ -24,8 +24,16 @@ public sealed class ClusterTests(TestServers servers, ITestOutputHelper output) 
         _cluster = await servers.StartOwnClusterAsync();
         // 3 s slots: bids through two relays, a proposal and the L1 posting per slot, on a loaded machine.
         _market = await TestMarket.StartAsync(servers, slotMs: 3000, redisConnection: _cluster.ConnectionString);
-        _r1 = await _market.StartRelayAsync();
-        _r2 = await _market.StartRelayAsync();
+        // Limits high enough for the hot-shard test's burst (the attack suite tests the limits).
+        static void Unlimited(Dictionary<string, string?> c)
+        {
+            c["Relay:MaxBidsPerBuilderPerSlot"] = "100000";
+            c["Relay:BidsPerSecondPerBuilder"] = "1000000";
+            c["Relay:BidRequestsPerSecondPerAddress"] = "1000000";
+            c["Relay:RequestsPerSecondPerAddress"] = "1000000";
+        }
+        _r1 = await _market.StartRelayAsync(Unlimited);
+        _r2 = await _market.StartRelayAsync(Unlimited);
     }
 
     public async ValueTask DisposeAsync() => await _market.DisposeAsync();
@@ -87,6 +95,58 @@ public sealed class ClusterTests(TestServers servers, ITestOutputHelper output) 
         // Which shard does the work: per-master command counts (docs/relay.md, "Redis Cluster").
         foreach (var (node, isMaster, stats) in await _cluster.CommandStatsAsync())
             if (isMaster) output.WriteLine($"master {node.Endpoint}: {Calls(stats, "evalsha")} evalsha, {Calls(stats, "hmget")} hmget, {Calls(stats, "hget")} hget");
+    }
+
+    /// <summary>
+    /// Every bid of a slot works on its slot's shard: the builders' debts are read once per slot and instance, not once
+    /// per bid from the market's global shard (<c>{net}</c>, which also holds the head, the ledger, the archive and L1 queues),
+    /// which would otherwise take one read per bid of every auction and bound the whole market by one node.
+    /// </summary>
+    [Fact]
+    public async Task A_slots_bids_do_not_load_the_global_shard()
+    {
+        const int perBuilder = 100;
+        var globalShard = await _cluster.MasterOfAsync($"pbs:{{{_market.Network}}}:ledger:owed");
+        // A slot whose keys hash to another shard than the global keys (about two slots in three).
+        OpenAuction a;
+        RedisClusterNode slotShard;
+        for (var tries = 0; ; tries++)
+        {
+            a = await _market.NextAuctionAsync(_r1.Client, 2000);
+            slotShard = await _cluster.MasterOfAsync($"pbs:{{{_market.Network}:s:{a.Slot}}}:bids");
+            if (slotShard.Port != globalShard.Port || tries == 8) break;
+            await _market.WaitClosedAsync(a.Slot);
+        }
+        Assert.NotEqual(globalShard.Port, slotShard.Port);
+        var before = await CallsAsync(globalShard);
+        var slotBefore = await CallsAsync(slotShard);
+        var accepted = 0;
+        await Task.WhenAll(TestMarket.Builders.Select((builder, k) => Task.Run(async () =>
+        {
+            var relay = k % 2 == 0 ? _r1 : _r2;
+            for (var i = 0; i < perBuilder; i++)
+            {
+                var bid = TestMarket.Bid(a, builder, 10_000 + k * perBuilder + i);
+                await relay.Client.SubmitAsync(bid.Header, bid.Signature, bid.Payload);
+                Interlocked.Increment(ref accepted);
+            }
+        })));
+        var globalCalls = await CallsAsync(globalShard) - before;
+        var slotCalls = await CallsAsync(slotShard) - slotBefore;
+        output.WriteLine($"{accepted} bids: {slotCalls} calls on the slot's shard, {globalCalls} on the global shard");
+        Assert.Equal(3 * perBuilder, accepted);
+        Assert.True(slotCalls >= accepted, $"the slot's shard saw {slotCalls} calls for {accepted} bids: the bids went elsewhere");
+        // Background work (auction scheduling, L1 poster lease, archive stream, events) also reaches the global shard;
+        // a read per bid would be at least one call per bid on top.
+        Assert.True(globalCalls < accepted / 3, $"the global shard saw {globalCalls} calls during {accepted} bids of one slot");
+    }
+
+    /// <summary>Every command the node ran, those inside scripts included (INFO itself excluded).</summary>
+    static async Task<long> CallsAsync(RedisClusterNode node)
+    {
+        var stats = await node.CliAsync(CancellationToken.None, "INFO", "commandstats");
+        return stats.Split('\n').Where(l => l.StartsWith("cmdstat_", StringComparison.Ordinal) && !l.StartsWith("cmdstat_info:", StringComparison.Ordinal))
+            .Sum(l => long.Parse(l[(l.IndexOf("calls=", StringComparison.Ordinal) + 6)..].Split(',')[0], CultureInfo.InvariantCulture));
     }
 
     /// <summary>The open auction's parent, or null between auctions (503 unavailable until the next one opens).</summary>
