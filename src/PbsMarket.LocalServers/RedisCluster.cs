@@ -14,6 +14,20 @@ public sealed class RedisClusterNode(string dir, int nodeTimeoutMs) : RedisServe
         return psi;
     }
 
+    const int SigStop = 19, SigCont = 18;
+
+    /// <summary>Freezes the process (SIGSTOP), as a stalled machine would be: it holds its connections but answers nothing.</summary>
+    public void Freeze()
+    {
+        if (Pid is { } pid) Posix.Signal(pid, SigStop);
+    }
+
+    /// <summary>Lets a frozen process run again (SIGCONT).</summary>
+    public void Thaw()
+    {
+        if (Pid is { } pid) Posix.Signal(pid, SigCont);
+    }
+
     /// <summary>Runs one command through redis-cli against this node and returns its output.</summary>
     public Task<string> CliAsync(CancellationToken ct, params string[] args) => RedisCli.RunAsync(["-h", "127.0.0.1", "-p", Port.ToString(System.Globalization.CultureInfo.InvariantCulture), .. args], ct);
 }
@@ -109,6 +123,44 @@ public class RedisCluster(string dir, int masters = 3, int replicasPerMaster = 1
             }
         }
         throw new InvalidOperationException($"no running master serves hash slot {slot} (key {key})");
+    }
+
+    /// <summary>Waits until <paramref name="replica"/> has taken over as a master (after its master was lost) and every
+    /// running node reports the cluster ok again.</summary>
+    public async Task WaitPromotedAsync(RedisClusterNode replica, TimeSpan timeout, CancellationToken ct = default)
+    {
+        var deadline = Stopwatch.StartNew();
+        var last = "";
+        while (true)
+        {
+            try
+            {
+                var role = await replica.CliAsync(ct, "INFO", "replication");
+                var infos = await Task.WhenAll(Nodes.Where(n => n.IsRunning).Select(n => n.CliAsync(ct, "CLUSTER", "INFO")));
+                if (role.Contains("role:master", StringComparison.Ordinal) && infos.All(i => i.Contains("cluster_state:ok", StringComparison.Ordinal))) return;
+                last = role.Contains("role:master", StringComparison.Ordinal) ? "promoted; cluster not ok everywhere yet" : "still a replica";
+            }
+            catch (InvalidOperationException e)
+            {
+                last = e.Message;
+            }
+            if (deadline.Elapsed > timeout) throw new TimeoutException($"{replica.Endpoint} did not take over as master within {timeout.TotalSeconds:0} s ({last})");
+            await Task.Delay(100, ct);
+        }
+    }
+
+    /// <summary>The running replica of <paramref name="master"/> (from its INFO replication).</summary>
+    public async Task<RedisClusterNode> ReplicaOfAsync(RedisClusterNode master, CancellationToken ct = default)
+    {
+        var info = await master.CliAsync(ct, "INFO", "replication");
+        foreach (var line in info.Split('\n'))
+        {
+            if (!line.StartsWith("slave", StringComparison.Ordinal)) continue;
+            var port = line.Split(',').Select(f => f.Split('=')).FirstOrDefault(kv => kv.Length == 2 && kv[0] == "port")?[1];
+            if (port is not null && Nodes.FirstOrDefault(n => n.Port.ToString(System.Globalization.CultureInfo.InvariantCulture) == port.Trim() && n.IsRunning) is { } replica)
+                return replica;
+        }
+        throw new InvalidOperationException($"master {master.Endpoint} has no running replica ({info.Trim()})");
     }
 
     /// <summary>Per-node figures from INFO (for measuring how evenly the shards are loaded).</summary>
