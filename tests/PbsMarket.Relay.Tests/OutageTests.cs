@@ -64,6 +64,103 @@ public sealed class OutageTests(TestServers servers)
         await relay.WaitReadyAsync();
     }
 
+    /// <summary>
+    /// kill -9 of PostgreSQL while bids arrive (no shutdown, no checkpoint), then a restart: the archive ends complete:
+    /// every acknowledged bid, every closed slot's result, every proposal and the equivocation evidence.
+    /// </summary>
+    [Fact]
+    public async Task Postgres_killed_while_bids_arrive_ends_with_a_complete_archive()
+    {
+        var pg = await servers.StartOwnAsync(new PostgresServer());
+        // 3 s slots: three bids and a proposal (a second, conflicting one in the last slot) per slot on a loaded machine.
+        await using var market = await TestMarket.StartAsync(servers, ownPostgres: pg, slotMs: 3000);
+        var relay = await market.StartRelayAsync();
+        var slots = new List<(ulong Slot, List<Hash32> Bids, Hash32 Proposed)>();
+        ulong equivocated = 0;
+        for (var round = 0; round < 3; round++)
+        {
+            var a = await market.NextAuctionAsync(relay.Client, 1500);
+            var bids = new List<Hash32>();
+            for (var i = 0; i < 3; i++)
+            {
+                var bid = TestMarket.Bid(a, TestMarket.Builders[i], 5_000 + 100 * round + i);
+                bids.Add((await relay.Client.SubmitAsync(bid.Header, bid.Signature, bid.Payload)).HeaderHash);
+                if (round == 0 && i == 0) await pg.KillAsync(); // mid-auction, between two acknowledged bids
+            }
+            await market.WaitClosedAsync(a.Slot);
+            var proposer = market.ProposerOf(a.Slot);
+            var (status, answer) = await relay.Client.PostRawAsync("relay/v1/proposer/proposals", await market.ProposalBodyAsync(relay.Url, a.Slot, bids[2], proposer));
+            Assert.True(status == 200, answer);
+            if (round == 2)
+            {
+                // Last round, so the slashed proposer's later slots do not matter: a second header for the same slot.
+                var (eq, eqAnswer) = await relay.Client.PostRawAsync("relay/v1/proposer/proposals", await market.ProposalBodyAsync(relay.Url, a.Slot, bids[0], proposer));
+                Assert.True(eq == 409, eqAnswer);
+                equivocated = a.Slot;
+            }
+            slots.Add((a.Slot, bids, bids[2]));
+        }
+        // The archiver failed meanwhile (and said so); PostgreSQL comes back from its files after the kill.
+        using (var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) })
+        {
+            var failedOnce = Stopwatch.StartNew();
+            while (!(await http.GetStringAsync($"{relay.Url}/metrics")).Contains("pbs_archive_errors_total", StringComparison.Ordinal))
+            {
+                Assert.True(failedOnce.Elapsed < TimeSpan.FromSeconds(60), "the archiver never reported a failed attempt while PostgreSQL was down");
+                await Task.Delay(100);
+            }
+        }
+        await pg.StartAsync();
+
+        var deadline = Stopwatch.StartNew();
+        string missing;
+        while (true)
+        {
+            missing = await MissingFromArchiveAsync(market.PostgresConnection, slots, equivocated);
+            if (missing.Length == 0) break;
+            Assert.True(deadline.Elapsed < TimeSpan.FromSeconds(60), $"the archive is still incomplete after 60 s: {missing}");
+            await Task.Delay(200);
+        }
+        await relay.WaitReadyAsync();
+    }
+
+    /// <summary>What the archive lacks of the given slots (bids, results with their proposal, proposals, evidence); empty when complete.</summary>
+    static async Task<string> MissingFromArchiveAsync(string connection, List<(ulong Slot, List<Hash32> Bids, Hash32 Proposed)> slots, ulong equivocated)
+    {
+        var missing = new List<string>();
+        try
+        {
+            await using var conn = new NpgsqlConnection(connection);
+            await conn.OpenAsync();
+            async Task<List<string>> ColumnAsync(string sql, ulong slot)
+            {
+                await using var cmd = new NpgsqlCommand(sql, conn) { Parameters = { new() { Value = (long)slot } } };
+                await using var r = await cmd.ExecuteReaderAsync();
+                var values = new List<string>();
+                while (await r.ReadAsync()) values.Add(r.IsDBNull(0) ? "" : r.GetValue(0).ToString()!);
+                return values;
+            }
+            foreach (var (slot, bids, proposed) in slots)
+            {
+                var archived = (await ColumnAsync("SELECT header_hash FROM bids WHERE slot = $1", slot)).Select(Hash32.Parse).ToHashSet();
+                var lacking = bids.Count(b => !archived.Contains(b));
+                if (lacking > 0) missing.Add($"slot {slot}: {lacking} of {bids.Count} bids");
+                var result = await ColumnAsync("SELECT bid_count::text || '|' || coalesce(proposed_header_hash, '') FROM slots WHERE slot = $1", slot);
+                if (result.Count == 0) missing.Add($"slot {slot}: result");
+                else if (result[0] != $"{bids.Count}|{proposed}") missing.Add($"slot {slot}: result row {result[0]}");
+                if ((await ColumnAsync("SELECT header_hash FROM proposals WHERE slot = $1", slot)) is not [var p] || p != proposed.ToString())
+                    missing.Add($"slot {slot}: proposal");
+            }
+            if ((await ColumnAsync("SELECT second_hash FROM equivocations WHERE slot = $1", equivocated)).Count == 0)
+                missing.Add($"slot {equivocated}: equivocation evidence");
+        }
+        catch (NpgsqlException e)
+        {
+            missing.Add($"PostgreSQL not answering yet ({e.Message})");
+        }
+        return string.Join("; ", missing);
+    }
+
     [Fact]
     public async Task Redis_unreachable_gives_a_fast_503_with_retry_after()
     {
