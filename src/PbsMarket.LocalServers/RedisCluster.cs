@@ -14,20 +14,6 @@ public sealed class RedisClusterNode(string dir, int nodeTimeoutMs) : RedisServe
         return psi;
     }
 
-    const int SigStop = 19, SigCont = 18;
-
-    /// <summary>Freezes the process (SIGSTOP), as a stalled machine would be: it holds its connections but answers nothing.</summary>
-    public void Freeze()
-    {
-        if (Pid is { } pid) Posix.Signal(pid, SigStop);
-    }
-
-    /// <summary>Lets a frozen process run again (SIGCONT).</summary>
-    public void Thaw()
-    {
-        if (Pid is { } pid) Posix.Signal(pid, SigCont);
-    }
-
     /// <summary>Runs one command through redis-cli against this node and returns its output.</summary>
     public Task<string> CliAsync(CancellationToken ct, params string[] args) => RedisCli.RunAsync(["-h", "127.0.0.1", "-p", Port.ToString(System.Globalization.CultureInfo.InvariantCulture), .. args], ct);
 }
