@@ -14,6 +14,19 @@ public sealed class RedisClusterNode(string dir, int nodeTimeoutMs) : RedisServe
         return psi;
     }
 
+    /// <summary>
+    /// How many commands this node has run (INFO commandstats; commands inside scripts count too, INFO itself does not),
+    /// or only those of <paramref name="command"/> (e.g. "hmget").
+    /// </summary>
+    public async Task<long> CommandCallsAsync(string? command = null, CancellationToken ct = default)
+    {
+        var stats = await CliAsync(ct, "INFO", "commandstats");
+        return stats.Split('\n')
+            .Where(l => command is null ? l.StartsWith("cmdstat_", StringComparison.Ordinal) && !l.StartsWith("cmdstat_info:", StringComparison.Ordinal)
+                                        : l.StartsWith($"cmdstat_{command}:", StringComparison.Ordinal))
+            .Sum(l => long.Parse(l[(l.IndexOf("calls=", StringComparison.Ordinal) + 6)..].Split(',')[0], System.Globalization.CultureInfo.InvariantCulture));
+    }
+
     /// <summary>Runs one command through redis-cli against this node and returns its output.</summary>
     public Task<string> CliAsync(CancellationToken ct, params string[] args) => RedisCli.RunAsync(["-h", "127.0.0.1", "-p", Port.ToString(System.Globalization.CultureInfo.InvariantCulture), .. args], ct);
 }
@@ -149,15 +162,12 @@ public class RedisCluster(string dir, int masters = 3, int replicasPerMaster = 1
         throw new InvalidOperationException($"master {master.Endpoint} has no running replica ({info.Trim()})");
     }
 
-    /// <summary>Per-node figures from INFO (for measuring how evenly the shards are loaded).</summary>
-    public async Task<IReadOnlyList<(RedisClusterNode Node, bool Master, string CommandStats)>> CommandStatsAsync(CancellationToken ct = default)
+    /// <summary>The running nodes that are masters now.</summary>
+    public async Task<IReadOnlyList<RedisClusterNode>> MastersAsync(CancellationToken ct = default)
     {
-        var list = new List<(RedisClusterNode, bool, string)>();
+        var list = new List<RedisClusterNode>();
         foreach (var n in Nodes.Where(n => n.IsRunning))
-        {
-            var role = await n.CliAsync(ct, "INFO", "replication");
-            list.Add((n, role.Contains("role:master", StringComparison.Ordinal), await n.CliAsync(ct, "INFO", "commandstats")));
-        }
+            if ((await n.CliAsync(ct, "INFO", "replication")).Contains("role:master", StringComparison.Ordinal)) list.Add(n);
         return list;
     }
 

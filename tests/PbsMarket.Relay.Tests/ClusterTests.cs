@@ -92,9 +92,9 @@ public sealed class ClusterTests(TestServers servers, ITestOutputHelper output) 
         var posted = await inbox.GetHeaderPostedAsync(fromBlock);
         foreach (var (slot, _, _) in done) Assert.Single(posted, p => p.Slot == slot);
 
-        // Which shard does the work: per-master command counts (docs/relay.md, "Redis Cluster").
-        foreach (var (node, isMaster, stats) in await _cluster.CommandStatsAsync())
-            if (isMaster) output.WriteLine($"master {node.Endpoint}: {Calls(stats, "evalsha")} evalsha, {Calls(stats, "hmget")} hmget, {Calls(stats, "hget")} hget");
+        // Which shard does the work (docs/relay.md, "Redis Cluster").
+        foreach (var master in await _cluster.MastersAsync())
+            output.WriteLine($"master {master.Endpoint}: {await master.CommandCallsAsync("evalsha")} evalsha, {await master.CommandCallsAsync("hmget")} hmget, {await master.CommandCallsAsync("hget")} hget");
     }
 
     /// <summary>
@@ -118,8 +118,8 @@ public sealed class ClusterTests(TestServers servers, ITestOutputHelper output) 
             await _market.WaitClosedAsync(a.Slot);
         }
         Assert.NotEqual(globalShard.Port, slotShard.Port);
-        var before = await CallsAsync(globalShard);
-        var slotBefore = await CallsAsync(slotShard);
+        var before = await globalShard.CommandCallsAsync();
+        var slotBefore = await slotShard.CommandCallsAsync();
         var accepted = 0;
         await Task.WhenAll(TestMarket.Builders.Select((builder, k) => Task.Run(async () =>
         {
@@ -131,8 +131,8 @@ public sealed class ClusterTests(TestServers servers, ITestOutputHelper output) 
                 Interlocked.Increment(ref accepted);
             }
         })));
-        var globalCalls = await CallsAsync(globalShard) - before;
-        var slotCalls = await CallsAsync(slotShard) - slotBefore;
+        var globalCalls = await globalShard.CommandCallsAsync() - before;
+        var slotCalls = await slotShard.CommandCallsAsync() - slotBefore;
         output.WriteLine($"{accepted} bids: {slotCalls} calls on the slot's shard, {globalCalls} on the global shard");
         Assert.Equal(3 * perBuilder, accepted);
         Assert.True(slotCalls >= accepted, $"the slot's shard saw {slotCalls} calls for {accepted} bids: the bids went elsewhere");
@@ -141,13 +141,6 @@ public sealed class ClusterTests(TestServers servers, ITestOutputHelper output) 
         Assert.True(globalCalls < accepted / 3, $"the global shard saw {globalCalls} calls during {accepted} bids of one slot");
     }
 
-    /// <summary>Every command the node ran, those inside scripts included (INFO itself excluded).</summary>
-    static async Task<long> CallsAsync(RedisClusterNode node)
-    {
-        var stats = await node.CliAsync(CancellationToken.None, "INFO", "commandstats");
-        return stats.Split('\n').Where(l => l.StartsWith("cmdstat_", StringComparison.Ordinal) && !l.StartsWith("cmdstat_info:", StringComparison.Ordinal))
-            .Sum(l => long.Parse(l[(l.IndexOf("calls=", StringComparison.Ordinal) + 6)..].Split(',')[0], CultureInfo.InvariantCulture));
-    }
 
     /// <summary>The open auction's parent, or null between auctions (503 unavailable until the next one opens).</summary>
     static async Task<Hash32?> ParentOfOpenAuctionAsync(RelayInstance relay)
@@ -156,13 +149,6 @@ public sealed class ClusterTests(TestServers servers, ITestOutputHelper output) 
         catch (RelayRefusedException e) when (e.Code == "unavailable") { return null; }
     }
 
-    static long Calls(string commandStats, string command)
-    {
-        foreach (var line in commandStats.Split('\n'))
-            if (line.StartsWith($"cmdstat_{command}:calls=", StringComparison.Ordinal))
-                return long.Parse(line[$"cmdstat_{command}:calls=".Length..].Split(',')[0], CultureInfo.InvariantCulture);
-        return 0;
-    }
 }
 
 /// <summary>
