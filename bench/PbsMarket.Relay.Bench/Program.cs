@@ -11,7 +11,8 @@ using PbsMarket.Testing.Market;
 
 // Drives one relay over loopback HTTP with pre-signed bids from many builders during one open
 // auction, and measures the raw signature-recovery rate of the same machine in the same run.
-//   dotnet run -c Release --project bench/PbsMarket.Relay.Bench -- [--builders 32] [--bids 40000] [--concurrency 64] [--slot-ms 12000]
+//   dotnet run -c Release --project bench/PbsMarket.Relay.Bench -- [--builders 32] [--bids 40000] [--concurrency 64] [--slot-ms 12000] [--redis-cluster]
+// --redis-cluster keeps the relay's state on a Redis Cluster (3 masters, 1 replica each) and prints each master's commands.
 // With --flood it measures honest bids with and without an attacker instead (FloodBench.cs); --attacker is that
 // attacker's own process (Attacker.cs).
 if (args.Contains("--attacker")) return await PbsMarket.Relay.Bench.Attacker.RunAsync(args);
@@ -20,12 +21,13 @@ var builders = Arg("--builders", 32);
 var totalBids = Arg("--bids", 40_000);
 var concurrency = Arg("--concurrency", 64);
 var slotMs = Arg("--slot-ms", 12_000);
-Console.WriteLine($"relay benchmark: {builders} builders, {totalBids} pre-signed bids, {concurrency} concurrent connections, {slotMs} ms slots, {Environment.ProcessorCount} cores");
+Console.WriteLine($"relay benchmark: {builders} builders, {totalBids} pre-signed bids, {concurrency} concurrent connections, {slotMs} ms slots, {Environment.ProcessorCount} cores, redis {(args.Contains("--redis-cluster") ? "cluster (3 masters, 1 replica each)" : "one server")}");
 
 await using var servers = new TestServers();
 var sw = Stopwatch.StartNew();
 var anvil = await servers.StartOwnAsync(new AnvilNode(blockTimeSeconds: 1, accounts: Math.Max(20, builders + 10)));
 var redis = await servers.RedisAsync();
+var cluster = args.Contains("--redis-cluster") ? await servers.StartOwnClusterAsync() : null;
 var pg = await servers.PostgresAsync();
 var pgConn = await pg.CreateDatabaseAsync("bench");
 Console.WriteLine($"servers up in {sw.Elapsed.TotalSeconds:0.0} s");
@@ -59,6 +61,7 @@ var relay = await market.StartRelayAsync(c =>
     // limits answered part of it 429); the flood mode measures the relay with its default limits.
     c["Relay:BidRequestsPerSecondPerAddress"] = "1000000";
     c["Relay:BidsPerSecondPerBuilder"] = "1000000";
+    if (cluster is not null) c["Relay:Redis"] = cluster.ConnectionString;
 });
 
 // Pre-sign every bid for the next auction to open (so signing is not measured).
@@ -91,6 +94,7 @@ var latencies = new ConcurrentBag<double>();
 var codes = new ConcurrentDictionary<int, int>();
 var next = -1;
 Console.WriteLine($"auction for slot {slot} is open: sending");
+var callsBefore = cluster is null ? null : await MasterCallsAsync(cluster);
 var wall = Stopwatch.StartNew();
 await Task.WhenAll(Enumerable.Range(0, concurrency).Select(async _ =>
 {
@@ -120,6 +124,13 @@ Console.WriteLine($"latency p99         {P(0.99):0.00} ms");
 Console.WriteLine($"raw recovery/s      {rawOne:N0} (1 core), {rawAll:N0} ({Environment.ProcessorCount} cores)");
 Console.WriteLine($"ratio               {rate / rawOne:0.00} of one core's raw rate, {rate / rawAll:0.00} of all cores'");
 
+if (cluster is not null)
+{
+    var after = await MasterCallsAsync(cluster);
+    Console.WriteLine($"redis cluster: commands per accepted bid on each master (scripts' inner commands counted): " +
+        string.Join(", ", after.Select(m => $"{m.Key} {(m.Value - callsBefore!.GetValueOrDefault(m.Key)) / (double)Math.Max(1, accepted):0.00}")));
+}
+
 // The auction's result must hold every accepted bid.
 await Task.Delay(TimeSpan.FromMilliseconds(Math.Max(0, (long)clock.AuctionClosesMs(slot) - DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() + 300)));
 using (var doc = await relay.Client.GetJsonAsync($"relay/v1/data/slots/{slot}"))
@@ -127,6 +138,13 @@ using (var doc = await relay.Client.GetJsonAsync($"relay/v1/data/slots/{slot}"))
 await relay.DisposeAsync();
 await anvil.DisposeAsync();
 return 0;
+
+static async Task<Dictionary<string, long>> MasterCallsAsync(PbsMarket.Testing.RedisCluster cluster)
+{
+    var calls = new Dictionary<string, long>();
+    foreach (var master in await cluster.MastersAsync()) calls[master.Endpoint] = await master.CommandCallsAsync();
+    return calls;
+}
 
 static double RecoveryRate(Hash32 digest, Signature sig, int threads)
 {

@@ -169,6 +169,7 @@ public abstract class ServerProcess : IAsyncDisposable
         _process = null;
         if (!process.HasExited)
         {
+            Posix.Signal(process.Id, Posix.SIGCONT); // a frozen server (Freeze) would not act on the stop signal
             Posix.Signal(process.Id, StopSignal);
             using var grace = new CancellationTokenSource(TimeSpan.FromSeconds(10));
             try
@@ -182,6 +183,18 @@ public abstract class ServerProcess : IAsyncDisposable
             }
         }
         process.Dispose();
+    }
+
+    /// <summary>Freezes the server (SIGSTOP), as a stalled machine would be: its connections stay open, nothing is answered.</summary>
+    public void Freeze()
+    {
+        if (_process is { HasExited: false } p) Posix.Signal(p.Id, Posix.SIGSTOP);
+    }
+
+    /// <summary>Lets a frozen server run again (SIGCONT).</summary>
+    public void Thaw()
+    {
+        if (_process is { HasExited: false } p) Posix.Signal(p.Id, Posix.SIGCONT);
     }
 
     /// <summary>Kills the server at once, as a crash would.</summary>
@@ -263,7 +276,7 @@ public static class FreePort
 
 public static class Posix
 {
-    public const int SIGINT = 2, SIGKILL = 9, SIGTERM = 15;
+    public const int SIGINT = 2, SIGKILL = 9, SIGTERM = 15, SIGCONT = 18, SIGSTOP = 19;
 
     [DllImport("libc", SetLastError = true, EntryPoint = "kill")]
     static extern int SysKill(int pid, int sig);

@@ -63,7 +63,7 @@ public sealed class MultiRelayTests(TestServers servers) : IAsyncLifetime
         Assert.Equal(receipts.Count.ToString(CultureInfo.InvariantCulture), doc.RootElement.GetProperty("bid_count").GetString());
 
         // The archive (PostgreSQL) holds every acknowledged bid; the core rules over it give the same result.
-        var archived = await WaitArchivedAsync(a.Slot, receipts.Count);
+        var archived = await _market.WaitArchivedBidsAsync(a.Slot, receipts.Count);
         Assert.Equal(receipts.Select(r => r.HeaderHash).ToHashSet(), archived.Select(b => b.HeaderHash).ToHashSet());
         var outcome = AuctionRules.Resolve(archived, a.ParentHash, 1000, PriceRule.SecondPrice);
         Assert.Equal(outcome.Winner!.HeaderHash.ToString(), doc.RootElement.GetProperty("winner").GetProperty("header_hash").GetString());
@@ -113,24 +113,5 @@ public sealed class MultiRelayTests(TestServers servers) : IAsyncLifetime
         var copy = new Dictionary<string, JsonElement>();
         foreach (var p in doc.RootElement.EnumerateObject()) if (p.Name is not ("status" or "missed_reason")) copy[p.Name] = p.Value.Clone();
         return JsonSerializer.Serialize(copy);
-    }
-
-    async Task<List<AcceptedBid>> WaitArchivedAsync(ulong slot, int expected)
-    {
-        await using var conn = new NpgsqlConnection(_market.PostgresConnection);
-        await conn.OpenAsync();
-        var deadline = DateTime.UtcNow.AddSeconds(60);
-        while (true)
-        {
-            var bids = new List<AcceptedBid>();
-            await using (var cmd = new NpgsqlCommand("SELECT header_hash, builder, value::text, received_at_ms, parent_hash, sequence, gas_used, tx_count FROM bids WHERE slot = $1", conn)
-                         { Parameters = { new() { Value = (long)slot } } })
-            await using (var r = await cmd.ExecuteReaderAsync())
-                while (await r.ReadAsync())
-                    bids.Add(new AcceptedBid(Hash32.Parse(r.GetString(0)), Address.Parse(r.GetString(1)), BigInteger.Parse(r.GetString(2), CultureInfo.InvariantCulture),
-                        (ulong)r.GetInt64(3), Hash32.Parse(r.GetString(4)), r.GetInt64(5), (ulong)r.GetInt64(6), r.GetInt32(7)));
-            if (bids.Count >= expected || DateTime.UtcNow > deadline) return bids;
-            await Task.Delay(100);
-        }
     }
 }

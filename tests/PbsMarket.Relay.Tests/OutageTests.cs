@@ -64,6 +64,203 @@ public sealed class OutageTests(TestServers servers)
         await relay.WaitReadyAsync();
     }
 
+    /// <summary>
+    /// kill -9 of PostgreSQL while bids arrive (no shutdown, no checkpoint), then a restart: the archive ends complete:
+    /// every acknowledged bid, every closed slot's result, every proposal and the equivocation evidence.
+    /// </summary>
+    [Fact]
+    public async Task Postgres_killed_while_bids_arrive_ends_with_a_complete_archive()
+    {
+        var pg = await servers.StartOwnAsync(new PostgresServer());
+        // 3 s slots: three bids and a proposal (a second, conflicting one in the last slot) per slot on a loaded machine.
+        await using var market = await TestMarket.StartAsync(servers, ownPostgres: pg, slotMs: 3000);
+        var relay = await market.StartRelayAsync();
+        var slots = new List<(ulong Slot, List<Hash32> Bids, Hash32 Proposed)>();
+        ulong equivocated = 0;
+        for (var round = 0; round < 3; round++)
+        {
+            var a = await market.NextAuctionAsync(relay.Client, 1500);
+            var bids = new List<Hash32>();
+            for (var i = 0; i < 3; i++)
+            {
+                var bid = TestMarket.Bid(a, TestMarket.Builders[i], 5_000 + 100 * round + i);
+                bids.Add((await relay.Client.SubmitAsync(bid.Header, bid.Signature, bid.Payload)).HeaderHash);
+                if (round == 0 && i == 0) await pg.KillAsync(); // mid-auction, between two acknowledged bids
+            }
+            await market.WaitClosedAsync(a.Slot);
+            var proposer = market.ProposerOf(a.Slot);
+            var (status, answer) = await relay.Client.PostRawAsync("relay/v1/proposer/proposals", await market.ProposalBodyAsync(relay.Url, a.Slot, bids[2], proposer));
+            Assert.True(status == 200, answer);
+            if (round == 2)
+            {
+                // Last round, so the slashed proposer's later slots do not matter: a second header for the same slot.
+                var (eq, eqAnswer) = await relay.Client.PostRawAsync("relay/v1/proposer/proposals", await market.ProposalBodyAsync(relay.Url, a.Slot, bids[0], proposer));
+                Assert.True(eq == 409, eqAnswer);
+                equivocated = a.Slot;
+            }
+            slots.Add((a.Slot, bids, bids[2]));
+        }
+        // The archiver failed meanwhile (and said so); PostgreSQL comes back from its files after the kill.
+        using (var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) })
+        {
+            var failedOnce = Stopwatch.StartNew();
+            while (!(await http.GetStringAsync($"{relay.Url}/metrics")).Contains("pbs_archive_errors_total", StringComparison.Ordinal))
+            {
+                Assert.True(failedOnce.Elapsed < TimeSpan.FromSeconds(60), "the archiver never reported a failed attempt while PostgreSQL was down");
+                await Task.Delay(100);
+            }
+        }
+        await pg.StartAsync();
+
+        var deadline = Stopwatch.StartNew();
+        string missing;
+        while (true)
+        {
+            missing = await MissingFromArchiveAsync(market.PostgresConnection, slots, equivocated);
+            if (missing.Length == 0) break;
+            Assert.True(deadline.Elapsed < TimeSpan.FromSeconds(60), $"the archive is still incomplete after 60 s: {missing}");
+            await Task.Delay(200);
+        }
+        await relay.WaitReadyAsync();
+    }
+
+    /// <summary>
+    /// The L1 node stops answering for 30 s (frozen: connections hang, as with a stalled or partitioned node), from early
+    /// in an epoch (before the next epoch's seed is final) into the next epoch. Promised: no auction opens on a proposer
+    /// set the relay could not read (the next epoch's slots stay closed until L1 is back), every answer meanwhile is
+    /// prompt and is either a normal one or 503 unavailable with Retry-After (never a 500), and once L1 answers again
+    /// the posting resumes: the header proposed during the outage reaches L1 once, the one posted before is not posted again.
+    /// </summary>
+    [Fact]
+    public async Task L1_down_for_30_s_opens_no_auction_on_an_unread_epoch_and_posting_resumes_without_duplicates()
+    {
+        await using var market = await TestMarket.StartAsync(servers);
+        var relay = await market.StartRelayAsync();
+        var inbox = new PbsMarket.L1.InboxClient(PbsMarket.L1.L1Rpc.Connect(market.Anvil.RpcUrl), market.Deployment);
+        var fromBlock = (ulong)(await inbox.Web3.Eth.Blocks.GetBlockNumber.SendRequestAsync()).Value;
+        const ulong epochSlots = 32;
+
+        async Task<Hash32> ProposeAsync(PbsMarket.Builder.OpenAuction a)
+        {
+            var bid = TestMarket.Bid(a, TestMarket.Builders[0], 7_000);
+            var receipt = await relay.Client.SubmitAsync(bid.Header, bid.Signature, bid.Payload);
+            await market.WaitClosedAsync(a.Slot);
+            var (status, answer) = await relay.Client.PostRawAsync("relay/v1/proposer/proposals", await market.ProposalBodyAsync(relay.Url, a.Slot, receipt.HeaderHash, market.ProposerOf(a.Slot)));
+            Assert.True(status == 200, answer);
+            return receipt.HeaderHash;
+        }
+
+        // A slot proposed and posted before the outage.
+        var before = await market.NextAuctionAsync(relay.Client, 400);
+        var beforeHash = await ProposeAsync(before);
+        var posted = Stopwatch.StartNew();
+        while (await inbox.HeaderOfSlotAsync(before.Slot) != beforeHash)
+        {
+            Assert.True(posted.Elapsed < TimeSpan.FromSeconds(60), $"slot {before.Slot} was not posted before the outage");
+            await Task.Delay(200);
+        }
+        // Start early in an epoch (slot 4-10 of it): the next epoch's seed becomes final at slot 16, during the outage.
+        var phaseWait = Stopwatch.StartNew();
+        while (market.Clock.CurrentSlot % epochSlots is < 4 or > 10)
+        {
+            Assert.True(phaseWait.Elapsed < TimeSpan.FromSeconds(60), "no early slot of an epoch within 60 s");
+            await Task.Delay(100);
+        }
+        var during = await market.NextAuctionAsync(relay.Client, 400);
+        var epoch = during.Slot / epochSlots;
+        market.Anvil.Freeze();
+        var thawAt = DateTime.UtcNow.AddSeconds(30);
+        Hash32 duringHash;
+        try
+        {
+            // The open epoch's auctions go on from what the relay read before: a proposal is taken, to post later.
+            duringHash = await ProposeAsync(during);
+
+            using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(30) };
+            var answers = new List<string>();
+            var nextEpochAuctions = new List<ulong>();
+            while (DateTime.UtcNow < thawAt)
+            {
+                var t = Stopwatch.StartNew();
+                using var r = await http.GetAsync($"{relay.Url}/relay/v1/builder/auction");
+                var body = await r.Content.ReadAsStringAsync();
+                Assert.True(t.Elapsed < TimeSpan.FromSeconds(15), $"the relay took {t.Elapsed.TotalSeconds:0.0} s to answer while L1 was down");
+                var status = (int)r.StatusCode;
+                Assert.True(status is 200 or 503, $"GET auction answered {status} while L1 was down: {body}");
+                if (status == 503)
+                {
+                    Assert.True(r.Headers.RetryAfter is not null, "a 503 without Retry-After");
+                    Assert.Contains("unavailable", body);
+                }
+                else
+                {
+                    using var doc = System.Text.Json.JsonDocument.Parse(body);
+                    var slot = ulong.Parse(doc.RootElement.GetProperty("slot").GetString()!, System.Globalization.CultureInfo.InvariantCulture);
+                    if (slot / epochSlots > epoch) nextEpochAuctions.Add(slot);
+                }
+                answers.Add(status.ToString(System.Globalization.CultureInfo.InvariantCulture));
+                await Task.Delay(250);
+            }
+            Assert.True(market.Clock.CurrentSlot / epochSlots > epoch, "the outage did not reach the next epoch: the test proves nothing about it");
+            Assert.True(nextEpochAuctions.Count == 0, $"auctions of epoch {epoch + 1} opened while L1 was down (slots {string.Join(", ", nextEpochAuctions.Distinct())}): their proposer set and seed were never read final");
+            Assert.Contains("503", answers);
+        }
+        finally
+        {
+            market.Anvil.Thaw();
+        }
+
+        // Back: the outage's proposal is posted, once; the earlier one is not posted again; auctions resume.
+        var resumed = Stopwatch.StartNew();
+        while (await inbox.HeaderOfSlotAsync(during.Slot) != duringHash)
+        {
+            Assert.True(resumed.Elapsed < TimeSpan.FromSeconds(90), $"slot {during.Slot}, proposed during the outage, was not posted within 90 s of L1's return");
+            await Task.Delay(250);
+        }
+        var events = await inbox.GetHeaderPostedAsync(fromBlock);
+        Assert.Single(events, e => e.Slot == before.Slot);
+        Assert.Single(events, e => e.Slot == during.Slot);
+        var next = await market.NextAuctionAsync(relay.Client, 200);
+        Assert.True(next.Slot / epochSlots > epoch, $"slot {next.Slot}");
+    }
+
+    /// <summary>What the archive lacks of the given slots (bids, results with their proposal, proposals, evidence); empty when complete.</summary>
+    static async Task<string> MissingFromArchiveAsync(string connection, List<(ulong Slot, List<Hash32> Bids, Hash32 Proposed)> slots, ulong equivocated)
+    {
+        var missing = new List<string>();
+        try
+        {
+            await using var conn = new NpgsqlConnection(connection);
+            await conn.OpenAsync();
+            async Task<List<string>> ColumnAsync(string sql, ulong slot)
+            {
+                await using var cmd = new NpgsqlCommand(sql, conn) { Parameters = { new() { Value = (long)slot } } };
+                await using var r = await cmd.ExecuteReaderAsync();
+                var values = new List<string>();
+                while (await r.ReadAsync()) values.Add(r.IsDBNull(0) ? "" : r.GetValue(0).ToString()!);
+                return values;
+            }
+            foreach (var (slot, bids, proposed) in slots)
+            {
+                var archived = (await ColumnAsync("SELECT header_hash FROM bids WHERE slot = $1", slot)).Select(Hash32.Parse).ToHashSet();
+                var lacking = bids.Count(b => !archived.Contains(b));
+                if (lacking > 0) missing.Add($"slot {slot}: {lacking} of {bids.Count} bids");
+                var result = await ColumnAsync("SELECT bid_count::text || '|' || coalesce(proposed_header_hash, '') FROM slots WHERE slot = $1", slot);
+                if (result.Count == 0) missing.Add($"slot {slot}: result");
+                else if (result[0] != $"{bids.Count}|{proposed}") missing.Add($"slot {slot}: result row {result[0]}");
+                if ((await ColumnAsync("SELECT header_hash FROM proposals WHERE slot = $1", slot)) is not [var p] || p != proposed.ToString())
+                    missing.Add($"slot {slot}: proposal");
+            }
+            if ((await ColumnAsync("SELECT second_hash FROM equivocations WHERE slot = $1", equivocated)).Count == 0)
+                missing.Add($"slot {equivocated}: equivocation evidence");
+        }
+        catch (NpgsqlException e)
+        {
+            missing.Add($"PostgreSQL not answering yet ({e.Message})");
+        }
+        return string.Join("; ", missing);
+    }
+
     [Fact]
     public async Task Redis_unreachable_gives_a_fast_503_with_retry_after()
     {

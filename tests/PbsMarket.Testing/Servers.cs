@@ -21,3 +21,13 @@ public sealed class AnvilNode : LocalServers.AnvilNode
     public AnvilNode(long chainId = 31337, int? blockTimeSeconds = null, int accounts = 20)
         : base(Reaper.NewTempDir("anvil"), chainId, blockTimeSeconds, accounts: accounts) => Reaper.Track(this);
 }
+
+/// <summary>A Redis Cluster of 3 masters with one replica each, throwaway like the single servers.</summary>
+public sealed class RedisCluster : LocalServers.RedisCluster
+{
+    public RedisCluster(int nodeTimeoutMs = 3000) : base(Reaper.NewTempDir("redis-cluster"), nodeTimeoutMs: nodeTimeoutMs)
+    {
+        OnStarted = Reaper.RegisterProcess;
+        DeleteDirOnDispose = true;
+    }
+}

@@ -11,6 +11,7 @@ public sealed class TestServers : IAsyncDisposable
 {
     readonly SemaphoreSlim _gate = new(1, 1);
     readonly List<ServerProcess> _started = [];
+    readonly List<RedisCluster> _clusters = [];
     RedisServer? _redis;
     PostgresServer? _postgres;
     AnvilNode? _anvil;
@@ -25,6 +26,15 @@ public sealed class TestServers : IAsyncDisposable
         lock (_started) _started.Add(server);
         await server.StartAsync();
         return server;
+    }
+
+    /// <summary>A Redis Cluster of this test's own (3 masters, 1 replica each; kill a node to fail it over), disposed with the assembly.</summary>
+    public async Task<RedisCluster> StartOwnClusterAsync(int nodeTimeoutMs = 3000)
+    {
+        var cluster = new RedisCluster(nodeTimeoutMs);
+        lock (_clusters) _clusters.Add(cluster);
+        await cluster.StartAsync();
+        return cluster;
     }
 
     async Task<T> GetAsync<T>(Func<T?> get, Action<T> set, Func<T> create) where T : ServerProcess
@@ -50,7 +60,9 @@ public sealed class TestServers : IAsyncDisposable
     {
         ServerProcess[] servers;
         lock (_started) servers = [.. _started];
-        await Task.WhenAll(servers.Select(s => s.DisposeAsync().AsTask()));
+        RedisCluster[] clusters;
+        lock (_clusters) clusters = [.. _clusters];
+        await Task.WhenAll(servers.Select(s => s.DisposeAsync().AsTask()).Concat(clusters.Select(c => c.DisposeAsync().AsTask())));
         _gate.Dispose();
     }
 }

@@ -67,9 +67,11 @@ public sealed class Archiver(
             {
                 return;
             }
-            catch (Exception e) when (e is NpgsqlException or RedisException or TimeoutException or IOException or System.Net.Sockets.SocketException or InvalidOperationException)
+            catch (Exception e)
             {
-                if (Problem is null || delay.TotalSeconds >= 4) log.LogWarning("archive paused, retrying in {Delay}: {Error}", delay, e.Message);
+                // Any failure (PostgreSQL, Redis, a record it cannot write) pauses the archive with back-off; none may
+                // escape and stop the relay. Stream entries are acknowledged only once written, so nothing is skipped.
+                if (Problem is null || delay.TotalSeconds >= 4) log.LogWarning("archive paused, retrying in {Delay}: {Type}: {Error}", delay, e.GetType().Name, e.Message);
                 Problem = e.Message;
                 metrics.Count("pbs_archive_errors_total");
                 await Task.Delay(delay, ct);

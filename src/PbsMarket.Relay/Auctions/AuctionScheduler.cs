@@ -34,9 +34,10 @@ public sealed class AuctionScheduler(
                 await TickAsync();
                 Problem = null;
             }
-            catch (Exception e) when (e is RedisException or TimeoutException or InvalidOperationException)
+            catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
             {
-                if (Problem is null) log.LogWarning("auction scheduler paused: {Error}", e.Message);
+                // Any failure pauses the scheduler until the next tick; none may escape and stop the relay.
+                if (Problem is null) log.LogWarning("auction scheduler paused: {Type}: {Error}", e.GetType().Name, e.Message);
                 Problem = e.Message;
             }
             var now = clock.NowMs;

@@ -86,7 +86,7 @@ public sealed class BidService(AuctionStore store, Market market, IChainView cha
         // after the signature and the limiter, so that only signed, in-rate bids can make the relay close auctions.
         if (!await results.EnsurePreviousBookedAsync(h.Slot))
             return No("unavailable", $"the auction for slot {h.Slot - 1} is still closing on this relay; retry shortly");
-        var (owed, _, finalBlock) = await ledger.OwedAsync(h.Builder);
+        var (owed, _, finalBlock) = await ledger.OwedInSlotAsync(h.Slot, h.Builder);
         var (collateral, barred) = await chain.CollateralAsync(h.Builder, finalBlock, ct);
         if (barred) return No("barred", $"builder {h.Builder} owes a shortfall on L1 and may not bid until it pays it");
         var free = collateral - owed;

@@ -129,6 +129,53 @@ public sealed class DebtLedger(RedisKeys keys, IConnectionMultiplexer redis)
             v[2].IsNull ? 0 : ulong.Parse((string)v[2]!, CultureInfo.InvariantCulture));
     }
 
+    /// <summary>
+    /// What the builder owes, as read once per slot on this instance: the first signed bid of a slot (after
+    /// <see cref="ResultService.EnsurePreviousBookedAsync"/> has booked every earlier slot that can still reach L1) reads
+    /// the whole ledger once, and the slot's other bids weigh against that snapshot, so the bid path does not read the
+    /// market's global shard (<c>{net}</c>) once per bid on a Redis Cluster. The snapshot is never below what a
+    /// per-bid read would give: nothing books a slot at or after this one before this one closes, and a release only
+    /// lowers debts (a release during the slot shows from the next slot on; until then the builder's free collateral is
+    /// understated, never overstated, and its balance is read at or after the snapshot's L1 block).
+    /// </summary>
+    public async Task<(BigInteger Owed, ulong FinalThrough, ulong FinalBlock)> OwedInSlotAsync(ulong slot, Address builder)
+    {
+        var entry = _snapshots.GetOrAdd(slot, _ => new Lazy<Task<Snapshot>>(ReadSnapshotAsync));
+        Snapshot snapshot;
+        try
+        {
+            snapshot = await entry.Value;
+        }
+        catch
+        {
+            _snapshots.TryRemove(KeyValuePair.Create(slot, entry)); // Redis failed: the next bid reads again
+            throw;
+        }
+        if (_snapshots.Count > 4)
+            foreach (var old in _snapshots.Keys)
+                if (old + 4 <= slot) _snapshots.TryRemove(old, out _);
+        return (snapshot.Owed.GetValueOrDefault(builder.ToString(), BigInteger.Zero), snapshot.FinalThrough, snapshot.FinalBlock);
+    }
+
+    sealed record Snapshot(Dictionary<string, BigInteger> Owed, ulong FinalThrough, ulong FinalBlock);
+
+    readonly System.Collections.Concurrent.ConcurrentDictionary<ulong, Lazy<Task<Snapshot>>> _snapshots = new();
+
+    async Task<Snapshot> ReadSnapshotAsync()
+    {
+        var entries = await redis.GetDatabase().HashGetAllAsync(keys.Owed);
+        var owed = new Dictionary<string, BigInteger>(StringComparer.Ordinal);
+        ulong through = 0, block = 0;
+        foreach (var e in entries)
+        {
+            var name = (string)e.Name!;
+            if (name == ThroughField) through = ulong.Parse((string)e.Value!, CultureInfo.InvariantCulture);
+            else if (name == BlockField) block = ulong.Parse((string)e.Value!, CultureInfo.InvariantCulture);
+            else if (!name.StartsWith('_')) owed[name] = BigInteger.Parse((string)e.Value!, CultureInfo.InvariantCulture);
+        }
+        return new Snapshot(owed, through, block);
+    }
+
     /// <summary>The slots with an open debt and their winners (for operators and tests).</summary>
     public async Task<IReadOnlyDictionary<ulong, (Address Builder, BigInteger Price)>> OpenDebtsAsync()
     {

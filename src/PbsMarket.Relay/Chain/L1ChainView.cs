@@ -162,6 +162,10 @@ public sealed class L1ChainView : BackgroundService, IChainView
             return (balance, barred);
         }, ct);
 
+    async Task<bool> ReadSeedIsFinalAsync(ulong epoch, CancellationToken ct) =>
+        await _retry.ExecuteAsync(async _ => await _web3.Eth.GetContractQueryHandler<SeedIsFinalFunction>()
+            .QueryAsync<bool>(_registry, new SeedIsFinalFunction { Epoch = epoch }), ct);
+
     async Task<Hash32> ReadSeedAsync(ulong epoch, CancellationToken ct) =>
         await _retry.ExecuteAsync(async _ => Hash32.FromBytes(await _web3.Eth.GetContractQueryHandler<SeedOfFunction>()
             .QueryAsync<byte[]>(_registry, new SeedOfFunction { Epoch = epoch })), ct);
@@ -234,8 +238,10 @@ public sealed class L1ChainView : BackgroundService, IChainView
         {
             // A set two epochs ahead can still change; the current and next one are fixed on L1.
             _sets[e] = await ReadSetAsync(e, ct);
-            // The seed of e + 1 is final halfway through e; reading it every refresh follows L1 until then.
-            _seeds[e] = await ReadSeedAsync(e, ct);
+            // The seed of e + 1 is final halfway through e. Until L1 says so it is not used: an auction opened on a seed
+            // that may still change could be for the wrong proposer, and after an L1 outage the relay cannot know.
+            if (_seeds.ContainsKey(e)) continue;
+            if (await ReadSeedIsFinalAsync(e, ct)) _seeds[e] = await ReadSeedAsync(e, ct);
         }
         foreach (var old in _sets.Keys.Where(k => k + 2 < epoch)) { _sets.TryRemove(old, out _); _seeds.TryRemove(old, out _); }
         // A slashed proposer's slots are empty at once: its status is read every refresh.

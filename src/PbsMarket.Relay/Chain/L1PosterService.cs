@@ -87,10 +87,11 @@ public sealed class L1PosterService(
                     log.LogWarning("L1 poster: round cancelled (deadline of {Timeout} passed, or the lease was lost); retrying", RoundTimeout);
                     metrics.Count("pbs_l1_errors_total");
                 }
-                catch (Exception e) when (e is RedisException or HttpRequestException or TimeoutException or InvalidOperationException
-                                              or Nethereum.JsonRpc.Client.RpcClientUnknownException or Nethereum.JsonRpc.Client.RpcResponseException)
+                catch (Exception e)
                 {
-                    log.LogWarning("L1 poster: {Error}; retrying", e.Message);
+                    // Whatever L1, Redis or a node's answer throws (an RPC timeout of a stalled node, too), the poster
+                    // keeps its lease loop: an exception escaping a background service would stop the whole relay.
+                    log.LogWarning("L1 poster: {Type}: {Error}; retrying", e.GetType().Name, e.Message);
                     metrics.Count("pbs_l1_errors_total");
                     await Task.Delay(TimeSpan.FromSeconds(1), ct);
                 }

@@ -33,6 +33,9 @@ public sealed class TestMarket : IAsyncDisposable
     readonly List<RelayInstance> _relays = [];
     public required AnvilNode Anvil { get; init; }
     public required RedisServer Redis { get; init; }
+    /// <summary>What the relays connect to: <see cref="Redis"/>, or a Redis Cluster's seed list.</summary>
+    public string RedisConnection => _redisConnection ?? Redis.ConnectionString;
+    string? _redisConnection;
     public required PostgresServer Postgres { get; init; }
     public required string PostgresConnection { get; init; }
     public required DeployedMarket Deployment { get; init; }
@@ -40,7 +43,10 @@ public sealed class TestMarket : IAsyncDisposable
     public Eip712Domain Domain => Eip712Domain.PbsMarket(Deployment.L1ChainId, Address.Parse(Deployment.Inbox));
     public SlotClock Clock => new(TimeProvider.System, (ulong)Deployment.GenesisMs, (ulong)SlotLengthMs, CloseOffsetMs);
 
-    public static async Task<TestMarket> StartAsync(TestServers servers, RedisServer? ownRedis = null, PostgresServer? ownPostgres = null, long slotMs = SlotMs)
+    /// <param name="redisConnection">A Redis Cluster's connection string: the relays keep their state there instead of on
+    /// <see cref="Redis"/> (which the market still holds, for tests that read the single server).</param>
+    public static async Task<TestMarket> StartAsync(TestServers servers, RedisServer? ownRedis = null, PostgresServer? ownPostgres = null, long slotMs = SlotMs,
+        string? redisConnection = null)
     {
         // Blocks every second, as an L1 would have them: the inbox checks slots against block time.
         var anvil = await servers.StartOwnAsync(new AnvilNode(blockTimeSeconds: 1));
@@ -63,6 +69,7 @@ public sealed class TestMarket : IAsyncDisposable
             Anvil = anvil, Redis = redis, Postgres = pg, PostgresConnection = pgConn, Deployment = deployment,
             Network = "t" + Guid.NewGuid().ToString("N")[..10],
             SlotLengthMs = slotMs,
+            _redisConnection = redisConnection,
         };
     }
 
@@ -141,7 +148,7 @@ public sealed class TestMarket : IAsyncDisposable
         var instance = port is { } p ? $"test-{p}" : $"test-{Guid.NewGuid().ToString("N")[..8]}";
         var settings = new Dictionary<string, string?>
         {
-            ["Relay:Redis"] = Redis.ConnectionString,
+            ["Relay:Redis"] = RedisConnection,
             ["Relay:Postgres"] = PostgresConnection,
             ["Relay:L1Rpc"] = Anvil.RpcUrl,
             ["Relay:Network"] = Network,
@@ -178,6 +185,26 @@ public sealed class TestMarket : IAsyncDisposable
         lock (_relays) _relays.Add(relay);
         await relay.WaitReadyAsync();
         return relay;
+    }
+
+    /// <summary>The slot's bids in the archive (PostgreSQL), once there are at least <paramref name="expected"/> (or after 60 s, whatever is there).</summary>
+    public async Task<List<AcceptedBid>> WaitArchivedBidsAsync(ulong slot, int expected)
+    {
+        await using var conn = new Npgsql.NpgsqlConnection(PostgresConnection);
+        await conn.OpenAsync();
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (true)
+        {
+            var bids = new List<AcceptedBid>();
+            await using (var cmd = new Npgsql.NpgsqlCommand("SELECT header_hash, builder, value::text, received_at_ms, parent_hash, sequence, gas_used, tx_count FROM bids WHERE slot = $1", conn)
+                         { Parameters = { new() { Value = (long)slot } } })
+            await using (var r = await cmd.ExecuteReaderAsync())
+                while (await r.ReadAsync())
+                    bids.Add(new AcceptedBid(Hash32.Parse(r.GetString(0)), Address.Parse(r.GetString(1)), BigInteger.Parse(r.GetString(2), System.Globalization.CultureInfo.InvariantCulture),
+                        (ulong)r.GetInt64(3), Hash32.Parse(r.GetString(4)), r.GetInt64(5), (ulong)r.GetInt64(6), r.GetInt32(7)));
+            if (bids.Count >= expected || DateTime.UtcNow > deadline) return bids;
+            await Task.Delay(100);
+        }
     }
 
     /// <summary>Waits for an open auction with at least <paramref name="minLeftMs"/> before its close.</summary>

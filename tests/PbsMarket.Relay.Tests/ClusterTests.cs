@@ -1,0 +1,152 @@
+using System.Globalization;
+using System.Text.Json;
+using PbsMarket.Builder;
+using PbsMarket.Core;
+using PbsMarket.L1;
+using PbsMarket.LocalServers;
+using PbsMarket.Testing;
+using PbsMarket.Testing.Market;
+
+namespace PbsMarket.Relay.Tests;
+
+/// <summary>
+/// The relay on a real Redis Cluster (3 masters, 1 replica each, on loopback): consecutive slots' keys live on different
+/// shards (hash tag <c>{net:s:N}</c>), the market's global keys on one (<c>{net}</c>); the whole flow works across them.
+/// </summary>
+public sealed class ClusterTests(TestServers servers, ITestOutputHelper output) : IAsyncLifetime
+{
+    TestMarket _market = null!;
+    Testing.RedisCluster _cluster = null!;
+    RelayInstance _r1 = null!, _r2 = null!;
+
+    public async ValueTask InitializeAsync()
+    {
+        _cluster = await servers.StartOwnClusterAsync();
+        // 3 s slots: bids through two relays, a proposal and the L1 posting per slot, on a loaded machine.
+        _market = await TestMarket.StartAsync(servers, slotMs: 3000, redisConnection: _cluster.ConnectionString);
+        // Limits high enough for the hot-shard test's burst (the attack suite tests the limits).
+        static void Unlimited(Dictionary<string, string?> c)
+        {
+            c["Relay:MaxBidsPerBuilderPerSlot"] = "100000";
+            c["Relay:BidsPerSecondPerBuilder"] = "1000000";
+            c["Relay:BidRequestsPerSecondPerAddress"] = "1000000";
+            c["Relay:RequestsPerSecondPerAddress"] = "1000000";
+        }
+        _r1 = await _market.StartRelayAsync(Unlimited);
+        _r2 = await _market.StartRelayAsync(Unlimited);
+    }
+
+    public async ValueTask DisposeAsync() => await _market.DisposeAsync();
+
+    [Fact]
+    public async Task Slots_on_different_shards_run_from_bids_to_l1_posting_and_archive()
+    {
+        var inbox = new InboxClient(L1Rpc.Connect(_market.Anvil.RpcUrl), _market.Deployment);
+        var fromBlock = (ulong)(await inbox.Web3.Eth.Blocks.GetBlockNumber.SendRequestAsync()).Value;
+        var shards = new HashSet<int>();
+        var done = new List<(ulong Slot, Hash32 Winner, List<BidReceiptResponse> Receipts)>();
+        // Three slots in a row, proposed one after the other: each bids on the head the previous one moved.
+        for (var round = 0; round < 3; round++)
+        {
+            var a = await _market.NextAuctionAsync(_r1.Client, 1500);
+            var master = await _cluster.MasterOfAsync($"pbs:{{{_market.Network}:s:{a.Slot}}}:bids");
+            shards.Add(master.Port);
+            var receipts = new List<BidReceiptResponse>();
+            for (var i = 0; i < 6; i++)
+            {
+                var relay = i % 2 == 0 ? _r1 : _r2;
+                var bid = TestMarket.Bid(a, TestMarket.Builders[i % 3], 10_000 + 1_000 * i + round);
+                receipts.Add(await relay.Client.SubmitAsync(bid.Header, bid.Signature, bid.Payload));
+            }
+            await _market.WaitClosedAsync(a.Slot);
+            using (var slot = await _r2.Client.GetJsonAsync($"relay/v1/data/slots/{a.Slot}"))
+            {
+                Assert.Equal("6", slot.RootElement.GetProperty("bid_count").GetString());
+                var winner = Hash32.Parse(slot.RootElement.GetProperty("winner").GetProperty("header_hash").GetString()!);
+                Assert.Equal(receipts[5].HeaderHash, winner);
+                Assert.Equal(BidsMerkle.Root(receipts.Select(r => (r.HeaderHash, r.ReceivedAtMs))).ToString(), slot.RootElement.GetProperty("bids_root").GetString());
+                var proposer = _market.ProposerOf(a.Slot);
+                var (status, answer) = await _r1.Client.PostRawAsync("relay/v1/proposer/proposals", await _market.ProposalBodyAsync(_r1.Url, a.Slot, winner, proposer));
+                Assert.True(status == 200, answer);
+                done.Add((a.Slot, winner, receipts));
+            }
+            // The next auction builds on this header: the head (a global key, another shard) moved.
+            var deadline = DateTime.UtcNow.AddSeconds(30);
+            while (await ParentOfOpenAuctionAsync(_r2) != done[^1].Winner)
+            {
+                Assert.True(DateTime.UtcNow < deadline, $"the head did not move to slot {a.Slot}'s header on relay 2");
+                await Task.Delay(100);
+            }
+        }
+        Assert.True(shards.Count >= 2, $"the three slots' keys all hashed to one shard ({string.Join(',', shards)}): the test proves nothing about sharding");
+
+        // L1 holds every header; the archive holds every bid.
+        foreach (var (slot, winner, receipts) in done)
+        {
+            var deadline = DateTime.UtcNow.AddSeconds(60);
+            while (await inbox.HeaderOfSlotAsync(slot) == Hash32.Zero && DateTime.UtcNow < deadline) await Task.Delay(200);
+            Assert.Equal(winner, await inbox.HeaderOfSlotAsync(slot));
+            var archived = await _market.WaitArchivedBidsAsync(slot, receipts.Count);
+            Assert.Equal(receipts.Select(r => r.HeaderHash).ToHashSet(), archived.Select(b => b.HeaderHash).ToHashSet());
+        }
+        var posted = await inbox.GetHeaderPostedAsync(fromBlock);
+        foreach (var (slot, _, _) in done) Assert.Single(posted, p => p.Slot == slot);
+
+        // Which shard does the work (docs/relay.md, "Redis Cluster").
+        foreach (var master in await _cluster.MastersAsync())
+            output.WriteLine($"master {master.Endpoint}: {await master.CommandCallsAsync("evalsha")} evalsha, {await master.CommandCallsAsync("hmget")} hmget, {await master.CommandCallsAsync("hget")} hget");
+    }
+
+    /// <summary>
+    /// Every bid of a slot works on its slot's shard: the builders' debts are read once per slot and instance, not once
+    /// per bid from the market's global shard (<c>{net}</c>, which also holds the head, the ledger, the archive and L1 queues),
+    /// which would otherwise take one read per bid of every auction and bound the whole market by one node.
+    /// </summary>
+    [Fact]
+    public async Task A_slots_bids_do_not_load_the_global_shard()
+    {
+        const int perBuilder = 100;
+        var globalShard = await _cluster.MasterOfAsync($"pbs:{{{_market.Network}}}:ledger:owed");
+        // A slot whose keys hash to another shard than the global keys (about two slots in three).
+        OpenAuction a;
+        RedisClusterNode slotShard;
+        for (var tries = 0; ; tries++)
+        {
+            a = await _market.NextAuctionAsync(_r1.Client, 2000);
+            slotShard = await _cluster.MasterOfAsync($"pbs:{{{_market.Network}:s:{a.Slot}}}:bids");
+            if (slotShard.Port != globalShard.Port || tries == 8) break;
+            await _market.WaitClosedAsync(a.Slot);
+        }
+        Assert.NotEqual(globalShard.Port, slotShard.Port);
+        var before = await globalShard.CommandCallsAsync();
+        var slotBefore = await slotShard.CommandCallsAsync();
+        var accepted = 0;
+        await Task.WhenAll(TestMarket.Builders.Select((builder, k) => Task.Run(async () =>
+        {
+            var relay = k % 2 == 0 ? _r1 : _r2;
+            for (var i = 0; i < perBuilder; i++)
+            {
+                var bid = TestMarket.Bid(a, builder, 10_000 + k * perBuilder + i);
+                await relay.Client.SubmitAsync(bid.Header, bid.Signature, bid.Payload);
+                Interlocked.Increment(ref accepted);
+            }
+        })));
+        var globalCalls = await globalShard.CommandCallsAsync() - before;
+        var slotCalls = await slotShard.CommandCallsAsync() - slotBefore;
+        output.WriteLine($"{accepted} bids: {slotCalls} calls on the slot's shard, {globalCalls} on the global shard");
+        Assert.Equal(3 * perBuilder, accepted);
+        Assert.True(slotCalls >= accepted, $"the slot's shard saw {slotCalls} calls for {accepted} bids: the bids went elsewhere");
+        // Background work (auction scheduling, L1 poster lease, archive stream, events) also reaches the global shard;
+        // a read per bid would be at least one call per bid on top.
+        Assert.True(globalCalls < accepted / 3, $"the global shard saw {globalCalls} calls during {accepted} bids of one slot");
+    }
+
+
+    /// <summary>The open auction's parent, or null between auctions (503 unavailable until the next one opens).</summary>
+    static async Task<Hash32?> ParentOfOpenAuctionAsync(RelayInstance relay)
+    {
+        try { return (await relay.Client.GetAuctionAsync()).ParentHash; }
+        catch (RelayRefusedException e) when (e.Code == "unavailable") { return null; }
+    }
+
+}
