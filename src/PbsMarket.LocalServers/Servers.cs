@@ -6,16 +6,25 @@ using System.Text.Json;
 
 namespace PbsMarket.LocalServers;
 
-/// <summary>redis-server on a loopback port, nothing persisted.</summary>
-public class RedisServer(string dir, int? port = null) : ServerProcess("redis", dir, port)
+/// <summary>
+/// redis-server on a loopback port. Without <paramref name="appendFsync"/> nothing is persisted; with it (<c>everysec</c>
+/// or <c>always</c>) every write goes to an append-only file in <see cref="ServerProcess.Dir"/> before Redis answers it,
+/// so a restart after kill -9 loads everything acknowledged (<c>everysec</c> fsyncs once a second: machine loss can
+/// lose up to that second; <c>always</c> fsyncs before answering).
+/// </summary>
+public class RedisServer(string dir, int? port = null, string? appendFsync = null) : ServerProcess("redis", dir, port)
 {
+    public string? AppendFsync { get; } = appendFsync is null or "everysec" or "always" ? appendFsync
+        : throw new ArgumentException($"appendfsync must be everysec or always, not {appendFsync}", nameof(appendFsync));
+
     public string ConnectionString => $"127.0.0.1:{Port},abortConnect=false,connectTimeout=2000,syncTimeout=2000";
     public string Endpoint => $"127.0.0.1:{Port}";
 
     protected override ProcessStartInfo StartInfo()
     {
         var psi = new ProcessStartInfo(Tools.Require("redis-server", "apt-get install -y redis-server")) { WorkingDirectory = Dir };
-        foreach (var arg in new[] { "--port", Port.ToString(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+        foreach (var arg in new[] { "--port", Port.ToString(), "--bind", "127.0.0.1", "--save", "",
+                     "--appendonly", AppendFsync is null ? "no" : "yes", "--appendfsync", AppendFsync ?? "everysec",
                      "--dir", Dir, "--daemonize", "no", "--loglevel", "warning", "--databases", "64" })
             psi.ArgumentList.Add(arg);
         return psi;

@@ -61,6 +61,7 @@ public static class RelayHost
         s.AddSingleton<L1ChainView>();
         s.AddSingleton<IChainView>(sp => sp.GetRequiredService<L1ChainView>());
         s.AddHostedService(sp => sp.GetRequiredService<L1ChainView>());
+        s.AddSingleton<ReplicaConfirmer>();
         s.AddSingleton<AuctionStore>();
         s.AddSingleton<DebtLedger>();
         s.AddSingleton<ArchiveQueue>();

@@ -9,6 +9,9 @@ public sealed class RelayOptions
     public const string Section = "Relay";
 
     [Required] public string Redis { get; set; } = "127.0.0.1:6379";
+
+    /// <summary>What an acknowledgement waits for in Redis (docs/relay.md, "What 202 promises").</summary>
+    public DurabilityOptions Durability { get; set; } = new();
     [Required] public string Postgres { get; set; } = "Host=127.0.0.1;Username=postgres;Database=pbs";
 
     /// <summary>L1 JSON-RPC endpoint (anvil in development).</summary>
@@ -90,4 +93,14 @@ public sealed class RelayOptions
     public BigInteger MinFreeCollateralWei => BigInteger.Parse(MinFreeCollateral, System.Globalization.CultureInfo.InvariantCulture);
 
     public BigInteger Reserve => BigInteger.Parse(ReservePrice, System.Globalization.CultureInfo.InvariantCulture);
+}
+
+/// <summary>Section Relay:Durability: a replica's confirmation before a bid's 202 and a proposal's 200.</summary>
+public sealed class DurabilityOptions
+{
+    /// <summary>Replicas of the Redis master that must confirm a write (Redis <c>WAIT</c>) before it is acknowledged; 0 = none.</summary>
+    [Range(0, 16)] public int WaitReplicas { get; set; }
+
+    /// <summary>How long to wait for them (ms); past it the write is answered 503 <c>unavailable</c>, not acknowledged.</summary>
+    [Range(1, 60_000)] public int WaitTimeoutMs { get; set; } = 500;
 }

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
 using PbsMarket.Builder;
@@ -149,4 +150,125 @@ public sealed class ClusterTests(TestServers servers, ITestOutputHelper output) 
         catch (RelayRefusedException e) when (e.Code == "unavailable") { return null; }
     }
 
+}
+
+/// <summary>
+/// Losing the master that holds an open auction: kill -9 mid-auction, its replica promoted by the cluster. With the
+/// relay's durability setting (a replica's confirmation, Redis WAIT, before each 202), every acknowledged bid is in
+/// the slot's result; bids the relay could not get confirmed were refused (503), never acknowledged and then lost.
+/// </summary>
+public sealed class ClusterFailoverTests(TestServers servers, ITestOutputHelper output) : IAsyncLifetime
+{
+    TestMarket _market = null!;
+    Testing.RedisCluster _cluster = null!;
+    RelayInstance _r1 = null!, _r2 = null!;
+
+    public async ValueTask InitializeAsync()
+    {
+        _cluster = await servers.StartOwnClusterAsync(nodeTimeoutMs: 2000);
+        // 20 s slots: a failover (node timeout 2 s, election, clients re-reading the slot map) and the lost node's return
+        // as a replica fit inside one auction on a loaded machine.
+        _market = await TestMarket.StartAsync(servers, slotMs: 20_000, redisConnection: _cluster.ConnectionString);
+        static void Durable(Dictionary<string, string?> c)
+        {
+            c["Relay:MaxBidsPerBuilderPerSlot"] = "100000";
+            c["Relay:BidsPerSecondPerBuilder"] = "1000000";
+            c["Relay:BidRequestsPerSecondPerAddress"] = "1000000";
+            c["Relay:RequestsPerSecondPerAddress"] = "1000000";
+            c["Relay:Durability:WaitReplicas"] = "1";
+            c["Relay:Durability:WaitTimeoutMs"] = "300";
+        }
+        _r1 = await _market.StartRelayAsync(Durable);
+        _r2 = await _market.StartRelayAsync(Durable);
+    }
+
+    public async ValueTask DisposeAsync() => await _market.DisposeAsync();
+
+    [Fact]
+    public async Task Killing_the_auctions_master_loses_no_acknowledged_bid()
+    {
+        var a = await _market.NextAuctionAsync(_r1.Client, 16_000);
+        var timeline = Stopwatch.StartNew();
+        var marks = new List<string>();
+        void Mark(string what) => marks.Add($"{timeline.Elapsed.TotalSeconds:0.0} s {what}");
+        var master = await _cluster.MasterOfAsync($"pbs:{{{_market.Network}:s:{a.Slot}}}:bids");
+        var replica = await _cluster.ReplicaOfAsync(master);
+        var acked = new System.Collections.Concurrent.ConcurrentDictionary<Hash32, string>();
+        var refused = new System.Collections.Concurrent.ConcurrentDictionary<string, int>();
+        var phase = "before";
+        var stopAt = (long)a.ClosesAtMs - 400;
+        long value = 10_000;
+
+        var bidders = TestMarket.Builders.Select((builder, k) => Task.Run(async () =>
+        {
+            var relay = k % 2 == 0 ? _r1 : _r2;
+            while (DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() < stopAt)
+            {
+                var p = Volatile.Read(ref phase);
+                var bid = TestMarket.Bid(a, builder, Interlocked.Increment(ref value));
+                try
+                {
+                    var r = await relay.Client.SubmitAsync(bid.Header, bid.Signature, bid.Payload);
+                    acked[r.HeaderHash] = p;
+                }
+                catch (RelayRefusedException e)
+                {
+                    refused.AddOrUpdate($"{e.Status} {e.Code}", 1, (_, n) => n + 1);
+                }
+                catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
+                {
+                    refused.AddOrUpdate(e.GetType().Name, 1, (_, n) => n + 1); // not acknowledged: the builder may resend
+                }
+                await Task.Delay(20);
+            }
+        })).ToArray();
+
+        async Task WaitAckedAsync(string p)
+        {
+            var deadline = DateTime.UtcNow.AddSeconds(30);
+            while (!acked.Values.Contains(p))
+            {
+                Assert.True(DateTime.UtcNow < deadline, $"no bid acknowledged in phase '{p}' within 30 s ({Refusals()})");
+                await Task.Delay(20);
+            }
+        }
+        string Refusals() => string.Join(", ", refused.Select(r => $"{r.Value} x {r.Key}"));
+
+        await WaitAckedAsync("before");
+        Mark("acknowledged before");
+        // The replica is cut off (frozen, and its replication link closed by the master, as a network partition would:
+        // a frozen process alone still receives the stream into its socket buffer), bids keep coming, then the master
+        // dies: whatever the master acknowledged since the cut exists nowhere else.
+        replica.Freeze();
+        await master.CliAsync(CancellationToken.None, "CLIENT", "KILL", "TYPE", "replica");
+        Volatile.Write(ref phase, "stalled");
+        var sentWhileStalled = acked.Count + refused.Values.Sum();
+        var stallDeadline = DateTime.UtcNow.AddSeconds(30);
+        while (acked.Count + refused.Values.Sum() < sentWhileStalled + 9 && DateTime.UtcNow < stallDeadline) await Task.Delay(20);
+        Mark("replica cut off, bids sent");
+        await master.KillAsync();
+        replica.Thaw();
+        Mark("master killed");
+        Volatile.Write(ref phase, "failover");
+        // The cluster promotes the replica; the lost node comes back (same folder and port) as the new master's replica.
+        await _cluster.WaitPromotedAsync(replica, TimeSpan.FromSeconds(30));
+        Mark("replica promoted");
+        await master.StartAsync();
+        await _cluster.WaitHealthyAsync(TimeSpan.FromSeconds(60));
+        Mark("lost node back as a replica");
+        Volatile.Write(ref phase, "after");
+        await WaitAckedAsync("after");
+        Mark("acknowledged after");
+        output.WriteLine(string.Join("; ", marks));
+        await Task.WhenAll(bidders);
+
+        await _market.WaitClosedAsync(a.Slot, _r2);
+        using var slot = await _r2.Client.GetJsonAsync($"relay/v1/data/slots/{a.Slot}");
+        var inResult = slot.RootElement.GetProperty("bids").EnumerateArray().Select(b => Hash32.Parse(b.GetProperty("header_hash").GetString()!)).ToHashSet();
+        output.WriteLine($"acknowledged {acked.Count} ({string.Join(", ", acked.GroupBy(x => x.Value).Select(g => $"{g.Count()} {g.Key}"))}), refused: {Refusals()}; result holds {inResult.Count}");
+        var lost = acked.Where(x => !inResult.Contains(x.Key)).ToList();
+        Assert.True(lost.Count == 0, $"{lost.Count} acknowledged bids are not in the result ({string.Join(", ", lost.GroupBy(x => x.Value).Select(g => $"{g.Count()} acknowledged {g.Key}"))})");
+        // Refusals say why, with a code: never a 500.
+        Assert.All(refused.Keys, k => Assert.DoesNotContain("500", k));
+    }
 }

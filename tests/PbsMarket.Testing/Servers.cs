@@ -7,7 +7,8 @@ namespace PbsMarket.Testing;
 
 public sealed class RedisServer : LocalServers.RedisServer
 {
-    public RedisServer() : base(Reaper.NewTempDir("redis")) => Reaper.Track(this);
+    /// <param name="appendFsync">null: nothing persisted; everysec or always: an append-only file (restart after kill -9 keeps everything acknowledged).</param>
+    public RedisServer(string? appendFsync = null) : base(Reaper.NewTempDir("redis"), appendFsync: appendFsync) => Reaper.Track(this);
 }
 
 public sealed class PostgresServer : LocalServers.PostgresServer

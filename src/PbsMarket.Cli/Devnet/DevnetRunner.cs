@@ -95,7 +95,8 @@ public sealed class DevnetRunner(DevnetSettings s, TextWriter output, TextWriter
 
         // ---- servers ----
         Say($"starting Redis, PostgreSQL and anvil (runtime folder {_runtime})");
-        var redis = Own(new RedisServer(Path.Combine(_runtime, "redis")));
+        // Append-only file, fsync once a second: a restart after kill -9 keeps everything acknowledged (docs/relay.md).
+        var redis = Own(new RedisServer(Path.Combine(_runtime, "redis"), appendFsync: "everysec"));
         var postgres = Own(new PostgresServer(Path.Combine(_runtime, "postgres")));
         var anvil = Own(new AnvilNode(Path.Combine(_runtime, "anvil"), blockTimeSeconds: 1));
         await Task.WhenAll(redis.StartAsync(ct), postgres.StartAsync(ct), anvil.StartAsync(ct));

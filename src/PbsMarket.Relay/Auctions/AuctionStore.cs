@@ -1,3 +1,4 @@
+using PbsMarket.Relay.Infrastructure;
 using System.Globalization;
 using PbsMarket.Core;
 using StackExchange.Redis;
@@ -5,7 +6,7 @@ using StackExchange.Redis;
 namespace PbsMarket.Relay.Auctions;
 
 /// <summary>The auction state in Redis, changed only through the atomic scripts in <see cref="Scripts"/>.</summary>
-public sealed class AuctionStore(IConnectionMultiplexer redis, RedisKeys keys, RelayOptions options)
+public sealed class AuctionStore(IConnectionMultiplexer redis, RedisKeys keys, RelayOptions options, ReplicaConfirmer confirmer)
 {
     IDatabase Db => redis.GetDatabase();
 
@@ -82,6 +83,18 @@ public sealed class AuctionStore(IConnectionMultiplexer redis, RedisKeys keys, R
         if (v[0].IsNull) return null;
         return new AuctionState(slot, (string)v[0]!, Hash32.Parse((string)v[1]!), ulong.Parse((string)v[2]!, CultureInfo.InvariantCulture),
             Address.Parse((string)v[3]!), ulong.Parse((string)v[4]!, CultureInfo.InvariantCulture), ulong.Parse((string)v[5]!, CultureInfo.InvariantCulture));
+    }
+
+    /// <summary>A bid (its slot's shard) is on the replicas the durability setting asks for; false if they did not confirm in time.</summary>
+    public Task<bool> ConfirmBidAsync(ulong slot) => confirmer.ConfirmAsync(keys.Bids(slot));
+
+    /// <summary>A proposal (its slot's shard) and what it queued and moved (the head, the L1 queue: the market's shard) are on
+    /// the replicas the durability setting asks for.</summary>
+    public async Task<bool> ConfirmProposalAsync(ulong slot)
+    {
+        var onSlot = confirmer.ConfirmAsync(keys.Proposal(slot));
+        var onMarket = confirmer.ConfirmAsync(keys.L1Queue);
+        return await onSlot & await onMarket;
     }
 
     public abstract record AcceptOutcome;

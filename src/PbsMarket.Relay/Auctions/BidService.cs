@@ -110,10 +110,12 @@ public sealed class BidService(AuctionStore store, Market market, IChainView cha
         var accepted = await store.AcceptAsync(h, headerHash, bid.Signature, decoded.Transactions.Count, bid.Payload);
         switch (accepted)
         {
+            // Acknowledged only once the replicas the durability setting asks for hold it (a resent bid is confirmed again:
+            // its first answer may have been this refusal).
             case AuctionStore.Accepted a:
-                return new Receipt(headerHash, a.ReceivedAtMs, SignReceipt(headerHash, a.ReceivedAtMs), false);
+                return await store.ConfirmBidAsync(h.Slot) ? new Receipt(headerHash, a.ReceivedAtMs, SignReceipt(headerHash, a.ReceivedAtMs), false) : NotConfirmed();
             case AuctionStore.Duplicate d:
-                return new Receipt(headerHash, d.ReceivedAtMs, SignReceipt(headerHash, d.ReceivedAtMs), true);
+                return await store.ConfirmBidAsync(h.Slot) ? new Receipt(headerHash, d.ReceivedAtMs, SignReceipt(headerHash, d.ReceivedAtMs), true) : NotConfirmed();
             case AuctionStore.Refused r:
                 return r.Code switch
                 {
@@ -129,6 +131,9 @@ public sealed class BidService(AuctionStore store, Market market, IChainView cha
                 throw new UnreachableException();
         }
     }
+
+    Refused NotConfirmed() => No("unavailable",
+        $"the bid is stored, but {market.Options.Durability.WaitReplicas} Redis replica(s) did not confirm it within {market.Options.Durability.WaitTimeoutMs} ms, so it is not acknowledged; resend it (the same bid gets the same receipt)");
 
     /// <summary>ECDSA here is deterministic (RFC 6979), so re-signing a duplicate gives the same receipt.</summary>
     Signature SignReceipt(Hash32 headerHash, ulong receivedAtMs) =>

@@ -111,6 +111,8 @@ public sealed class ProposalService(
             await QueueForL1Async(winner.Header, winner.HeaderHash, winner.Signature, p.Signature, payload, closed.View.SettlementOf(), "auction", now);
             metrics.Count("pbs_proposals_total", "source=\"auction\"");
         }
+        // The 200 promises the proposal is kept and posted: confirmed on the replicas first (a resent one again).
+        if (!await store.ConfirmProposalAsync(p.Slot)) return NotConfirmed(p.Slot);
         return new Payload(payload);
     }
 
@@ -185,6 +187,7 @@ public sealed class ProposalService(
             await QueueForL1Async(h, headerHash, a.BuilderSignature, a.ProposalSignature, a.Payload, a.Settlement, "announced", now,
                 notBeforeMs: market.Clock.StartMs(h.Slot) + (ulong)market.Options.SlotMs);
             metrics.Count("pbs_proposals_total", "source=\"announced\"");
+            if (!await store.ConfirmProposalAsync(h.Slot)) return new AnnounceRefused(((ProposeRefused)NotConfirmed(h.Slot)).Rejection);
             return new Announced(true, await store.GetHeadAsync());
         }
         return new Announced(false, await store.GetHeadAsync());
@@ -236,6 +239,9 @@ public sealed class ProposalService(
     }
 
     static ProposeRefused Refuse(string code, string message) => new(new Rejection(code, message));
+
+    ProposeRefused NotConfirmed(ulong slot) => Refuse("unavailable",
+        $"the proposal for slot {slot} is stored, but {market.Options.Durability.WaitReplicas} Redis replica(s) did not confirm it within {market.Options.Durability.WaitTimeoutMs} ms; resend it (the same proposal gets the same answer)");
     static AnnounceRefused AnnounceNo(ProtocolError e) => new(new Rejection(e.Code, e.Message));
 }
 
