@@ -245,6 +245,9 @@ public sealed class DevnetTests(ITestOutputHelper log)
         await pbs.WaitForLineAsync(l => l.StartsWith("slot ", StringComparison.Ordinal), TimeSpan.FromMinutes(3));
         var info = DevnetInfo.Read(runtime);
         var victim = info.Processes.Single(p => p.Name == "builder-2");
+        // Once it has said what it does (the first slots can be final before the builders are up).
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (!File.ReadAllText(victim.Log).Contains("pbs builder: builder-2", StringComparison.Ordinal) && DateTime.UtcNow < deadline) await Task.Delay(100);
         Assert.True(PbsProcess.Signal(victim.Pid, 9));
         var code = await pbs.WaitExitAsync(TimeSpan.FromSeconds(90));
         log.WriteLine(pbs.Stderr);
