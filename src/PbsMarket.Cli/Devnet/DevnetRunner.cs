@@ -259,6 +259,12 @@ public sealed class DevnetRunner(DevnetSettings s, TextWriter output, TextWriter
             builderInfo.Add(new JsonObject { ["name"] = name, ["strategy"] = strategy, ["address"] = b.Address.ToString(), ["collateral_wei"] = s.Collateral.ToString(), ["pid"] = child.Pid });
         }
 
+        // The proposer and the builders have no health endpoint: each is up once it says so in its log (a .NET start
+        // costs a second or more on a loaded machine; the run's first slot is picked after that).
+        var starting = _builderProcesses.Select(c => WaitSaysAsync(c, $"pbs builder: {c.Name} ", run.Token)).ToList();
+        if (_proposer is not null) starting.Add(WaitSaysAsync(_proposer, "pbs proposer: running", run.Token));
+        await Task.WhenAll(starting);
+
         var clock = new SlotClock(TimeProvider.System, (ulong)deployment.GenesisMs, (ulong)s.SlotMs, (ulong)s.CloseOffsetMs);
         if (s.JunkHeads)
         {
@@ -445,6 +451,18 @@ public sealed class DevnetRunner(DevnetSettings s, TextWriter output, TextWriter
             ct.ThrowIfCancellationRequested();
         }
         throw new ChildFailedException(relay, $"did not answer {relay.Url}/readyz within {RelayReadyTimeout.TotalSeconds:0} s: {last}");
+    }
+
+    /// <summary>Waits until <paramref name="c"/>'s log holds <paramref name="marker"/> (deadline 60 s; an exit first ends the
+    /// devnet through <see cref="Watch"/>).</summary>
+    static async Task WaitSaysAsync(PbsChild c, string marker, CancellationToken ct)
+    {
+        var deadline = Stopwatch.StartNew();
+        while (!c.Tail(50).Contains(marker, StringComparison.Ordinal))
+        {
+            if (deadline.Elapsed > RelayReadyTimeout) throw new ChildFailedException(c, $"did not start within {RelayReadyTimeout.TotalSeconds:0} s (no \"{marker}\" in its log)");
+            await Task.Delay(100, ct);
+        }
     }
 
     /// <summary>Stops the given children together (SIGTERM, <paramref name="grace"/>, SIGKILL) and says which did not end cleanly.</summary>
