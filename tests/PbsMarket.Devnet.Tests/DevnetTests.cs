@@ -202,6 +202,13 @@ public sealed class DevnetTests(ITestOutputHelper log)
             Assert.Contains(keyFiles, f => f.EndsWith(".password", StringComparison.Ordinal));
             foreach (var f in keyFiles) Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(f));
 
+            // A second `pbs proposer` on the same data folder refuses to start (exit 2), naming the folder and the holder.
+            var proposer = children.Single(p => p.Role == "proposer");
+            var (code2nd, _, stderr2nd) = await PbsProcess.RunAsync(TimeSpan.FromSeconds(90), "proposer", "--config", proposer.Config);
+            Assert.True(code2nd == 2, $"a second proposer on the same folder: exit {code2nd}\n{stderr2nd}");
+            Assert.Contains($"the data folder {Path.Combine(runtime, "proposer")} is in use by another pbs proposer (pid {proposer.Pid}", stderr2nd);
+            Assert.True(PbsProcess.IsAlive(proposer.Pid), "the running proposer must be left alone");
+
             first.Terminate();
             var code = await first.WaitExitAsync(TimeSpan.FromSeconds(90));
             Assert.True(code == 0, $"SIGTERM: exit {code}\n{first.Stderr}");
