@@ -269,6 +269,71 @@ public sealed class DevnetTests(ITestOutputHelper log)
         AssertNothingLeft(runtime);
     }
 
+    [Fact]
+    public async Task A_proposer_killed_right_after_it_signed_restarts_on_its_journal_and_signs_no_other_header_for_that_slot()
+    {
+        var runtime = NewRuntimeDir();
+        using var cleanup = new DeleteOnDispose(runtime);
+        // The devnet without its proposer: this test runs (and kills) `pbs proposer` itself, from the devnet's config.
+        await using var devnet = new PbsProcess("devnet", "--slot-ms", "2000", "--no-proposer", "--runtime-dir", runtime);
+        await devnet.WaitForLineAsync(l => l.StartsWith("following the market", StringComparison.Ordinal), TimeSpan.FromMinutes(3));
+        using var doc = JsonDocument.Parse(await File.ReadAllTextAsync(Path.Combine(runtime, "devnet.json")));
+        var config = doc.RootElement.GetProperty("proposer_config").GetString()!;
+        var signed = new System.Text.RegularExpressions.Regex(@"slot (\d+) led by (0x[0-9a-f]{40}): .*header (0x[0-9a-f]{64})");
+        System.Text.RegularExpressions.Match m;
+        await using (var first = new PbsProcess("proposer", "--config", config))
+        {
+            var line = await first.WaitForLineAsync(signed.IsMatch, TimeSpan.FromMinutes(2));
+            first.KillHard(); // right after it signed and announced the slot
+            await first.WaitExitAsync(TimeSpan.FromSeconds(30));
+            m = signed.Match(line);
+        }
+        var slot = ulong.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture);
+        var header = m.Groups[3].Value;
+        var journal = Path.Combine(runtime, "proposer", "signing", m.Groups[2].Value + ".json");
+        string? Recorded()
+        {
+            using var j = JsonDocument.Parse(File.ReadAllText(journal));
+            return j.RootElement.GetProperty("entries").EnumerateArray()
+                .Where(e => e.GetProperty("slot").GetString() == slot.ToString(CultureInfo.InvariantCulture))
+                .Select(e => e.GetProperty("header_hash").GetString()).SingleOrDefault();
+        }
+        // The decision was on disk before the signature left the process, so the kill cannot have lost it.
+        Assert.Equal(header, Recorded());
+
+        await using (var second = new PbsProcess("proposer", "--config", config))
+        {
+            // It starts on the same folder (the kernel released the killed one's lock) and goes on signing later slots.
+            await second.WaitForLineAsync(l => signed.Match(l) is { Success: true } x && ulong.Parse(x.Groups[1].Value, CultureInfo.InvariantCulture) > slot, TimeSpan.FromMinutes(2));
+            foreach (var l in second.Stdout.Split('\n'))
+                if (signed.Match(l) is { Success: true } x && x.Groups[1].Value == m.Groups[1].Value)
+                    Assert.Equal(header, x.Groups[3].Value); // it may re-sign the same header; never another one
+            second.Terminate();
+            var code = await second.WaitExitAsync(TimeSpan.FromSeconds(60));
+            Assert.True(code == 0, $"SIGTERM: exit {code}\n{second.Stderr}");
+        }
+        Assert.Equal(header, Recorded());
+
+        // Every relay and L1 hold that header for the slot, and no other.
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
+        foreach (var relay in doc.RootElement.GetProperty("relays").EnumerateArray().Select(r => r.GetString()!))
+        {
+            using var view = JsonDocument.Parse(await http.GetStringAsync($"{relay}/relay/v1/data/slots/{slot}"));
+            Assert.Equal(header, view.RootElement.GetProperty("proposed_header_hash").GetString());
+        }
+        var deployment = DeployedMarket.Load(doc.RootElement.GetProperty("deployment").GetString()!);
+        var inbox = new InboxClient(L1Rpc.Connect(doc.RootElement.GetProperty("l1_rpc").GetString()!, TimeSpan.FromSeconds(10)), deployment);
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        IReadOnlyList<HeaderPostedLog> posted;
+        while ((posted = (await inbox.GetHeaderPostedAsync(deployment.DeployedAtBlock)).Where(e => e.Slot == slot).ToList()).Count == 0 && DateTime.UtcNow < deadline)
+            await Task.Delay(500);
+        Assert.Equal(header, Assert.Single(posted).HeaderHash.ToString());
+
+        devnet.Terminate();
+        Assert.Equal(0, await devnet.WaitExitAsync(TimeSpan.FromSeconds(90)));
+        AssertNothingLeft(runtime);
+    }
+
     static bool WaitGone(int pid)
     {
         var deadline = DateTime.UtcNow.AddSeconds(30);

@@ -207,29 +207,30 @@ public sealed class DevnetRunner(DevnetSettings s, TextWriter output, TextWriter
         foreach (var r in relays) Watch(r);
         using var run = CancellationTokenSource.CreateLinkedTokenSource(ct, _childDied.Token);
 
-        // ---- proposer: one `pbs proposer` with every proposer key, asking every relay ----
+        // ---- proposer: one `pbs proposer` with every proposer key, asking every relay (with --no-proposer its config is
+        // written all the same, for starting it by hand) ----
+        var proposerConfig = WriteConfig("proposer", new JsonObject
+        {
+            ["Logging"] = LoggingSection(),
+            ["Proposer"] = new JsonObject
+            {
+                ["DeploymentFile"] = deploymentPath,
+                ["L1Rpc"] = anvil.RpcUrl,
+                ["CloseOffsetMs"] = s.CloseOffsetMs,
+                ["DataDir"] = Path.Combine(_runtime, "proposer"),
+                ["Keys"] = new JsonArray([.. proposerKeys.Select((_, i) => (JsonNode)new JsonObject
+                {
+                    ["KeystorePath"] = Keystore($"proposer-{i + 1}"), ["PasswordFile"] = PasswordFile($"proposer-{i + 1}"),
+                })]),
+                ["Relays"] = new JsonArray([.. relayUrls.Select((u, i) => (JsonNode)new JsonObject
+                {
+                    ["Name"] = $"relay-{i + 1}", ["Url"] = u, ["Address"] = relayAddress.ToString(),
+                })]),
+            },
+        });
         if (s.Proposer)
         {
-            var config = WriteConfig("proposer", new JsonObject
-            {
-                ["Logging"] = LoggingSection(),
-                ["Proposer"] = new JsonObject
-                {
-                    ["DeploymentFile"] = deploymentPath,
-                    ["L1Rpc"] = anvil.RpcUrl,
-                    ["CloseOffsetMs"] = s.CloseOffsetMs,
-                    ["DataDir"] = Path.Combine(_runtime, "proposer"),
-                    ["Keys"] = new JsonArray([.. proposerKeys.Select((_, i) => (JsonNode)new JsonObject
-                    {
-                        ["KeystorePath"] = Keystore($"proposer-{i + 1}"), ["PasswordFile"] = PasswordFile($"proposer-{i + 1}"),
-                    })]),
-                    ["Relays"] = new JsonArray([.. relayUrls.Select((u, i) => (JsonNode)new JsonObject
-                    {
-                        ["Name"] = $"relay-{i + 1}", ["Url"] = u, ["Address"] = relayAddress.ToString(),
-                    })]),
-                },
-            });
-            _proposer = Launch("proposer", "proposer", config, [.. proposerKeys.Select((_, i) => Keystore($"proposer-{i + 1}"))], null);
+            _proposer = Launch("proposer", "proposer", proposerConfig, [.. proposerKeys.Select((_, i) => Keystore($"proposer-{i + 1}"))], null);
             Watch(_proposer);
         }
 
@@ -287,6 +288,7 @@ public sealed class DevnetRunner(DevnetSettings s, TextWriter output, TextWriter
             ["deployment"] = deploymentPath,
             ["proposers"] = new JsonArray([.. proposerKeys.Select(k => (JsonNode)ProtocolKey.FromHex(k).Address.ToString())]),
             ["builders"] = builderInfo,
+            ["proposer_config"] = proposerConfig,
             // Every `pbs` process of the devnet (deploy has exited by now, with code 0).
             ["processes"] = new JsonArray([.. Children().Select(c => (JsonNode)c.ToJson())]),
             ["servers"] = new JsonArray([.. _servers.Select(x => (JsonNode)new JsonObject { ["kind"] = x.Kind, ["pid"] = x.Pid, ["port"] = x.Port, ["log"] = x.LogPath })]),
@@ -526,6 +528,7 @@ public sealed class DevnetRunner(DevnetSettings s, TextWriter output, TextWriter
         Say($"  slots       {s.SlotMs} ms, auctions close {s.CloseOffsetMs} ms before the slot, L2 chain id {d.L2ChainId}, genesis {DateTimeOffset.FromUnixTimeMilliseconds(d.GenesisMs):HH:mm:ss}");
         Say($"  proposers   {string.Join(", ", proposerKeys.Select(k => ProtocolKey.FromHex(k).Address))}{(s.Proposer ? "" : "  (no proposer client: --no-proposer)")}");
         if (_proposer is not null) Say($"  proposer    {Process(_proposer)}");
+        else Say($"  proposer    not started (--no-proposer); its config is ready: pbs proposer --config {Path.Combine(_runtime, "config", "proposer.json")}");
         for (var i = 0; i < _builders.Count; i++)
         {
             var b = _builders[i];
