@@ -61,7 +61,8 @@ public sealed class PbsChild
         return (path, [dll]);
     }
 
-    static readonly string? SetSid = File.Exists("/usr/bin/setsid") ? "/usr/bin/setsid" : File.Exists("/bin/setsid") ? "/bin/setsid" : null;
+    /// <summary>util-linux setsid(1), when installed.</summary>
+    internal static readonly string? SetSid = File.Exists("/usr/bin/setsid") ? "/usr/bin/setsid" : File.Exists("/bin/setsid") ? "/bin/setsid" : null;
 
     /// <summary>Starts <c>pbs ROLE --config CONFIG</c>; <paramref name="started"/> gets the pid at once (the watchdog's list).</summary>
     public static PbsChild Start(string name, string role, string config, IReadOnlyList<string> keystores, string log, string? url, string workingDir, Action<int> started)
