@@ -142,6 +142,10 @@ public sealed class DevnetTests(ITestOutputHelper log)
             Assert.True(summaryBuilders.Sum(b => b.GetProperty("wins").GetInt32()) <= 20, "more wins than slots");
             log.WriteLine($"{posted} posted, {missed} missed, {bids} bids ({bids / 20.0:0.0} per slot)");
 
+            // The relays post with the key from their keystore (no raw key in their config): a relay log shows its posts.
+            var relayLogs = string.Concat(Directory.GetFiles(runtime, "relay-*.log").Select(File.ReadAllText));
+            Assert.Contains("posting slots ", relayLogs);
+
             await pbs.WriteLineAsync("");
             var code = await pbs.WaitExitAsync(TimeSpan.FromSeconds(60));
             Assert.True(code == 0, $"exit {code}\n{pbs.Stdout}\n{pbs.Stderr}");

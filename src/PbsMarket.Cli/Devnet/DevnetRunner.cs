@@ -35,6 +35,7 @@ public sealed class DevnetSettings
 public sealed class ChildFailedException(PbsChild child, string what) : Exception($"{child.Name} (pid {child.Pid}, `pbs {child.Role} --config {child.ConfigPath}`) {what}")
 {
     public PbsChild Child { get; } = child;
+    public string What { get; } = what;
 }
 
 /// <summary>
@@ -81,7 +82,7 @@ public sealed class DevnetRunner(DevnetSettings s, TextWriter output, TextWriter
         }
         catch (ChildFailedException e) when (!ct.IsCancellationRequested)
         {
-            ReportFailure(e.Child, e.Message[(e.Message.IndexOf(") ", StringComparison.Ordinal) + 2)..]);
+            ReportFailure(e.Child, e.What);
             return ExitCodes.Failure;
         }
         finally
