@@ -1,5 +1,7 @@
 using System.CommandLine;
 using System.Numerics;
+using System.Text.Json;
+using System.Text.Json.Nodes;
 using PbsMarket.Builder.Demo;
 using PbsMarket.Core;
 using PbsMarket.L1;
@@ -31,8 +33,9 @@ public static class BuilderCommand
         var allocate = new Option<string?>("--deposit-relay") { Description = "The relay (signing address) the deposit is allocated to: collateral is per relay (protocol v2)." };
         var l1 = new Option<string>("--l1-rpc") { Description = "L1 JSON-RPC URL (for --deposit-wei).", DefaultValueFactory = _ => "http://127.0.0.1:8545" };
         var verbose = new Option<bool>("--verbose") { Description = "Log every bid." };
+        var statsFile = new Option<string?>("--stats-file") { Description = "On exit, write what it did (bids accepted and refused, wins, inclusion checks) to this JSON file (Builder:StatsFile)." };
         var config = Cli.ConfigOption();
-        foreach (var o in new Option[] { relays, strategy, name, minTxs, maxTxs, keystore, password, dev, deposit, deployment, allocate, l1, verbose, config }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { relays, strategy, name, minTxs, maxTxs, keystore, password, dev, deposit, deployment, allocate, l1, verbose, statsFile, config }) cmd.Options.Add(o);
         cmd.SetAction(async (pr, ct) =>
         {
             var cfg = Cli.LoadConfiguration(pr.GetValue(config));
@@ -65,11 +68,29 @@ public static class BuilderCommand
                     Console.Error.WriteLine($"{DateTime.Now:HH:mm:ss.fff} {builderName}: {message}");
                 });
             Console.Error.WriteLine($"pbs builder: {builder} bidding on {string.Join(", ", urls)} (Ctrl-C stops)");
-            await builder.RunAsync(ct);
+            try { await builder.RunAsync(ct); } catch (OperationCanceledException) when (ct.IsCancellationRequested) { }
             var s = builder.Stats;
             Console.Error.WriteLine($"pbs builder: {s.BidsAccepted} bids accepted in {s.SlotsBid} slots, {s.BidsRefused} refused, {s.Wins} won, {s.InclusionVerified} verified in the bids root, {s.InclusionFailed} not");
+            if (Cli.Setting(pr, statsFile, cfg, "Builder:StatsFile") is { Length: > 0 } statsPath) WriteStats(statsPath, builder);
             return ExitCodes.Ok;
         });
         return cmd;
+    }
+
+    /// <summary>The builder's counters as JSON (written to a temporary file, then renamed: a reader never sees half of it).</summary>
+    static void WriteStats(string path, DemoBuilder b)
+    {
+        var s = b.Stats;
+        var json = new JsonObject
+        {
+            ["name"] = b.Name, ["strategy"] = b.StrategyName, ["address"] = b.Address.ToString(),
+            ["bids_accepted"] = s.BidsAccepted, ["bids_refused"] = s.BidsRefused, ["slots_bid"] = s.SlotsBid, ["wins"] = s.Wins,
+            ["inclusion_verified"] = s.InclusionVerified, ["inclusion_failed"] = s.InclusionFailed,
+            ["refusal_codes"] = new JsonObject(s.RefusalCodes.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)kv.Value))),
+        }.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
+        var full = Path.GetFullPath(path);
+        Directory.CreateDirectory(Path.GetDirectoryName(full)!);
+        File.WriteAllText(full + ".tmp", json);
+        File.Move(full + ".tmp", full, overwrite: true);
     }
 }

@@ -14,9 +14,10 @@ public static class DevnetCommand
         var cmd = new Command("devnet", """
             Run the whole market locally: Redis, PostgreSQL and anvil (a block every second) with all their files in one
             runtime folder (overwritten each start), the contracts deployed (proposers = anvil accounts 1-4, builders = 5-7
-            with escrow deposits, relay key = account 9: PUBLIC test keys), relays sharing Redis and PostgreSQL, the
-            proposer client, demo builders, and the dashboard served by the relays. Prints where everything is and one
-            line per slot. Ctrl-C stops everything. With --slots N it runs N slots, prints a summary and checks the market
+            with escrow deposits, relay key = account 9: PUBLIC test keys), all as separate processes: `pbs deploy`, `pbs
+            relay` instances sharing Redis and PostgreSQL (serving the dashboard), one `pbs proposer` and one `pbs builder`
+            per builder, each from a config file and keystores (mode 600) in the runtime folder, each with its own log.
+            Prints where everything is and one line per slot. Ctrl-C or SIGTERM stops everything. With --slots N it runs N slots, prints a summary and checks the market
             (exit code 3 if it misbehaved). Settings: section "Devnet" (env PBS_Devnet__Key); flags win.
             """);
         var proposers = new Option<int>("--proposers") { Description = "Number of proposers (1-16).", DefaultValueFactory = _ => 4 };
@@ -31,7 +32,7 @@ public static class DevnetCommand
         var priceRule = new Option<string>("--price-rule") { Description = "Auction price rule.", DefaultValueFactory = _ => "second_price" };
         priceRule.AcceptOnlyFromAmong("first_price", "second_price");
         var l2 = new Option<long>("--l2-chain-id") { Description = "The L2 chain id.", DefaultValueFactory = _ => 901 };
-        var noProposer = new Option<bool>("--no-proposer") { Description = "Run without the proposer client (every slot is then missed)." };
+        var noProposer = new Option<bool>("--no-proposer") { Description = "Don't start `pbs proposer` (every slot is then missed); its config is still written, to start it by hand." };
         var junkHeads = new Option<bool>("--junk-heads") { Description = "The first proposer also announces junk heads (far-future own slots, made-up parents) to every relay; they must all be refused." };
         var noSetup = new Option<bool>("--no-setup") { Description = "Don't run scripts/setup.sh when a tool is missing; just say what is missing." };
         var config = Cli.ConfigOption();

@@ -1,6 +1,5 @@
 using System.CommandLine;
 using System.Security.Cryptography;
-using Nethereum.KeyStore;
 using PbsMarket.Core;
 
 namespace PbsMarket.Cli;
@@ -11,7 +10,7 @@ public static class KeysCommand
     public static Command Build()
     {
         var cmd = new Command("keys", "Manage keys: `pbs keys new --out key.json --password-file pw.txt` writes an encrypted keystore and prints its address.");
-        var create = new Command("new", "Generate a secp256k1 key and write it as an encrypted keystore (scrypt). Prints the address.");
+        var create = new Command("new", "Generate a secp256k1 key and write it as an encrypted keystore (scrypt), readable by its owner only (mode 600). Prints the address.");
         var outFile = new Option<string>("--out") { Description = "Keystore file to write (refuses to overwrite).", Required = true };
         var password = new Option<string>("--password-file") { Description = "File holding the password.", Required = true };
         create.Options.Add(outFile);
@@ -31,9 +30,8 @@ public static class KeysCommand
                 secret = RandomNumberGenerator.GetBytes(32);
                 try { key = new ProtocolKey(secret); break; } catch (ArgumentException) { }
             }
-            var json = new KeyStoreService().EncryptAndGenerateDefaultKeyStoreAsJson(pw, secret, key.Address.ToString());
-            Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
-            File.WriteAllText(path, json);
+            // Readable by its owner only (mode 600 from the moment it exists).
+            SecretFiles.Write(path, SecretFiles.Keystore(secret, pw));
             CryptographicOperations.ZeroMemory(secret);
             Console.WriteLine(key.Address.ToChecksumString());
             return ExitCodes.Ok;

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using PbsMarket.Proposer;
 
@@ -76,12 +77,36 @@ public static class ProposerCommand
             {
                 throw new UsageException(e.Message);
             }
+            // One client per data folder (its signing journals): a second one refuses to start, naming the holder.
+            DataDirLock folder;
+            try
+            {
+                folder = DataDirLock.Acquire(host.Services.GetRequiredService<ProposerOptions>().DataDir);
+            }
+            catch (DataDirInUseException e)
+            {
+                host.Dispose();
+                throw new UsageException(e.Message);
+            }
+            using var held = folder;
             await host.StartAsync(ct);
             Console.Error.WriteLine("pbs proposer: running (Ctrl-C stops)");
-            try { await Task.Delay(Timeout.Infinite, ct); } catch (OperationCanceledException) { }
+            // Until Ctrl-C/SIGTERM, or until the host stops itself because the client failed (a journal it cannot use,
+            // a fatal error): then the process ends too, with exit code 1, instead of idling without a client.
+            var stopping = host.Services.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping;
+            using (var until = CancellationTokenSource.CreateLinkedTokenSource(ct, stopping))
+            {
+                try { await Task.Delay(Timeout.Infinite, until.Token); } catch (OperationCanceledException) { }
+            }
             using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(15));
             await host.StopAsync(stop.Token);
+            var failed = host.Services.GetServices<IHostedService>().OfType<ProposerService>().FirstOrDefault()?.ExecuteTask is { IsFaulted: true } t ? t.Exception : null;
             host.Dispose();
+            if (failed is not null)
+            {
+                Console.Error.WriteLine($"pbs proposer: the client stopped: {failed.InnerException?.Message ?? failed.Message}");
+                return ExitCodes.Failure;
+            }
             return ExitCodes.Ok;
         });
         return cmd;

@@ -46,6 +46,7 @@ public sealed class CliTests
             var key = Path.Combine(dir.FullName, "key.json");
             var (code, stdout, stderr) = await PbsProcess.RunAsync(Timeout, "keys", "new", "--out", key, "--password-file", pw);
             Assert.True(code == 0, stderr);
+            Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(key)); // readable by its owner only
             var secret = new Nethereum.KeyStore.KeyStoreService().DecryptKeyStoreFromJson("correct horse", await File.ReadAllTextAsync(key));
             Assert.Equal(new Nethereum.Signer.EthECKey(secret, true).GetPublicAddress().ToLowerInvariant(), stdout.Trim().ToLowerInvariant());
             // never overwrites a key

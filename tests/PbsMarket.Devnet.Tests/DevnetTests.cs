@@ -9,13 +9,13 @@ using Xunit.Sdk;
 namespace PbsMarket.Devnet.Tests;
 
 /// <summary>
-/// The real `pbs devnet` as a child process (Redis, PostgreSQL, anvil, two relays, the proposer client, three demo
-/// builders). The tests of this class run one after the other (one devnet at a time).
+/// The real `pbs devnet` as a child process, itself a deployment of processes (Redis, PostgreSQL, anvil, `pbs deploy`,
+/// two `pbs relay`, one `pbs proposer`, three `pbs builder`). The tests of this class run one after the other (one devnet
+/// at a time).
 /// </summary>
 public sealed class DevnetTests(ITestOutputHelper log)
 {
-    // 2 s slots: the whole market runs in one process next to the test host; on a loaded 2-core machine 1 s slots
-    // left the proposer and builders too little time for anything to settle.
+    // 2 s slots: on a loaded 2-core machine 1 s slots left the proposer and builders too little time for anything to settle.
     static string NewRuntimeDir() => Path.Combine(Path.GetTempPath(), $"pbs-devnet-test-{Guid.NewGuid():N}"[..30]);
 
     static void AssertNothingLeft(string runtimeDir)
@@ -122,9 +122,29 @@ public sealed class DevnetTests(ITestOutputHelper log)
             Assert.True(events.Sum(e => e.Price > 0 ? 1 : 0) > 0, "no builder paid anything: the auctions never settled");
 
             using var summary = JsonDocument.Parse(await File.ReadAllTextAsync(Path.Combine(runtime, "summary.json")));
-            Assert.True(summary.RootElement.GetProperty("ok").GetBoolean(), summary.RootElement.GetRawText());
-            Assert.Equal(posted, summary.RootElement.GetProperty("posted").GetInt32());
+            var sum = summary.RootElement;
+            Assert.True(sum.GetProperty("ok").GetBoolean(), sum.GetRawText());
+            Assert.Equal(posted, sum.GetProperty("posted").GetInt32());
+            // Wins, payments and bids of the run's slots only: the market also ran (and posted) before the first slot.
+            var inRun = events.Where(e => e.Slot >= first && e.Slot <= last).ToList();
+            Assert.True(events.Count > inRun.Count, "nothing was posted outside the run: this test would not tell a summary of all slots from one of the run");
+            Assert.Equal(bids, sum.GetProperty("bids").GetInt32());
+            Assert.Equal(inRun.Aggregate(BigInteger.Zero, (a, e) => a + e.Price).ToString(), sum.GetProperty("total_paid_wei").GetString());
+            var summaryBuilders = sum.GetProperty("builders").EnumerateArray().ToList();
+            Assert.Equal(bids, summaryBuilders.Sum(b => b.GetProperty("bids").GetInt32()));
+            foreach (var b in summaryBuilders)
+            {
+                var address = Address.Parse(b.GetProperty("address").GetString()!);
+                Assert.Equal(inRun.Count(e => e.Builder == address), b.GetProperty("wins").GetInt32());
+                Assert.Equal(inRun.Where(e => e.Builder == address).Aggregate(BigInteger.Zero, (a, e) => a + e.Price).ToString(), b.GetProperty("paid_wei").GetString());
+                Assert.True(b.GetProperty("bids_accepted").GetInt64() > 0, $"{b.GetProperty("name")}: no stats from the builder process");
+            }
+            Assert.True(summaryBuilders.Sum(b => b.GetProperty("wins").GetInt32()) <= 20, "more wins than slots");
             log.WriteLine($"{posted} posted, {missed} missed, {bids} bids ({bids / 20.0:0.0} per slot)");
+
+            // The relays post with the key from their keystore (no raw key in their config): a relay log shows its posts.
+            var relayLogs = string.Concat(Directory.GetFiles(runtime, "relay-*.log").Select(File.ReadAllText));
+            Assert.Contains("posting slots ", relayLogs);
 
             await pbs.WriteLineAsync("");
             var code = await pbs.WaitExitAsync(TimeSpan.FromSeconds(60));
@@ -139,7 +159,7 @@ public sealed class DevnetTests(ITestOutputHelper log)
     }
 
     [Fact]
-    public async Task Ctrl_C_stops_everything_and_a_second_devnet_on_the_same_folder_and_port_works_right_after()
+    public async Task The_devnet_is_separate_pbs_processes_from_config_files_and_keystores_and_SIGTERM_ends_them_all_and_frees_the_ports()
     {
         var runtime = NewRuntimeDir();
         using var cleanup = new DeleteOnDispose(runtime); // also when the test fails (disposed after the devnet)
@@ -147,11 +167,60 @@ public sealed class DevnetTests(ITestOutputHelper log)
         await using (var first = new PbsProcess("devnet", "--slot-ms", "2000", "--runtime-dir", runtime, "--port", port.ToString(CultureInfo.InvariantCulture)))
         {
             await first.WaitForLineAsync(l => l.StartsWith("slot ", StringComparison.Ordinal), TimeSpan.FromMinutes(3));
-            Assert.NotEmpty(PbsProcess.Pgrep(runtime)); // its servers are running
-            first.Interrupt();
-            var code = await first.WaitExitAsync(TimeSpan.FromSeconds(60));
-            Assert.True(code == 0, $"Ctrl-C: exit {code}\n{first.Stderr}");
+            var info = DevnetInfo.Read(runtime);
+            var children = info.Processes.Where(p => p.Role is "relay" or "proposer" or "builder").ToList();
+            Assert.Equal(2, children.Count(p => p.Role == "relay"));
+            Assert.Single(children, p => p.Role == "proposer");
+            Assert.Equal(3, children.Count(p => p.Role == "builder"));
+            Assert.Single(info.Processes, p => p.Role == "deploy");
+            Assert.Equal(children.Count, children.Select(p => p.Pid).Distinct().Count());
+            Assert.DoesNotContain(first.Pid, children.Select(p => p.Pid));
+            Assert.Equal($"http://127.0.0.1:{port}", children.First(p => p.Name == "relay-1").Url);
+            foreach (var p in children)
+            {
+                Assert.True(PbsProcess.IsAlive(p.Pid), $"{p.Name} (pid {p.Pid}) is not running");
+                Assert.Equal(first.Pid, PbsProcess.ParentPid(p.Pid)); // the devnet's own child, not a thread of it
+                // It runs `pbs ROLE --config FILE` (the apphost, or `dotnet pbs.dll`) from the file devnet.json names.
+                var args = PbsProcess.CommandLine(p.Pid)!;
+                var at = Array.IndexOf(args, p.Role);
+                Assert.True(at > 0 && at + 2 < args.Length && args[at + 1] == "--config" && args[at + 2] == p.Config, $"{p.Name}: {string.Join(' ', args)}");
+                Assert.Matches(@"(^|/)pbs(\.dll)?$", args[at - 1]);
+                Assert.StartsWith(runtime, p.Config, StringComparison.Ordinal);
+                var config = await File.ReadAllTextAsync(p.Config);
+                Assert.NotEmpty(p.Keystores);
+                foreach (var k in p.Keystores)
+                {
+                    Assert.Contains(JsonEncodedText.Encode(k).ToString(), config, StringComparison.Ordinal); // the config file points at its keystore
+                    Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(k));
+                    using var ks = JsonDocument.Parse(await File.ReadAllTextAsync(k));
+                    Assert.Equal("scrypt", ks.RootElement.GetProperty("crypto").GetProperty("kdf").GetString()); // Web3 Secret Storage
+                }
+                Assert.DoesNotMatch("0x[0-9a-fA-F]{64}", config); // no raw key in a config file
+                // Its log (the first slots can be final before a child has written anything).
+                var logDeadline = DateTime.UtcNow.AddSeconds(60);
+                while (!(File.Exists(p.Log) && new FileInfo(p.Log).Length > 0) && DateTime.UtcNow < logDeadline) await Task.Delay(100);
+                Assert.True(File.Exists(p.Log) && new FileInfo(p.Log).Length > 0, $"{p.Name}: nothing in its log {p.Log}");
+            }
+            // Every key file and password file is readable by its owner only.
+            var keyFiles = Directory.GetFiles(Path.Combine(runtime, "keys"));
+            Assert.Contains(keyFiles, f => f.EndsWith(".password", StringComparison.Ordinal));
+            foreach (var f in keyFiles) Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(f));
+
+            // A second `pbs proposer` on the same data folder refuses to start (exit 2), naming the folder and the holder.
+            var proposer = children.Single(p => p.Role == "proposer");
+            var (code2nd, _, stderr2nd) = await PbsProcess.RunAsync(TimeSpan.FromSeconds(90), "proposer", "--config", proposer.Config);
+            Assert.True(code2nd == 2, $"a second proposer on the same folder: exit {code2nd}\n{stderr2nd}");
+            Assert.Contains($"the data folder {Path.Combine(runtime, "proposer")} is in use by another pbs proposer (pid {proposer.Pid}", stderr2nd);
+            Assert.True(PbsProcess.IsAlive(proposer.Pid), "the running proposer must be left alone");
+
+            first.Terminate();
+            var code = await first.WaitExitAsync(TimeSpan.FromSeconds(90));
+            Assert.True(code == 0, $"SIGTERM: exit {code}\n{first.Stderr}");
             Assert.Contains("stopped: every server", first.Stdout);
+            foreach (var pid in info.AllPids)
+                Assert.True(WaitGone(pid), $"pid {pid} still runs after the devnet stopped: {string.Join(' ', PbsProcess.CommandLine(pid) ?? [])}");
+            foreach (var p in info.Ports)
+                Assert.False(await ListensAsync(p), $"port {p} still answers after the devnet stopped");
         }
         AssertNothingLeft(runtime);
 
@@ -165,11 +234,159 @@ public sealed class DevnetTests(ITestOutputHelper log)
         Directory.Delete(runtime, recursive: true);
     }
 
+    [Fact]
+    public async Task A_devnet_killed_with_SIGKILL_has_its_pbs_processes_and_servers_ended_by_the_watchdog()
+    {
+        var runtime = NewRuntimeDir();
+        using var cleanup = new DeleteOnDispose(runtime);
+        await using var pbs = new PbsProcess("devnet", "--slot-ms", "2000", "--runtime-dir", runtime);
+        await pbs.WaitForLineAsync(l => l.StartsWith("slot ", StringComparison.Ordinal), TimeSpan.FromMinutes(3));
+        var info = DevnetInfo.Read(runtime);
+        Assert.Equal(6, info.Processes.Count(p => p.Role != "deploy" && PbsProcess.IsAlive(p.Pid)));
+        pbs.KillHard();
+        await pbs.WaitExitAsync(TimeSpan.FromSeconds(30));
+        foreach (var pid in info.AllPids)
+            Assert.True(WaitGone(pid), $"pid {pid} outlived the killed devnet: {string.Join(' ', PbsProcess.CommandLine(pid) ?? [])}");
+        AssertNothingLeft(runtime);
+    }
+
+    [Fact]
+    public async Task A_child_that_dies_ends_the_devnet_with_exit_1_naming_it_and_showing_its_log()
+    {
+        var runtime = NewRuntimeDir();
+        using var cleanup = new DeleteOnDispose(runtime);
+        await using var pbs = new PbsProcess("devnet", "--slot-ms", "2000", "--runtime-dir", runtime);
+        await pbs.WaitForLineAsync(l => l.StartsWith("slot ", StringComparison.Ordinal), TimeSpan.FromMinutes(3));
+        var info = DevnetInfo.Read(runtime);
+        var victim = info.Processes.Single(p => p.Name == "builder-2");
+        // Once it has said what it does (the first slots can be final before the builders are up).
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (!File.ReadAllText(victim.Log).Contains("pbs builder: builder-2", StringComparison.Ordinal) && DateTime.UtcNow < deadline) await Task.Delay(100);
+        Assert.True(PbsProcess.Signal(victim.Pid, 9));
+        var code = await pbs.WaitExitAsync(TimeSpan.FromSeconds(90));
+        log.WriteLine(pbs.Stderr);
+        Assert.Equal(1, code);
+        Assert.Contains($"builder-2 (pid {victim.Pid}, `pbs builder --config {victim.Config}`) exited on its own", pbs.Stderr);
+        Assert.Contains("pbs builder: builder-2", pbs.Stderr); // the tail of its log
+        Assert.Contains("stopped: every server", pbs.Stdout);
+        foreach (var pid in info.AllPids) Assert.True(WaitGone(pid), $"pid {pid} still runs");
+        AssertNothingLeft(runtime);
+    }
+
+    [Fact]
+    public async Task A_proposer_killed_right_after_it_signed_restarts_on_its_journal_and_signs_no_other_header_for_that_slot()
+    {
+        var runtime = NewRuntimeDir();
+        using var cleanup = new DeleteOnDispose(runtime);
+        // The devnet without its proposer: this test runs (and kills) `pbs proposer` itself, from the devnet's config.
+        await using var devnet = new PbsProcess("devnet", "--slot-ms", "2000", "--no-proposer", "--runtime-dir", runtime);
+        await devnet.WaitForLineAsync(l => l.StartsWith("following the market", StringComparison.Ordinal), TimeSpan.FromMinutes(3));
+        using var doc = JsonDocument.Parse(await File.ReadAllTextAsync(Path.Combine(runtime, "devnet.json")));
+        var config = doc.RootElement.GetProperty("proposer_config").GetString()!;
+        var signed = new System.Text.RegularExpressions.Regex(@"slot (\d+) led by (0x[0-9a-f]{40}): .*header (0x[0-9a-f]{64})");
+        System.Text.RegularExpressions.Match m;
+        await using (var first = new PbsProcess("proposer", "--config", config))
+        {
+            var line = await first.WaitForLineAsync(signed.IsMatch, TimeSpan.FromMinutes(2));
+            first.KillHard(); // right after it signed and announced the slot
+            await first.WaitExitAsync(TimeSpan.FromSeconds(30));
+            m = signed.Match(line);
+        }
+        var slot = ulong.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture);
+        var header = m.Groups[3].Value;
+        var journal = Path.Combine(runtime, "proposer", "signing", m.Groups[2].Value + ".json");
+        string? Recorded()
+        {
+            using var j = JsonDocument.Parse(File.ReadAllText(journal));
+            return j.RootElement.GetProperty("entries").EnumerateArray()
+                .Where(e => e.GetProperty("slot").GetString() == slot.ToString(CultureInfo.InvariantCulture))
+                .Select(e => e.GetProperty("header_hash").GetString()).SingleOrDefault();
+        }
+        // The decision was on disk before the signature left the process, so the kill cannot have lost it.
+        Assert.Equal(header, Recorded());
+
+        await using (var second = new PbsProcess("proposer", "--config", config))
+        {
+            // It starts on the same folder (the kernel released the killed one's lock) and goes on signing later slots.
+            await second.WaitForLineAsync(l => signed.Match(l) is { Success: true } x && ulong.Parse(x.Groups[1].Value, CultureInfo.InvariantCulture) > slot, TimeSpan.FromMinutes(2));
+            foreach (var l in second.Stdout.Split('\n'))
+                if (signed.Match(l) is { Success: true } x && x.Groups[1].Value == m.Groups[1].Value)
+                    Assert.Equal(header, x.Groups[3].Value); // it may re-sign the same header; never another one
+            second.Terminate();
+            var code = await second.WaitExitAsync(TimeSpan.FromSeconds(60));
+            Assert.True(code == 0, $"SIGTERM: exit {code}\n{second.Stderr}");
+        }
+        Assert.Equal(header, Recorded());
+
+        // Every relay and L1 hold that header for the slot, and no other.
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
+        foreach (var relay in doc.RootElement.GetProperty("relays").EnumerateArray().Select(r => r.GetString()!))
+        {
+            using var view = JsonDocument.Parse(await http.GetStringAsync($"{relay}/relay/v1/data/slots/{slot}"));
+            Assert.Equal(header, view.RootElement.GetProperty("proposed_header_hash").GetString());
+        }
+        var deployment = DeployedMarket.Load(doc.RootElement.GetProperty("deployment").GetString()!);
+        var inbox = new InboxClient(L1Rpc.Connect(doc.RootElement.GetProperty("l1_rpc").GetString()!, TimeSpan.FromSeconds(10)), deployment);
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        IReadOnlyList<HeaderPostedLog> posted;
+        while ((posted = (await inbox.GetHeaderPostedAsync(deployment.DeployedAtBlock)).Where(e => e.Slot == slot).ToList()).Count == 0 && DateTime.UtcNow < deadline)
+            await Task.Delay(500);
+        Assert.Equal(header, Assert.Single(posted).HeaderHash.ToString());
+
+        devnet.Terminate();
+        Assert.Equal(0, await devnet.WaitExitAsync(TimeSpan.FromSeconds(90)));
+        AssertNothingLeft(runtime);
+    }
+
+    static bool WaitGone(int pid)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (PbsProcess.IsAlive(pid) && DateTime.UtcNow < deadline) Thread.Sleep(100);
+        return !PbsProcess.IsAlive(pid);
+    }
+
+    static async Task<bool> ListensAsync(int port)
+    {
+        using var c = new TcpClient();
+        try
+        {
+            await c.ConnectAsync(IPAddress.Loopback, port).WaitAsync(TimeSpan.FromSeconds(5));
+            return true;
+        }
+        catch (Exception e) when (e is SocketException or TimeoutException)
+        {
+            return false;
+        }
+    }
+
     static int FreePort()
     {
         using var l = new TcpListener(IPAddress.Loopback, 0);
         l.Start();
         return ((IPEndPoint)l.LocalEndpoint).Port;
+    }
+}
+
+/// <summary>What devnet.json says about the devnet's processes and servers.</summary>
+sealed record DevnetInfo(IReadOnlyList<DevnetInfo.Child> Processes, IReadOnlyList<(string Kind, int Pid, int Port)> Servers)
+{
+    public sealed record Child(string Name, string Role, int Pid, string Config, IReadOnlyList<string> Keystores, string Log, string? Url);
+
+    public IEnumerable<int> AllPids => Processes.Select(p => p.Pid).Concat(Servers.Select(x => x.Pid));
+
+    /// <summary>Every port the devnet listened on: the relays' and the servers'.</summary>
+    public IEnumerable<int> Ports => Processes.Where(p => p.Url is not null).Select(p => new Uri(p.Url!).Port).Concat(Servers.Select(x => x.Port));
+
+    public static DevnetInfo Read(string runtime)
+    {
+        using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(runtime, "devnet.json")));
+        var r = doc.RootElement;
+        var children = r.GetProperty("processes").EnumerateArray().Select(p => new Child(
+            p.GetProperty("name").GetString()!, p.GetProperty("role").GetString()!, p.GetProperty("pid").GetInt32(), p.GetProperty("config").GetString()!,
+            [.. p.GetProperty("keystores").EnumerateArray().Select(k => k.GetString()!)], p.GetProperty("log").GetString()!,
+            p.GetProperty("url").ValueKind == JsonValueKind.String ? p.GetProperty("url").GetString() : null)).ToList();
+        var servers = r.GetProperty("servers").EnumerateArray().Select(x => (x.GetProperty("kind").GetString()!, x.GetProperty("pid").GetInt32(), x.GetProperty("port").GetInt32())).ToList();
+        return new DevnetInfo(children, servers);
     }
 }
 

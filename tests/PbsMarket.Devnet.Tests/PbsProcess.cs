@@ -2,6 +2,9 @@ using System.Diagnostics;
 using System.Runtime.InteropServices;
 using System.Text;
 
+// These tests run `pbs` and read /proc: Linux only.
+[assembly: System.Runtime.Versioning.SupportedOSPlatform("linux")]
+
 namespace PbsMarket.Devnet.Tests;
 
 /// <summary>The built `pbs` binary run as a child process, its output collected line by line.</summary>
@@ -94,6 +97,56 @@ public sealed class PbsProcess : IAsyncDisposable
 
     /// <summary>Ctrl-C.</summary>
     public void Interrupt() => SysKill(_p.Id, 2);
+
+    /// <summary>SIGTERM, as a service manager stops it.</summary>
+    public void Terminate() => SysKill(_p.Id, 15);
+
+    /// <summary>kill -9: no chance to clean up.</summary>
+    public void KillHard() => SysKill(_p.Id, 9);
+
+    public static bool Signal(int pid, int sig) => SysKill(pid, sig) == 0;
+
+    /// <summary>The process exists and is not a zombie.</summary>
+    public static bool IsAlive(int pid)
+    {
+        if (SysKill(pid, 0) != 0) return false;
+        try
+        {
+            var stat = File.ReadAllText($"/proc/{pid}/stat");
+            return stat[(stat.LastIndexOf(')') + 2)] != 'Z';
+        }
+        catch (IOException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>The arguments of a running process (/proc/PID/cmdline), or null when it is gone.</summary>
+    public static string[]? CommandLine(int pid)
+    {
+        try
+        {
+            return File.ReadAllText($"/proc/{pid}/cmdline").Split('\0', StringSplitOptions.RemoveEmptyEntries);
+        }
+        catch (IOException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>The parent pid of a running process (/proc/PID/stat), or null when it is gone.</summary>
+    public static int? ParentPid(int pid)
+    {
+        try
+        {
+            var stat = File.ReadAllText($"/proc/{pid}/stat");
+            return int.Parse(stat[(stat.LastIndexOf(')') + 4)..].Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture);
+        }
+        catch (IOException)
+        {
+            return null;
+        }
+    }
 
     public async Task<int> WaitExitAsync(TimeSpan timeout)
     {

@@ -2,7 +2,6 @@ using System.Globalization;
 using System.Numerics;
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using PbsMarket.Builder.Demo;
 using PbsMarket.Core;
 using PbsMarket.L1;
 
@@ -19,7 +18,10 @@ public sealed class MarketCheck
     public List<SlotInfo> Slots { get; } = [];
     public Dictionary<string, int> MissedReasons { get; } = [];
     public BigInteger TotalPaid { get; set; }
+    /// <summary>Wins and payments on L1 in the slots of the run.</summary>
     public Dictionary<Address, (int Wins, BigInteger Paid)> PerBuilder { get; } = [];
+    /// <summary>Bids in the bids roots of the slots of the run, per builder.</summary>
+    public int BidsOf(Address builder) => Slots.Sum(x => x.BidsByBuilder.GetValueOrDefault(builder));
     public int Posted { get; set; }
     public int Missed { get; set; }
     public ulong First { get; set; }
@@ -27,7 +29,7 @@ public sealed class MarketCheck
     public bool Ok => Problems.Count == 0;
 
     public static async Task<MarketCheck> RunAsync(HttpClient data, InboxClient inbox, DeployedMarket d, ulong first, ulong last,
-        IReadOnlyList<DemoBuilder> builders, IReadOnlyList<Address> proposers, BigInteger collateral, Address relay, CancellationToken ct)
+        IReadOnlyList<DevnetBuilder> builders, IReadOnlyList<Address> proposers, BigInteger collateral, Address relay, CancellationToken ct)
     {
         var c = new MarketCheck { First = first, Last = last };
         var monitor = new SlotMonitor(data, builders, TextWriter.Null);
@@ -80,13 +82,15 @@ public sealed class MarketCheck
             }
         }
 
-        // Balances: all posted headers since the deployment (a slot outside the run may have been posted too).
-        foreach (var e in events)
+        // The summary's wins and payments: the slots of the run only (the market runs before the first slot too, and the
+        // relays may post a slot after the last one before they stop).
+        foreach (var e in events.Where(e => e.Slot >= first && e.Slot <= last))
         {
             c.TotalPaid += e.Price;
             var cur = c.PerBuilder.GetValueOrDefault(e.Builder);
             c.PerBuilder[e.Builder] = (cur.Wins + 1, cur.Paid + e.Price);
         }
+        // Balances: all posted headers since the deployment (a slot outside the run moved money too).
         foreach (var b in builders)
         {
             // Collateral is allocated per relay (protocol v2): the devnet's builders deposit at its one relay address.
@@ -104,16 +108,17 @@ public sealed class MarketCheck
         return c;
     }
 
-    public void Print(TextWriter o, IReadOnlyList<DemoBuilder> builders, TimeSpan elapsed)
+    public void Print(TextWriter o, IReadOnlyList<DevnetBuilder> builders, TimeSpan elapsed)
     {
         var n = (int)(Last - First + 1);
         o.WriteLine();
         o.WriteLine($"summary: slots {First}..{Last}: {Posted} posted, {Missed} missed{(MissedReasons.Count == 0 ? "" : " (" + string.Join(", ", MissedReasons.Select(kv => $"{kv.Key}: {kv.Value}")) + ")")}");
-        o.WriteLine($"  total paid on L1 {SlotMonitor.Eth(TotalPaid)} (all posted headers)");
+        o.WriteLine($"  total paid on L1 {SlotMonitor.Eth(TotalPaid)} (the headers posted for slots {First}..{Last})");
         foreach (var b in builders)
         {
             var (wins, paid) = PerBuilder.GetValueOrDefault(b.Address);
-            o.WriteLine($"  {b.Name} ({b.StrategyName}): {wins} wins on L1, paid {SlotMonitor.Eth(paid)}; {b.Stats.BidsAccepted} bids accepted, {b.Stats.BidsRefused} refused, inclusion verified {b.Stats.InclusionVerified}, failed {b.Stats.InclusionFailed}");
+            var st = b.Stats is { } x ? $"; over its whole run {x.BidsAccepted} bids accepted, {x.BidsRefused} refused, inclusion verified {x.InclusionVerified}, failed {x.InclusionFailed}" : "; (no stats file)";
+            o.WriteLine($"  {b.Name} ({b.StrategyName}): {wins} wins on L1, paid {SlotMonitor.Eth(paid)}, {BidsOf(b.Address)} bids in these slots{st}");
         }
         var bids = Slots.Sum(x => x.BidCount);
         o.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  measured: {n / elapsed.TotalSeconds:0.00} slots/s, {(double)bids / Math.Max(1, Slots.Count):0.0} bids per slot"));
@@ -125,7 +130,7 @@ public sealed class MarketCheck
         }
     }
 
-    public string ToJson(IReadOnlyList<DemoBuilder> builders, TimeSpan elapsed) => new JsonObject
+    public string ToJson(IReadOnlyList<DevnetBuilder> builders, TimeSpan elapsed) => new JsonObject
     {
         ["ok"] = Ok,
         ["first_slot"] = First.ToString(CultureInfo.InvariantCulture),
@@ -140,8 +145,10 @@ public sealed class MarketCheck
         {
             ["name"] = b.Name, ["strategy"] = b.StrategyName, ["address"] = b.Address.ToString(),
             ["wins"] = PerBuilder.GetValueOrDefault(b.Address).Wins, ["paid_wei"] = PerBuilder.GetValueOrDefault(b.Address).Paid.ToString(),
-            ["bids_accepted"] = b.Stats.BidsAccepted, ["bids_refused"] = b.Stats.BidsRefused,
-            ["inclusion_verified"] = b.Stats.InclusionVerified, ["inclusion_failed"] = b.Stats.InclusionFailed,
+            ["bids"] = BidsOf(b.Address),
+            // the builder's own counters over its whole run (from its stats file), null when it wrote none
+            ["bids_accepted"] = b.Stats?.BidsAccepted, ["bids_refused"] = b.Stats?.BidsRefused,
+            ["inclusion_verified"] = b.Stats?.InclusionVerified, ["inclusion_failed"] = b.Stats?.InclusionFailed,
         })]),
         ["problems"] = new JsonArray([.. Problems.Select(p => (JsonNode)p)]),
     }.ToJsonString(new JsonSerializerOptions { WriteIndented = true });

@@ -2,13 +2,39 @@ using System.Globalization;
 using System.Numerics;
 using System.Text.Json;
 using Nethereum.Util;
-using PbsMarket.Builder.Demo;
+using PbsMarket.Core;
 
 namespace PbsMarket.Cli.Devnet;
 
+/// <summary>A devnet builder (a `pbs builder` process); <see cref="Stats"/> once it has stopped and written them.</summary>
+public sealed record DevnetBuilder(string Name, string StrategyName, Address Address)
+{
+    public BuilderStats? Stats { get; set; }
+}
+
+/// <summary>What a `pbs builder` wrote to its stats file when it stopped (its whole run).</summary>
+public sealed record BuilderStats(long BidsAccepted, long BidsRefused, long InclusionVerified, long InclusionFailed)
+{
+    public static BuilderStats? Read(string path)
+    {
+        if (!File.Exists(path)) return null;
+        try
+        {
+            using var doc = JsonDocument.Parse(File.ReadAllText(path));
+            var r = doc.RootElement;
+            return new BuilderStats(r.GetProperty("bids_accepted").GetInt64(), r.GetProperty("bids_refused").GetInt64(),
+                r.GetProperty("inclusion_verified").GetInt64(), r.GetProperty("inclusion_failed").GetInt64());
+        }
+        catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException or IOException)
+        {
+            return null;
+        }
+    }
+}
+
 /// <summary>One slot as the data API shows it.</summary>
 public sealed record SlotInfo(ulong Slot, string Proposer, string Status, int BidCount, string? WinnerBuilder, string? WinnerHash, BigInteger Price,
-    string? ProposedHash, string? L1TxHash, string? MissedReason)
+    string? ProposedHash, string? L1TxHash, string? MissedReason, IReadOnlyDictionary<Address, int> BidsByBuilder)
 {
     public bool Final => Status is "posted" or "missed";
 
@@ -16,17 +42,21 @@ public sealed record SlotInfo(ulong Slot, string Proposer, string Status, int Bi
     {
         static string? S(JsonElement x, string n) => x.TryGetProperty(n, out var v) && v.ValueKind == JsonValueKind.String ? v.GetString() : null;
         var winner = e.TryGetProperty("winner", out var w) && w.ValueKind == JsonValueKind.Object ? w : (JsonElement?)null;
+        var byBuilder = new Dictionary<Address, int>();
+        if (e.TryGetProperty("bids", out var bids) && bids.ValueKind == JsonValueKind.Array)
+            foreach (var b in bids.EnumerateArray())
+                if (Address.TryParse(S(b, "builder"), out var a)) byBuilder[a] = byBuilder.GetValueOrDefault(a) + 1;
         return new SlotInfo(
             ulong.Parse(S(e, "slot")!, CultureInfo.InvariantCulture), S(e, "proposer") ?? "?", S(e, "status") ?? "?",
             S(e, "bid_count") is { } bc ? int.Parse(bc, CultureInfo.InvariantCulture) : 0,
             winner is { } w1 ? S(w1, "builder") : null, winner is { } w2 ? S(w2, "header_hash") : null,
             S(e, "price") is { } p ? BigInteger.Parse(p, CultureInfo.InvariantCulture) : 0,
-            S(e, "proposed_header_hash"), S(e, "l1_tx_hash"), S(e, "missed_reason"));
+            S(e, "proposed_header_hash"), S(e, "l1_tx_hash"), S(e, "missed_reason"), byBuilder);
     }
 }
 
 /// <summary>Follows the data API of one relay and prints one line per slot once it is final (posted or missed).</summary>
-public sealed class SlotMonitor(HttpClient data, IReadOnlyList<DemoBuilder> builders, TextWriter output)
+public sealed class SlotMonitor(HttpClient data, IReadOnlyList<DevnetBuilder> builders, TextWriter output)
 {
     readonly HashSet<ulong> _printed = [];
     public int Printed => _printed.Count;
@@ -36,7 +66,7 @@ public sealed class SlotMonitor(HttpClient data, IReadOnlyList<DemoBuilder> buil
     string Name(string? address)
     {
         if (address is null) return "-";
-        var b = builders.FirstOrDefault(x => string.Equals(x.Address.ToString(), address, StringComparison.OrdinalIgnoreCase));
+        var b = Address.TryParse(address, out var a) ? builders.FirstOrDefault(x => x.Address == a) : null;
         return b is null ? Short(address) : $"{b.Name} ({b.StrategyName})";
     }
 

@@ -32,7 +32,10 @@ public sealed class Watchdog : IDisposable
             sleep 3
             for p in $(cat "$list"); do kill -KILL "$p" 2>/dev/null; done
             """;
-        var psi = new ProcessStartInfo("/bin/bash") { UseShellExecute = false };
+        // In a session of its own (as the pbs children), so that a terminal's Ctrl-C, which the devnet handles by stopping
+        // everything in order, does not also end the watchdog that covers a devnet stuck or killed during that stop.
+        var psi = new ProcessStartInfo(PbsChild.SetSid ?? "/bin/bash") { UseShellExecute = false };
+        if (PbsChild.SetSid is not null) psi.ArgumentList.Add("/bin/bash");
         psi.ArgumentList.Add("-c");
         psi.ArgumentList.Add(script);
         _process = Process.Start(psi);

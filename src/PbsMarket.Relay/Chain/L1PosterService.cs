@@ -17,7 +17,7 @@ namespace PbsMarket.Relay.Chain;
 /// </summary>
 public sealed class L1PosterService(
     IConnectionMultiplexer redis, RedisKeys keys, Market market, AuctionStore store, ArchiveQueue archive,
-    EventHub events, RelayMetrics metrics, InstanceInfo instance, ILogger<L1PosterService> log) : BackgroundService
+    EventHub events, RelayMetrics metrics, InstanceInfo instance, RelayKey relayKey, ILogger<L1PosterService> log) : BackgroundService
 {
     const string Group = "posters";
     static readonly TimeSpan LeaseTtl = TimeSpan.FromSeconds(10);
@@ -29,10 +29,11 @@ public sealed class L1PosterService(
     protected override async Task ExecuteAsync(CancellationToken ct)
     {
         var o = market.Options;
-        var senderKey = o.L1SenderKey ?? o.SigningKey;
+        // The relay's own key (Relay:SigningKey or its keystore) pays for the posts unless a separate sender is configured.
+        var senderKey = o.L1SenderKey ?? relayKey.SecretHex;
         if (!o.RunL1 || string.IsNullOrEmpty(senderKey))
         {
-            log.LogInformation("L1 poster disabled on this instance ({Reason})", o.RunL1 ? "no Relay:L1SenderKey or Relay:SigningKey" : "Relay:RunL1=false");
+            log.LogInformation("L1 poster disabled on this instance ({Reason})", o.RunL1 ? "no L1 sender key" : "Relay:RunL1=false");
             return;
         }
         var inbox = new InboxClient(L1Rpc.Connect(o.L1Rpc, TimeSpan.FromSeconds(10)), o.Inbox, o.Registry, o.Escrow);

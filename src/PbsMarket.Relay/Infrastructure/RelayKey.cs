@@ -11,14 +11,17 @@ public sealed class RelayKey
 {
     public RelayKey(RelayOptions options, ILogger<RelayKey> log)
     {
-        Key = Load(options);
+        (Key, SecretHex) = Load(options);
         log.LogInformation("relay signing address {Address}", Key.Address);
     }
 
     public ProtocolKey Key { get; }
     public Address Address => Key.Address;
+    /// <summary>The key as hex, for the L1 poster's sender account when no separate Relay:L1SenderKey is set (so a relay
+    /// whose key is in a keystore posts too). Never logged.</summary>
+    internal string SecretHex { get; }
 
-    static ProtocolKey Load(RelayOptions o)
+    static (ProtocolKey, string) Load(RelayOptions o)
     {
         if (!string.IsNullOrEmpty(o.KeystorePath))
         {
@@ -27,9 +30,9 @@ public sealed class RelayKey
             var json = File.ReadAllText(o.KeystorePath);
             var password = File.ReadAllText(o.KeystorePasswordFile).TrimEnd('\r', '\n');
             var secret = new KeyStoreService().DecryptKeyStoreFromJson(password, json);
-            return new ProtocolKey(secret);
+            return (new ProtocolKey(secret), Hex.Encode(secret));
         }
-        if (!string.IsNullOrEmpty(o.SigningKey)) return ProtocolKey.FromHex(o.SigningKey);
+        if (!string.IsNullOrEmpty(o.SigningKey)) return (ProtocolKey.FromHex(o.SigningKey), o.SigningKey);
         throw new InvalidOperationException("no relay signing key: set Relay:KeystorePath (+ Relay:KeystorePasswordFile) or Relay:SigningKey (env PBS_Relay__SigningKey)");
     }
 }
