@@ -26,7 +26,8 @@ public static class ProposerCommand
         var closeOffset = new Option<long?>("--close-offset-ms") { Description = "The relays' auction close offset (Proposer:CloseOffsetMs, default 250)." };
         var metrics = new Option<int?>("--metrics-port") { Description = "Serve Prometheus metrics on this loopback port." };
         var config = Cli.ConfigOption();
-        foreach (var o in new Option[] { deployment, l1, relays, keystores, passwords, keyEnv, dataDir, closeOffset, metrics, config }) cmd.Options.Add(o);
+        var logFormat = PbsLogging.FormatOption();
+        foreach (var o in new Option[] { deployment, l1, relays, keystores, passwords, keyEnv, dataDir, closeOffset, metrics, config, logFormat }) cmd.Options.Add(o);
         cmd.SetAction(async (pr, ct) =>
         {
             var s = new Dictionary<string, string?>();
@@ -70,6 +71,7 @@ public static class ProposerCommand
                         b.Configuration.AddEnvironmentVariables("PBS_");
                     }
                     b.Configuration.AddInMemoryCollection(s);
+                    PbsLogging.Apply(b, pr.GetValue(logFormat));
                 });
             }
             catch (InvalidOperationException e) when (e.Message.StartsWith("invalid proposer configuration", StringComparison.Ordinal) || e.Message.StartsWith("Proposer:", StringComparison.Ordinal))

@@ -77,11 +77,6 @@ public static class RelayHost
         s.AddHostedService<L1PosterService>();
         s.AddRelayLimits();
         s.AddOpenApi();
-        builder.Logging.AddSimpleConsole(o =>
-        {
-            o.SingleLine = true;
-            o.TimestampFormat = "HH:mm:ss.fff ";
-        });
     }
 
     /// <summary>

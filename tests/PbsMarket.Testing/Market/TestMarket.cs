@@ -139,27 +139,7 @@ public sealed class TestMarket : IAsyncDisposable
     {
         var chosenPort = port ?? 0;
         var instance = port is { } p ? $"test-{p}" : $"test-{Guid.NewGuid().ToString("N")[..8]}";
-        var settings = new Dictionary<string, string?>
-        {
-            ["Relay:Redis"] = Redis.ConnectionString,
-            ["Relay:Postgres"] = PostgresConnection,
-            ["Relay:L1Rpc"] = Anvil.RpcUrl,
-            ["Relay:Network"] = Network,
-            ["Relay:L1ChainId"] = Deployment.L1ChainId.ToString(),
-            ["Relay:L2ChainId"] = L2ChainId.ToString(),
-            ["Relay:Inbox"] = Deployment.Inbox,
-            ["Relay:Registry"] = Deployment.Registry,
-            ["Relay:Escrow"] = Deployment.Escrow,
-            ["Relay:DeployedAtBlock"] = Deployment.DeployedAtBlock.ToString(System.Globalization.CultureInfo.InvariantCulture),
-            ["Relay:GenesisMs"] = Deployment.GenesisMs.ToString(),
-            ["Relay:SlotMs"] = SlotLengthMs.ToString(),
-            ["Relay:CloseOffsetMs"] = CloseOffsetMs.ToString(),
-            ["Relay:SigningKey"] = AnvilNode.DevKeys[9],
-            ["Relay:ReservePrice"] = ReservePrice.ToString(System.Globalization.CultureInfo.InvariantCulture),
-            ["Relay:MaxBidsPerBuilderPerSlot"] = "50",
-            ["Relay:MaxPayloadBytes"] = "65536",
-            ["Relay:InstanceId"] = instance,
-        };
+        var settings = RelaySettings(instance);
         configure?.Invoke(settings);
         var app = RelayHost.Build([], b =>
         {
@@ -178,6 +158,49 @@ public sealed class TestMarket : IAsyncDisposable
         lock (_relays) _relays.Add(relay);
         await relay.WaitReadyAsync();
         return relay;
+    }
+
+    /// <summary>The settings of a relay instance of this market (section "Relay"), as StartRelayAsync and `pbs relay --config` take them.</summary>
+    public Dictionary<string, string?> RelaySettings(string instance) => new()
+    {
+            ["Relay:Redis"] = Redis.ConnectionString,
+            ["Relay:Postgres"] = PostgresConnection,
+            ["Relay:L1Rpc"] = Anvil.RpcUrl,
+            ["Relay:Network"] = Network,
+            ["Relay:L1ChainId"] = Deployment.L1ChainId.ToString(),
+            ["Relay:L2ChainId"] = L2ChainId.ToString(),
+            ["Relay:Inbox"] = Deployment.Inbox,
+            ["Relay:Registry"] = Deployment.Registry,
+            ["Relay:Escrow"] = Deployment.Escrow,
+            ["Relay:DeployedAtBlock"] = Deployment.DeployedAtBlock.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["Relay:GenesisMs"] = Deployment.GenesisMs.ToString(),
+            ["Relay:SlotMs"] = SlotLengthMs.ToString(),
+            ["Relay:CloseOffsetMs"] = CloseOffsetMs.ToString(),
+            ["Relay:SigningKey"] = AnvilNode.DevKeys[9],
+            ["Relay:ReservePrice"] = ReservePrice.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["Relay:MaxBidsPerBuilderPerSlot"] = "50",
+            ["Relay:MaxPayloadBytes"] = "65536",
+            ["Relay:InstanceId"] = instance,
+    };
+
+    /// <summary>Writes settings ("Section:Key" → value, null drops the key) as a JSON settings file for `pbs … --config`.</summary>
+    public static string WriteSettingsFile(string path, IReadOnlyDictionary<string, string?> settings)
+    {
+        var root = new System.Text.Json.Nodes.JsonObject();
+        foreach (var (key, value) in settings)
+        {
+            if (value is null) continue;
+            var parts = key.Split(':');
+            var node = root;
+            foreach (var part in parts[..^1])
+            {
+                if (node[part] is not System.Text.Json.Nodes.JsonObject child) node[part] = child = [];
+                node = child;
+            }
+            node[parts[^1]] = value;
+        }
+        File.WriteAllText(path, root.ToJsonString());
+        return path;
     }
 
     /// <summary>Waits for an open auction with at least <paramref name="minLeftMs"/> before its close.</summary>
@@ -260,7 +283,10 @@ public sealed class RelayInstance(WebApplication app, string url) : IAsyncDispos
     volatile bool _stopped;
     public bool IsStopped => _stopped;
 
-    public async Task WaitReadyAsync()
+    public Task WaitReadyAsync() => WaitReadyAsync(Url);
+
+    /// <summary>Waits until the relay at <paramref name="url"/> answers /readyz with 200 (an in-process relay or a `pbs relay` process).</summary>
+    public static async Task WaitReadyAsync(string url)
     {
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(2) };
         var deadline = DateTime.UtcNow.AddSeconds(45);
@@ -269,7 +295,7 @@ public sealed class RelayInstance(WebApplication app, string url) : IAsyncDispos
         {
             try
             {
-                using var r = await http.GetAsync($"{Url}/readyz");
+                using var r = await http.GetAsync($"{url}/readyz");
                 if (r.IsSuccessStatusCode) return;
                 last = await r.Content.ReadAsStringAsync();
             }
@@ -279,7 +305,7 @@ public sealed class RelayInstance(WebApplication app, string url) : IAsyncDispos
             }
             await Task.Delay(100);
         }
-        throw new TimeoutException($"relay at {Url} not ready: {last}");
+        throw new TimeoutException($"relay at {url} not ready: {last}");
     }
 
     public async Task StopAsync()
