@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Options;
 using Npgsql;
+using OpenTelemetry.Metrics;
 using PbsMarket.Relay.Api;
 using PbsMarket.Relay.Archive;
 using PbsMarket.Relay.Auctions;
@@ -58,6 +59,20 @@ public static class RelayHost
         });
         s.AddSingleton<RelayKey>();
         s.AddSingleton<RelayMetrics>();
+        s.AddOpenTelemetry().WithMetrics(m => m
+            .AddMeter(RelayMetrics.MeterName)
+            .AddPrometheusExporter(o =>
+            {
+                o.ScrapeResponseCacheDurationMilliseconds = 0; // a scrape sees what was recorded before it
+                o.ScopeInfoEnabled = false; // no otel_scope_name label: the names are the relay's own (docs/relay.md)
+                o.TargetInfoEnabled = false; // Prometheus labels the target itself
+            }));
+        // Listening is by meter name, process-wide: keep only this host's meter (tests run several relays in one process).
+        s.ConfigureOpenTelemetryMeterProvider((sp, b) =>
+        {
+            var own = sp.GetRequiredService<RelayMetrics>().Meter;
+            b.AddView(i => ReferenceEquals(i.Meter, own) ? null : MetricStreamConfiguration.Drop);
+        });
         s.AddSingleton<L1ChainView>();
         s.AddSingleton<IChainView>(sp => sp.GetRequiredService<L1ChainView>());
         s.AddHostedService(sp => sp.GetRequiredService<L1ChainView>());

@@ -13,7 +13,21 @@ public static class OpsApi
     {
         app.MapGet("/livez", () => Results.Text("ok\n")).WithTags("ops");
         app.MapGet("/readyz", Ready).WithTags("ops");
-        app.MapGet("/metrics", Metrics).WithTags("ops");
+        // Prometheus text, written by OpenTelemetry's exporter; the archive backlog is read from Redis just before.
+        app.MapPrometheusScrapingEndpoint("/metrics", meterProvider: null, configureBranchedPipeline: branch => branch.Use(async (http, next) =>
+        {
+            long backlog;
+            try
+            {
+                backlog = await http.RequestServices.GetRequiredService<ArchiveQueue>().BacklogAsync();
+            }
+            catch (RedisException)
+            {
+                backlog = -1;
+            }
+            http.RequestServices.GetRequiredService<RelayMetrics>().SetArchiveBacklog(backlog);
+            await next(http);
+        }), optionsName: null).WithTags("ops");
         return app;
     }
 
@@ -45,20 +59,5 @@ public static class OpsApi
         return problems.Count == 0
             ? Results.Text("ready\n")
             : Results.Text(string.Join('\n', problems) + "\n", statusCode: StatusCodes.Status503ServiceUnavailable);
-    }
-
-    static async Task<IResult> Metrics(RelayMetrics metrics, ArchiveQueue archive, EventHub hub)
-    {
-        long backlog;
-        try
-        {
-            backlog = await archive.BacklogAsync();
-        }
-        catch (RedisException)
-        {
-            backlog = -1;
-        }
-        var text = metrics.Render([("pbs_archive_backlog", backlog), ("pbs_stream_clients", hub.ClientCount)]);
-        return Results.Text(text, "text/plain; version=0.0.4");
     }
 }

@@ -56,7 +56,7 @@ public sealed class Archiver(
                     var ids = entries.Select(e => e.Id).ToArray();
                     await Db.StreamAcknowledgeAsync(keys.ArchiveStream, RedisKeys.ArchiveGroup, ids);
                     await Db.StreamDeleteAsync(keys.ArchiveStream, ids);
-                    metrics.Count("pbs_archive_records_total", null, entries.Length);
+                    metrics.ArchiveRecords.Add(entries.Length);
                 }
                 if (Problem is not null) log.LogInformation("archive writing to PostgreSQL again");
                 Problem = null;
@@ -71,7 +71,7 @@ public sealed class Archiver(
             {
                 if (Problem is null || delay.TotalSeconds >= 4) log.LogWarning("archive paused, retrying in {Delay}: {Error}", delay, e.Message);
                 Problem = e.Message;
-                metrics.Count("pbs_archive_errors_total");
+                metrics.ArchiveErrors.Add(1);
                 await Task.Delay(delay, ct);
                 delay = TimeSpan.FromMilliseconds(Math.Min(delay.TotalMilliseconds * 2, 5000));
             }

@@ -107,7 +107,7 @@ public sealed class L1ChainView : BackgroundService, IChainView
             if (!lease.IsAcquired || !_unknownKeyReads.Wait(0)) return (BigInteger.Zero, false);
             try
             {
-                _metrics.Count("pbs_l1_balance_reads_total", "key=\"unknown\"");
+                _metrics.L1BalanceReads.Add(1, Infrastructure.RelayMetrics.Tag("key", "unknown"));
                 var block = await OnDemandBlockAsync(atLeastBlock, ct);
                 var (fresh, freshBarred) = await ReadBalanceAsync(builder, block, ct);
                 if (fresh.IsZero && !freshBarred) return (fresh, freshBarred);
@@ -120,7 +120,7 @@ public sealed class L1ChainView : BackgroundService, IChainView
                 _unknownKeyReads.Release();
             }
         }
-        _metrics.Count("pbs_l1_balance_reads_total", "key=\"depositor\"");
+        _metrics.L1BalanceReads.Add(1, Infrastructure.RelayMetrics.Tag("key", "depositor"));
         var at = await OnDemandBlockAsync(atLeastBlock, ct);
         var (balance, barred) = await ReadBalanceAsync(builder, at, ct);
         _collateral[builder] = new(balance, barred, now, at);

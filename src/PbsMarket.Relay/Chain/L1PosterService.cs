@@ -85,13 +85,13 @@ public sealed class L1PosterService(
                 catch (OperationCanceledException)
                 {
                     log.LogWarning("L1 poster: round cancelled (deadline of {Timeout} passed, or the lease was lost); retrying", RoundTimeout);
-                    metrics.Count("pbs_l1_errors_total");
+                    metrics.L1Errors.Add(1);
                 }
                 catch (Exception e) when (e is RedisException or HttpRequestException or TimeoutException or InvalidOperationException
                                               or Nethereum.JsonRpc.Client.RpcClientUnknownException or Nethereum.JsonRpc.Client.RpcResponseException)
                 {
                     log.LogWarning("L1 poster: {Error}; retrying", e.Message);
-                    metrics.Count("pbs_l1_errors_total");
+                    metrics.L1Errors.Add(1);
                     await Task.Delay(TimeSpan.FromSeconds(1), ct);
                 }
             }
@@ -193,7 +193,7 @@ public sealed class L1PosterService(
                     break; // its parent may still arrive on L1: retry
                 case PostStatus.Rejected:
                     log.LogError("L1 refused slot {Slot} ({Source}): {Error}", outcome.Slot, first.Item.Source, outcome.Error);
-                    metrics.Count("pbs_l1_rejected_total");
+                    metrics.L1Rejected.Add(1);
                     await events.PublishAsync(JsonSerializer.Serialize(new { type = "l1_rejected", slot = outcome.Slot.ToString(), error = outcome.Error?.ToString() }));
                     done.AddRange(group.Select(g => g.Entry.Id));
                     break;
@@ -222,7 +222,7 @@ public sealed class L1PosterService(
             {
                 var receipt = await reporter.ReportEquivocationAsync(ev.FirstProposal, Signature.Parse(ev.FirstSignature), ev.SecondProposal, Signature.Parse(ev.SecondSignature), ct);
                 log.LogWarning("reported equivocation of {Proposer} in slot {Slot} to L1 (tx {Tx}): bond burned", ev.Proposer, ev.Slot, receipt.TransactionHash);
-                metrics.Count("pbs_l1_equivocation_reports_total");
+                metrics.L1EquivocationReports.Add(1);
             }
             catch (ContractRevertException r)
             {
@@ -256,7 +256,7 @@ public sealed class L1PosterService(
             var evidence = EquivocationRecord.Of(posted.Proposer, held.Proposal, held.Signature, posted.Proposal, theirs, market.Clock.NowMs);
             await archive.EnqueueEquivocationAsync(evidence);
             await Db.StreamAddAsync(keys.L1Evidence, "evidence", JsonSerializer.Serialize(evidence, WireJson.Options));
-            metrics.Count("pbs_equivocations_total");
+            metrics.Equivocations.Add(1);
             log.LogWarning("L1 holds a header for slot {Slot} ({Theirs}) that its proposer {Proposer} signed besides the proposal it gave this relay ({Ours}): equivocation, reporting",
                 posted.Slot, posted.HeaderHash, posted.Proposer, held.HeaderHash);
         }
@@ -290,7 +290,7 @@ public sealed class L1PosterService(
         // The winner's debt is released by the DebtLedger once the L1 view sees the inbox at or past this slot.
         if (outcome.Status == PostStatus.Posted)
             await archive.EnqueuePostedAsync(new PostedRecord(item.Slot, tx, outcome.BlockNumber ?? 0, market.Clock.NowMs));
-        metrics.Count("pbs_l1_posted_total", outcome.Status == PostStatus.Posted ? "by=\"us\"" : "by=\"other\"");
+        metrics.L1Posted.Add(1, RelayMetrics.Tag("by", outcome.Status == PostStatus.Posted ? "us" : "other"));
         await events.PublishAsync(JsonSerializer.Serialize(new { type = "posted", slot = item.Slot.ToString(), l1_tx_hash = outcome.TxHash, header_hash = item.HeaderHash.ToString() }));
         log.LogInformation("slot {Slot} {Status} on L1 {Tx}", item.Slot, outcome.Status == PostStatus.Posted ? "posted" : "already posted", tx);
     }
