@@ -26,6 +26,8 @@ public static class PbsLogging
         ["Logging:LogLevel:Microsoft.AspNetCore"] = "Warning",
         ["Logging:LogLevel:System.Net.Http.HttpClient"] = "Warning",
         ["Logging:LogLevel:Microsoft.Hosting.Lifetime"] = "Information",
+        // A failing readiness probe is its answer (/readyz says what is wrong); the components log their own state changes once.
+        ["Logging:LogLevel:Microsoft.Extensions.Diagnostics.HealthChecks"] = "Critical",
         ["Logging:Console:FormatterOptions:SingleLine"] = "true",
         ["Logging:Console:FormatterOptions:TimestampFormat"] = "HH:mm:ss.fff ",
         ["Logging:Console:FormatterOptions:UseUtcTimestamp"] = "true",

@@ -91,6 +91,7 @@ public static class RelayHost
         s.AddHostedService(sp => sp.GetRequiredService<AuctionScheduler>());
         s.AddHostedService<L1PosterService>();
         s.AddRelayLimits();
+        s.AddRelayReadiness();
         s.AddOpenApi();
     }
 

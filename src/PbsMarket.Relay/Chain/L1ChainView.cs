@@ -82,6 +82,12 @@ public sealed class L1ChainView : BackgroundService, IChainView
 
     public string? Problem { get; private set; } = "L1 not synced yet";
 
+    /// <summary>Whether the inbox accepts this relay's signing key (registered, active, bonded), as of the last refresh; null before the first.</summary>
+    public bool? RelayRegistered { get; private set; }
+
+    /// <summary>The relay's signing address.</summary>
+    public Address RelayAddress => _relay;
+
     public ChainHead? InboxHead { get; private set; }
 
     public IReadOnlyList<Address>? ProposerSet(ulong epoch) => _sets.TryGetValue(epoch, out var set) ? set : null;
@@ -215,6 +221,7 @@ public sealed class L1ChainView : BackgroundService, IChainView
         var tip = await _retry.ExecuteAsync(async t => await _inbox.TipAsync(t), ct);
         InboxHead = tip.IsGenesis ? ChainHead.Genesis : new ChainHead(tip.Hash, tip.Number, tip.Slot);
         if (tip.L1Block > Volatile.Read(ref _tipBlock)) Volatile.Write(ref _tipBlock, tip.L1Block);
+        RelayRegistered = await _inbox.IsRelayAsync(_relay, ct);
         await ScanDepositsAsync(tip.L1Block, ct);
         // Every slot up to the inbox's last posted one is final (one linear chain): its winner's debt goes, once. A
         // ledger that fails (Redis down, or state it cannot account for) must not stop the rest of the L1 view.

@@ -135,7 +135,8 @@ public sealed class TestMarket : IAsyncDisposable
 
     /// <param name="port">A fixed loopback port (e.g. to restart a relay where its clients expect it); by default port 0,
     /// so that Kestrel binds a free one itself (no window for another process to take it) and reports it.</param>
-    public async Task<RelayInstance> StartRelayAsync(Action<Dictionary<string, string?>>? configure = null, int? port = null)
+    /// <param name="waitReady">Wait for /readyz to answer 200 (a test of readiness itself passes false).</param>
+    public async Task<RelayInstance> StartRelayAsync(Action<Dictionary<string, string?>>? configure = null, int? port = null, bool waitReady = true)
     {
         var chosenPort = port ?? 0;
         var instance = port is { } p ? $"test-{p}" : $"test-{Guid.NewGuid().ToString("N")[..8]}";
@@ -156,7 +157,7 @@ public sealed class TestMarket : IAsyncDisposable
         await app.StartAsync();
         var relay = new RelayInstance(app, app.Urls.First().TrimEnd('/'));
         lock (_relays) _relays.Add(relay);
-        await relay.WaitReadyAsync();
+        if (waitReady) await relay.WaitReadyAsync();
         return relay;
     }
 
