@@ -70,7 +70,7 @@ public static class Cli
         {
             return await parsed.InvokeAsync(config, ct);
         }
-        catch (Exception e) when (e is UsageException or OptionsValidationException or PbsMarket.LocalServers.MissingToolException or FileNotFoundException
+        catch (Exception e) when (e is UsageException or OptionsValidationException or Core.KeystoreException or PbsMarket.LocalServers.MissingToolException or FileNotFoundException
                                       or DirectoryNotFoundException or FormatException or InvalidDataException or System.Text.Json.JsonException)
         {
             err.WriteLine($"pbs: {Describe(e)}");
@@ -153,18 +153,8 @@ public static class Cli
         if (!string.IsNullOrEmpty(keystore))
         {
             if (string.IsNullOrEmpty(passwordFile)) throw new UsageException($"{what}: --keystore needs --password-file");
-            if (!File.Exists(keystore)) throw new UsageException($"{what}: keystore {keystore} does not exist");
-            if (!File.Exists(passwordFile)) throw new UsageException($"{what}: password file {passwordFile} does not exist");
-            var password = File.ReadAllText(passwordFile).TrimEnd('\r', '\n');
-            try
-            {
-                var secret = new Nethereum.KeyStore.KeyStoreService().DecryptKeyStoreFromJson(password, File.ReadAllText(keystore));
-                return "0x" + Convert.ToHexStringLower(secret);
-            }
-            catch (Exception e) when (e is not IOException)
-            {
-                throw new UsageException($"{what}: cannot decrypt {keystore} (wrong password or not a keystore file)");
-            }
+            var secret = Core.Keystore.Load(keystore, passwordFile, what, warning => Console.Error.WriteLine($"pbs: warning: {warning}"));
+            return "0x" + Convert.ToHexStringLower(secret);
         }
         if (envName is not null && Environment.GetEnvironmentVariable(envName) is { Length: > 0 } hex)
         {

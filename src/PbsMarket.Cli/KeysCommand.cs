@@ -1,6 +1,5 @@
 using System.CommandLine;
 using System.Security.Cryptography;
-using Nethereum.KeyStore;
 using PbsMarket.Core;
 
 namespace PbsMarket.Cli;
@@ -31,9 +30,7 @@ public static class KeysCommand
                 secret = RandomNumberGenerator.GetBytes(32);
                 try { key = new ProtocolKey(secret); break; } catch (ArgumentException) { }
             }
-            var json = new KeyStoreService().EncryptAndGenerateDefaultKeyStoreAsJson(pw, secret, key.Address.ToString());
-            Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
-            File.WriteAllText(path, json);
+            Keystore.Write(path, pw, secret, key.Address);
             CryptographicOperations.ZeroMemory(secret);
             Console.WriteLine(key.Address.ToChecksumString());
             return ExitCodes.Ok;

@@ -81,7 +81,7 @@ public sealed class ProposerClient : IAsyncDisposable
     public async Task StartAsync(CancellationToken ct = default)
     {
         if (_started) return;
-        var keys = ProposerKeys.Load(_o.Keys);
+        var keys = ProposerKeys.Load(_o.Keys, warning => _log.LogWarning("{Warning}", warning));
         try
         {
             foreach (var k in keys) _keys[k.Address] = (k, SigningJournal.Open(_o.DataDir, k.Address));

@@ -1,4 +1,3 @@
-using Nethereum.KeyStore;
 using PbsMarket.Core;
 
 namespace PbsMarket.Relay.Infrastructure;
@@ -11,23 +10,20 @@ public sealed class RelayKey
 {
     public RelayKey(RelayOptions options, ILogger<RelayKey> log)
     {
-        Key = Load(options);
+        Key = Load(options, warning => log.LogWarning("{Warning}", warning));
         log.LogInformation("relay signing address {Address}", Key.Address);
     }
 
     public ProtocolKey Key { get; }
     public Address Address => Key.Address;
 
-    static ProtocolKey Load(RelayOptions o)
+    static ProtocolKey Load(RelayOptions o, Action<string> warn)
     {
         if (!string.IsNullOrEmpty(o.KeystorePath))
         {
             if (string.IsNullOrEmpty(o.KeystorePasswordFile))
-                throw new InvalidOperationException("Relay:KeystorePath needs Relay:KeystorePasswordFile");
-            var json = File.ReadAllText(o.KeystorePath);
-            var password = File.ReadAllText(o.KeystorePasswordFile).TrimEnd('\r', '\n');
-            var secret = new KeyStoreService().DecryptKeyStoreFromJson(password, json);
-            return new ProtocolKey(secret);
+                throw new KeystoreException("relay: Relay:KeystorePath needs Relay:KeystorePasswordFile");
+            return new ProtocolKey(Keystore.Load(o.KeystorePath, o.KeystorePasswordFile, "relay (Relay:KeystorePath)", warn));
         }
         if (!string.IsNullOrEmpty(o.SigningKey)) return ProtocolKey.FromHex(o.SigningKey);
         throw new InvalidOperationException("no relay signing key: set Relay:KeystorePath (+ Relay:KeystorePasswordFile) or Relay:SigningKey (env PBS_Relay__SigningKey)");
