@@ -76,6 +76,12 @@ public static class Cli
             err.WriteLine($"pbs: {Describe(e)}");
             return ExitCodes.Usage;
         }
+        catch (InvalidOperationException e) when (e.Message.StartsWith("Failed to convert configuration value", StringComparison.Ordinal))
+        {
+            // The configuration binder's message names the setting and the value: a usage error, not a crash.
+            err.WriteLine($"pbs: invalid configuration: {e.Message}");
+            return ExitCodes.Usage;
+        }
         catch (OperationCanceledException)
         {
             return ExitCodes.Ok;
@@ -90,7 +96,7 @@ public static class Cli
 
     static string Describe(Exception e) => e switch
     {
-        OptionsValidationException o => "invalid configuration: " + string.Join("; ", o.Failures),
+        OptionsValidationException o => "invalid configuration:" + string.Concat(o.Failures.Select(f => "\n  " + f)), // one line per bad setting
         FileNotFoundException f => $"file not found: {f.FileName ?? f.Message}",
         _ => e.Message,
     };

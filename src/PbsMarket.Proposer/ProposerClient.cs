@@ -67,7 +67,7 @@ public sealed class ProposerClient : IAsyncDisposable
         _hooks = hooks ?? new ProposerHooks();
         _clock = _o.Clock(_time);
         _domain = _o.Domain;
-        _relays = [.. _o.Relays.Select(r => new RelayClient(r))];
+        _relays = [.. _o.Relays.Select(r => new RelayClient(r, TimeSpan.FromMilliseconds(_o.RelayConnectTimeoutMs)))];
     }
 
     public ProposerMetrics Metrics { get; } = new();
@@ -94,15 +94,15 @@ public sealed class ProposerClient : IAsyncDisposable
         }
         var rpcTimeout = TimeSpan.FromMilliseconds(_o.L1TimeoutMs);
         _inbox = new InboxClient(L1Rpc.Connect(_o.L1Rpc, rpcTimeout), _o.Inbox, _o.Registry, string.IsNullOrEmpty(_o.Escrow) ? _o.Registry : _o.Escrow,
-            new L1RpcPolicy(rpcTimeout, 1));
+            new L1RpcPolicy(rpcTimeout, _o.L1RpcRetries));
         var senderHex = !string.IsNullOrEmpty(_o.L1SenderKeyEnv) ? Environment.GetEnvironmentVariable(_o.L1SenderKeyEnv) : keys[0].SecretHex();
         if (string.IsNullOrEmpty(senderHex)) throw new InvalidOperationException($"Proposer:L1SenderKeyEnv: {_o.L1SenderKeyEnv} is not set");
         // Version 2: the price rule and reserve are L1 market parameters; offers are checked against them.
         _rules = await _inbox.MarketRulesAsync(ct);
         _seedRecorder = new InboxClient(L1Rpc.Connect(_o.L1Rpc, rpcTimeout, new Nethereum.Web3.Accounts.Account(senderHex, _o.L1ChainId)),
-            _o.Inbox, _o.Registry, string.IsNullOrEmpty(_o.Escrow) ? _o.Registry : _o.Escrow, new L1RpcPolicy(rpcTimeout, 1));
+            _o.Inbox, _o.Registry, string.IsNullOrEmpty(_o.Escrow) ? _o.Registry : _o.Escrow, new L1RpcPolicy(rpcTimeout, _o.L1RpcRetries));
         _poster = new L1Poster(_inbox, senderHex, new FilePosterJournal(Path.Combine(Path.GetFullPath(_o.DataDir), "l1-poster.json")),
-            new L1PosterOptions { ReceiptTimeout = TimeSpan.FromSeconds(30), RpcTimeout = rpcTimeout, RpcRetries = 1 }, _loggers.CreateLogger("PbsMarket.Proposer.L1Poster"));
+            new L1PosterOptions { ReceiptTimeout = TimeSpan.FromMilliseconds(_o.L1ReceiptTimeoutMs), RpcTimeout = rpcTimeout, RpcRetries = _o.L1RpcRetries }, _loggers.CreateLogger("PbsMarket.Proposer.L1Poster"));
         foreach (var (k, j) in _keys.Values)
             _log.LogInformation("proposer key {Address} from {Origin}; journal {Journal} (highest signed slot {Highest})", k.Address, k.Origin, j.Path,
                 j.HighestSlot?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "none");
@@ -376,7 +376,7 @@ public sealed class ProposerClient : IAsyncDisposable
         var proposalSig = key.Key.Sign(Eip712.Digest(_domain, proposal));
         using var payloadDeadline = CancellationTokenSource.CreateLinkedTokenSource(ct);
         payloadDeadline.CancelAfter(_o.PayloadTimeout);
-        var (payload, reason) = await offer.Relay.ProposeAsync(ProposalSubmission.Of(proposal, proposalSig), TimeSpan.FromMilliseconds(50), payloadDeadline.Token);
+        var (payload, reason) = await offer.Relay.ProposeAsync(ProposalSubmission.Of(proposal, proposalSig), TimeSpan.FromMilliseconds(_o.PayloadRetryMs), payloadDeadline.Token);
         string? bad = null;
         if (payload is null) bad = $"signed {offer.HeaderHash} but {offer.Relay} returned no payload ({reason}); the slot is missed unless the relay publishes it (a different header cannot be signed)";
         else if (Keccak.Hash(payload) != h.PayloadHash) bad = $"{offer.Relay} returned a payload whose keccak256 is not payload_hash";
@@ -460,7 +460,7 @@ public sealed class ProposerClient : IAsyncDisposable
                     {
                         _log.LogWarning("slot {Slot}: L1 post attempt failed: {Error}", item.Slot, e.Message);
                     }
-                    await Task.Delay(TimeSpan.FromMilliseconds(_o.SlotMs), _time, ct);
+                    await Task.Delay(_o.L1PostRetry, _time, ct);
                 }
             }
         }

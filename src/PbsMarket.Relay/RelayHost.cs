@@ -34,7 +34,8 @@ public static class RelayHost
     static void AddRelay(this WebApplicationBuilder builder)
     {
         var s = builder.Services;
-        s.AddOptions<RelayOptions>().BindConfiguration(RelayOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        s.AddOptions<RelayOptions>().BindConfiguration(RelayOptions.Section).ValidateOnStart();
+        s.AddSingleton<IValidateOptions<RelayOptions>, RelayOptionsValidation>();
         s.AddSingleton(sp => sp.GetRequiredService<IOptions<RelayOptions>>().Value);
         s.AddSingleton(TimeProvider.System);
         s.AddSingleton<Market>();
@@ -44,17 +45,18 @@ public static class RelayHost
             var o = sp.GetRequiredService<RelayOptions>();
             var config = ConfigurationOptions.Parse(o.Redis);
             config.AbortOnConnectFail = false; // start without Redis and answer 503 until it is there
-            config.ConnectTimeout = Math.Min(config.ConnectTimeout, 2000);
-            config.SyncTimeout = Math.Min(config.SyncTimeout, 2000);
-            config.AsyncTimeout = Math.Min(config.AsyncTimeout, 2000);
+            config.ConnectTimeout = Math.Min(config.ConnectTimeout, o.RedisTimeoutMs);
+            config.SyncTimeout = Math.Min(config.SyncTimeout, o.RedisTimeoutMs);
+            config.AsyncTimeout = Math.Min(config.AsyncTimeout, o.RedisTimeoutMs);
             config.ClientName = "pbs-relay";
             return ConnectionMultiplexer.Connect(config);
         });
         s.AddSingleton(sp => new RedisKeys(sp.GetRequiredService<RelayOptions>().Network));
         s.AddSingleton(sp =>
         {
-            var csb = new NpgsqlConnectionStringBuilder(sp.GetRequiredService<RelayOptions>().Postgres);
-            if (csb.Timeout > 5) csb.Timeout = 5;
+            var o = sp.GetRequiredService<RelayOptions>();
+            var csb = new NpgsqlConnectionStringBuilder(o.Postgres);
+            if (csb.Timeout > o.PostgresTimeoutSeconds) csb.Timeout = o.PostgresTimeoutSeconds;
             return new NpgsqlDataSourceBuilder(csb.ConnectionString).Build();
         });
         s.AddSingleton<RelayKey>();

@@ -14,17 +14,16 @@ namespace PbsMarket.Relay.Api;
 /// </summary>
 public static class Readiness
 {
-    static readonly TimeSpan CheckTimeout = TimeSpan.FromSeconds(1);
-
     public static IServiceCollection AddRelayReadiness(this IServiceCollection s)
     {
+        // The server checks take Relay:ReadinessCheckTimeoutMs each; the others read state the loops keep.
         s.AddHealthChecks()
-            .AddCheck<RedisCheck>("redis", timeout: CheckTimeout)
-            .AddCheck<PostgresCheck>("postgres", timeout: CheckTimeout)
-            .AddCheck<L1Check>("l1", timeout: CheckTimeout)
-            .AddCheck<RelayKeyCheck>("relay_key", timeout: CheckTimeout)
-            .AddCheck<AuctionsCheck>("auctions", timeout: CheckTimeout)
-            .AddCheck<ArchiveCheck>("archive", timeout: CheckTimeout);
+            .AddCheck<RedisCheck>("redis")
+            .AddCheck<PostgresCheck>("postgres")
+            .AddCheck<L1Check>("l1")
+            .AddCheck<RelayKeyCheck>("relay_key")
+            .AddCheck<AuctionsCheck>("auctions")
+            .AddCheck<ArchiveCheck>("archive");
         return s;
     }
 
@@ -48,13 +47,13 @@ public static class Readiness
 
     static HealthCheckResult Problem(string? problem) => problem is null ? HealthCheckResult.Healthy() : HealthCheckResult.Unhealthy(problem);
 
-    sealed class RedisCheck(IConnectionMultiplexer redis) : IHealthCheck
+    sealed class RedisCheck(IConnectionMultiplexer redis, RelayOptions o) : IHealthCheck
     {
         public async Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken ct)
         {
             try
             {
-                await redis.GetDatabase().PingAsync().WaitAsync(ct);
+                await redis.GetDatabase().PingAsync().WaitAsync(TimeSpan.FromMilliseconds(o.ReadinessCheckTimeoutMs), ct);
                 return HealthCheckResult.Healthy();
             }
             catch (Exception e) when (e is RedisException or TimeoutException)
@@ -64,20 +63,26 @@ public static class Readiness
         }
     }
 
-    sealed class PostgresCheck(Npgsql.NpgsqlDataSource db) : IHealthCheck
+    sealed class PostgresCheck(Npgsql.NpgsqlDataSource db, RelayOptions o) : IHealthCheck
     {
         public async Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken ct)
         {
+            using var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            deadline.CancelAfter(o.ReadinessCheckTimeoutMs);
             try
             {
                 // A query, not just an open: a pooled connection opens without asking the server.
                 await using var cmd = db.CreateCommand("SELECT 1");
-                await cmd.ExecuteScalarAsync(ct);
+                await cmd.ExecuteScalarAsync(deadline.Token);
                 return HealthCheckResult.Healthy();
             }
             catch (Exception e) when (e is Npgsql.NpgsqlException or TimeoutException)
             {
                 return HealthCheckResult.Unhealthy(e.Message);
+            }
+            catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+            {
+                return HealthCheckResult.Unhealthy($"no answer to SELECT 1 within {o.ReadinessCheckTimeoutMs} ms");
             }
         }
     }

@@ -41,13 +41,10 @@ public sealed class L1ChainView : BackgroundService, IChainView
     /// <summary>On-demand reads for keys not (yet) seen depositing: a deposit newer than the last scan is still found at
     /// once, but a flood of fresh keys gets at most 10 L1 reads a second, and 2 at a time; the rest a refusal at once
     /// (a real depositor is found by the next scan, within half a slot).</summary>
-    readonly SemaphoreSlim _unknownKeyReads = new(2);
-    readonly System.Threading.RateLimiting.TokenBucketRateLimiter _unknownKeyBudget = new(new()
-    {
-        TokenLimit = 10, TokensPerPeriod = 10, ReplenishmentPeriod = TimeSpan.FromSeconds(1), QueueLimit = 0, AutoReplenishment = true,
-    });
+    readonly SemaphoreSlim _unknownKeyReads;
+    readonly System.Threading.RateLimiting.TokenBucketRateLimiter _unknownKeyBudget;
     readonly Infrastructure.RelayMetrics _metrics;
-    const ulong DepositScanBlocks = 10_000;
+    readonly ulong DepositScanBlocks;
     readonly Address _relay;
     readonly ResiliencePipeline _retry;
     readonly InboxClient _inbox;
@@ -66,18 +63,26 @@ public sealed class L1ChainView : BackgroundService, IChainView
         _registry = o.Registry;
         _escrow = o.Escrow;
         _depositsScannedTo = (ulong)o.DeployedAtBlock;
-        _web3 = L1Rpc.Connect(o.L1Rpc, TimeSpan.FromSeconds(3));
-        _inbox = new InboxClient(_web3, o.Inbox, o.Registry, o.Escrow, new L1RpcPolicy(TimeSpan.FromSeconds(3), 1));
-        _retry = new ResiliencePipelineBuilder()
-            .AddRetry(new RetryStrategyOptions
+        DepositScanBlocks = (ulong)o.DepositScanBlocks;
+        _unknownKeyReads = new(o.UnknownKeyConcurrentReads);
+        _unknownKeyBudget = new(new()
+        {
+            TokenLimit = o.UnknownKeyReadsPerSecond, TokensPerPeriod = o.UnknownKeyReadsPerSecond, ReplenishmentPeriod = TimeSpan.FromSeconds(1),
+            QueueLimit = 0, AutoReplenishment = true,
+        });
+        var rpcTimeout = TimeSpan.FromMilliseconds(o.L1RpcTimeoutMs);
+        _web3 = L1Rpc.Connect(o.L1Rpc, rpcTimeout);
+        _inbox = new InboxClient(_web3, o.Inbox, o.Registry, o.Escrow, new L1RpcPolicy(rpcTimeout, 1));
+        var retry = new ResiliencePipelineBuilder();
+        if (o.L1ReadRetries > 0)
+            retry.AddRetry(new RetryStrategyOptions
             {
-                MaxRetryAttempts = 2,
-                Delay = TimeSpan.FromMilliseconds(100),
+                MaxRetryAttempts = o.L1ReadRetries,
+                Delay = TimeSpan.FromMilliseconds(o.L1ReadRetryDelayMs),
                 BackoffType = DelayBackoffType.Exponential,
                 ShouldHandle = new PredicateBuilder().Handle<Exception>(e => e is not OperationCanceledException),
-            })
-            .AddTimeout(TimeSpan.FromSeconds(8))
-            .Build();
+            });
+        _retry = retry.AddTimeout(TimeSpan.FromMilliseconds(o.L1ReadTimeoutMs)).Build();
     }
 
     public string? Problem { get; private set; } = "L1 not synced yet";
@@ -203,7 +208,7 @@ public sealed class L1ChainView : BackgroundService, IChainView
         var inbox = new InboxClient(_web3, _market.Options.Inbox, _registry, _escrow);
         var (rule, reserve) = await inbox.MarketRulesAsync(ct);
         var delayS = await inbox.WithdrawalDelayAsync(ct);
-        var horizonS = (CacheMs + (long)(HeadRules.LateSlots + 2) * _market.Options.SlotMs) / 1000 + 2 * (long)L1PosterService.RoundTimeout.TotalSeconds;
+        var horizonS = (CacheMs + (long)(HeadRules.LateSlots + 2) * _market.Options.SlotMs) / 1000 + 2 * (long)_market.Options.L1PosterRoundTimeoutMs / 1000;
         _rulesProblem = rule != _market.PriceRule || reserve != _market.Reserve
             ? $"Relay:PriceRule {_market.PriceRule} / Relay:ReservePrice {_market.Reserve} differ from the inbox's {rule} / {reserve}: L1 would refuse this relay's prices"
             : (long)delayS < horizonS
@@ -288,7 +293,7 @@ public sealed class L1ChainView : BackgroundService, IChainView
             }
             try
             {
-                await Task.Delay(TimeSpan.FromMilliseconds(Math.Max(500, _market.Options.SlotMs / 2)), ct);
+                await Task.Delay(_market.Options.L1Refresh, ct);
             }
             catch (OperationCanceledException)
             {

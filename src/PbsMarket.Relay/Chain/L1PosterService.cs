@@ -20,9 +20,9 @@ public sealed class L1PosterService(
     EventHub events, RelayMetrics metrics, InstanceInfo instance, ILogger<L1PosterService> log) : BackgroundService
 {
     const string Group = "posters";
-    static readonly TimeSpan LeaseTtl = TimeSpan.FromSeconds(10);
+    TimeSpan LeaseTtl => TimeSpan.FromMilliseconds(market.Options.L1PosterLeaseMs);
     /// <summary>An item whose parent is not on L1 yet (e.g. announced elsewhere, posted by someone else) is retried this long.</summary>
-    static readonly TimeSpan ParentWait = TimeSpan.FromSeconds(60);
+    TimeSpan ParentWait => TimeSpan.FromMilliseconds(market.Options.L1PosterParentWaitMs);
     readonly Dictionary<string, DateTime> _firstRefusal = [];
     IDatabase Db => redis.GetDatabase();
 
@@ -35,7 +35,8 @@ public sealed class L1PosterService(
             log.LogInformation("L1 poster disabled on this instance ({Reason})", o.RunL1 ? "no Relay:L1SenderKey or Relay:SigningKey" : "Relay:RunL1=false");
             return;
         }
-        var inbox = new InboxClient(L1Rpc.Connect(o.L1Rpc, TimeSpan.FromSeconds(10)), o.Inbox, o.Registry, o.Escrow);
+        var rpcTimeout = TimeSpan.FromMilliseconds(o.L1PosterRpcTimeoutMs);
+        var inbox = new InboxClient(L1Rpc.Connect(o.L1Rpc, rpcTimeout), o.Inbox, o.Registry, o.Escrow);
         L1Poster? poster = null;
         InboxClient? reporter = null;
         try
@@ -54,8 +55,12 @@ public sealed class L1PosterService(
                         await Task.Delay(LeaseTtl / 3, ct);
                         continue;
                     }
-                    poster ??= new L1Poster(inbox, senderKey, new RedisPosterJournal(redis, keys), new L1PosterOptions { ReplaceAfter = TimeSpan.FromSeconds(6) }, log);
-                    reporter ??= new InboxClient(L1Rpc.Connect(o.L1Rpc, TimeSpan.FromSeconds(10),
+                    poster ??= new L1Poster(inbox, senderKey, new RedisPosterJournal(redis, keys), new L1PosterOptions
+                    {
+                        ReplaceAfter = TimeSpan.FromMilliseconds(o.L1PosterReplaceAfterMs),
+                        ReceiptTimeout = TimeSpan.FromMilliseconds(o.L1PosterReceiptTimeoutMs),
+                    }, log);
+                    reporter ??= new InboxClient(L1Rpc.Connect(o.L1Rpc, rpcTimeout,
                         new Nethereum.Web3.Accounts.Account(senderKey, o.L1ChainId)), o.Inbox, o.Registry, o.Escrow);
                     // The lease is renewed while a round waits on L1 (a post can wait up to a minute for its receipt);
                     // if it is lost, the round is cancelled so that two instances never post with one key. Every
@@ -76,7 +81,7 @@ public sealed class L1PosterService(
                         await round.CancelAsync();
                         await renewing;
                     }
-                    if (!worked) await Task.Delay(TimeSpan.FromMilliseconds(Math.Max(200, o.SlotMs / 4)), ct);
+                    if (!worked) await Task.Delay(o.L1PosterIdle, ct);
                 }
                 catch (OperationCanceledException) when (ct.IsCancellationRequested)
                 {
@@ -92,7 +97,7 @@ public sealed class L1PosterService(
                 {
                     log.LogWarning("L1 poster: {Error}; retrying", e.Message);
                     metrics.L1Errors.Add(1);
-                    await Task.Delay(TimeSpan.FromSeconds(1), ct);
+                    await Task.Delay(TimeSpan.FromMilliseconds(o.L1PosterErrorBackoffMs), ct);
                 }
             }
         }
@@ -104,8 +109,8 @@ public sealed class L1PosterService(
         }
     }
 
-    /// <summary>Longest a posting round may take (a post's receipt wait is 60 s).</summary>
-    internal static readonly TimeSpan RoundTimeout = TimeSpan.FromSeconds(90);
+    /// <summary>Longest a posting round may take (longer than a post's receipt wait; the options check it).</summary>
+    TimeSpan RoundTimeout => TimeSpan.FromMilliseconds(market.Options.L1PosterRoundTimeoutMs);
 
     /// <summary>Renews the lease every third of its TTL until <paramref name="round"/> ends; cancels the round if the lease is lost.</summary>
     async Task RenewWhileAsync(CancellationTokenSource round)
