@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.CommandLine.Help;
 using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
 
 namespace PbsMarket.Cli;
@@ -170,6 +171,29 @@ public static class Cli
             return t;
         }
         throw new UsageException($"{what}: no key: give --keystore and --password-file{(envName is null ? "" : $", or set {envName} (hex)")}");
+    }
+
+    /// <summary>
+    /// Runs a started host until Ctrl-C/SIGTERM (exit 0) or until it stops by itself, e.g. a background service failed
+    /// (exit 1), then stops it with a deadline.
+    /// </summary>
+    public static async Task<int> RunUntilStoppedAsync(Microsoft.Extensions.Hosting.IHost host, string name, CancellationToken ct)
+    {
+        var lifetime = host.Services.GetRequiredService<Microsoft.Extensions.Hosting.IHostApplicationLifetime>();
+        using var stopping = CancellationTokenSource.CreateLinkedTokenSource(ct, lifetime.ApplicationStopping);
+        try
+        {
+            await Task.Delay(Timeout.Infinite, stopping.Token);
+        }
+        catch (OperationCanceledException)
+        {
+        }
+        var byItself = !ct.IsCancellationRequested;
+        using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(15));
+        await host.StopAsync(stop.Token);
+        if (host is IAsyncDisposable d) await d.DisposeAsync(); else host.Dispose();
+        if (byItself) Console.Error.WriteLine($"pbs {name}: stopped by itself (see the log above)");
+        return byItself ? ExitCodes.Failure : ExitCodes.Ok;
     }
 
     public static void RequireFile(string? path, string flag)

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using PbsMarket.Proposer;
 
@@ -78,13 +79,12 @@ public static class ProposerCommand
             {
                 throw new UsageException(e.Message);
             }
+            // Keys, journals and L1 first, before the host runs: a bad keystore stops the command here with its message
+            // (the hosted service's own StartAsync is then a no-op).
+            await host.Services.GetRequiredService<ProposerClient>().StartAsync(ct);
             await host.StartAsync(ct);
             Console.Error.WriteLine("pbs proposer: running (Ctrl-C stops)");
-            try { await Task.Delay(Timeout.Infinite, ct); } catch (OperationCanceledException) { }
-            using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(15));
-            await host.StopAsync(stop.Token);
-            host.Dispose();
-            return ExitCodes.Ok;
+            return await Cli.RunUntilStoppedAsync(host, "proposer", ct);
         });
         return cmd;
     }

@@ -67,17 +67,7 @@ public static class RelayCommand
                 throw new UsageException("no market: give --deployment deployment.json (or Relay:Inbox and the other Relay settings)");
             await app.StartAsync(ct);
             Console.Error.WriteLine($"pbs relay: listening on {string.Join(", ", app.Urls)} (Ctrl-C stops)");
-            try
-            {
-                await Task.Delay(Timeout.Infinite, ct);
-            }
-            catch (OperationCanceledException)
-            {
-            }
-            using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(15));
-            await app.StopAsync(stop.Token);
-            await app.DisposeAsync();
-            return ExitCodes.Ok;
+            return await Cli.RunUntilStoppedAsync(app, "relay", ct);
         });
         return cmd;
     }

@@ -82,3 +82,71 @@ public sealed class RelayConfigTests : IDisposable
         Assert.Contains($"wrong password for keystore {keystore}", stderr);
     }
 }
+
+[System.Runtime.Versioning.UnsupportedOSPlatform("windows")] // file modes
+/// <summary>`pbs proposer` checks its settings and keystores before it runs: exit code 2 and a message naming the problem.</summary>
+public sealed class ProposerConfigTests : IDisposable
+{
+    readonly string _dir = Directory.CreateTempSubdirectory("pbs-proposer-config-").FullName;
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    Dictionary<string, string?> Settings(string keystore, string passwordFile) => new()
+    {
+        ["Proposer:L1ChainId"] = "31337",
+        ["Proposer:L2ChainId"] = "901",
+        ["Proposer:Inbox"] = "0x5FbDB2315678afecb367f032d93F642f64180aa3",
+        ["Proposer:Registry"] = "0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512",
+        ["Proposer:GenesisMs"] = "1700000000000",
+        ["Proposer:SlotMs"] = "2000",
+        ["Proposer:L1Rpc"] = "http://127.0.0.1:1",
+        ["Proposer:DataDir"] = Path.Combine(_dir, "data"),
+        ["Proposer:Keys:0:KeystorePath"] = keystore,
+        ["Proposer:Keys:0:PasswordFile"] = passwordFile,
+    };
+
+    async Task<string> RunExpectingUsageErrorAsync(Dictionary<string, string?> settings)
+    {
+        var config = TestMarket.WriteSettingsFile(Path.Combine(_dir, $"{Guid.NewGuid():N}.json"), settings);
+        var (code, stdout, stderr) = await PbsProcess.RunAsync(TimeSpan.FromSeconds(60), "proposer", "--config", config);
+        Assert.True(code == 2, $"pbs proposer exited {code}\nstdout: {stdout}\nstderr: {stderr}");
+        Assert.DoesNotContain("   at ", stdout + stderr); // no stack trace, in the log either
+        return stderr;
+    }
+
+    string Keystore(string password)
+    {
+        var path = Path.Combine(_dir, "proposer.json");
+        if (!File.Exists(path))
+        {
+            var key = ProtocolKey.FromHex("0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d");
+            Core.Keystore.Write(path, password, Convert.FromHexString("59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"), key.Address);
+        }
+        return path;
+    }
+
+    string Password(string text)
+    {
+        var path = Path.Combine(_dir, $"pw-{Guid.NewGuid():N}");
+        File.WriteAllText(path, text + "\n");
+        File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        return path;
+    }
+
+    [Fact]
+    public async Task A_keystore_with_the_wrong_password_stops_pbs_proposer_with_exit_code_2()
+    {
+        var keystore = Keystore("right");
+        var stderr = await RunExpectingUsageErrorAsync(Settings(keystore, Password("wrong")));
+        Assert.Contains($"Proposer:Keys:0: wrong password for keystore {keystore}", stderr);
+    }
+
+    [Fact]
+    public async Task A_bad_timing_stops_pbs_proposer_with_exit_code_2_naming_it()
+    {
+        var settings = Settings(Keystore("right"), Password("right"));
+        settings["Proposer:TooEarlyRetryMs"] = "0";
+        var stderr = await RunExpectingUsageErrorAsync(settings);
+        Assert.Contains("Proposer:TooEarlyRetryMs = 0", stderr);
+    }
+}
