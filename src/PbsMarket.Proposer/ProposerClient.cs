@@ -1,12 +1,13 @@
 using System.Collections.Concurrent;
-using System.Diagnostics;
 using System.Threading.Channels;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using PbsMarket.Core;
+using OpenTelemetry.Metrics;
 using PbsMarket.L1;
 
 namespace PbsMarket.Proposer;
@@ -71,6 +72,14 @@ public sealed class ProposerClient : IAsyncDisposable
     }
 
     public ProposerMetrics Metrics { get; } = new();
+    /// <summary>Where Prometheus scrapes this client (with <see cref="ProposerOptions.MetricsPort"/>; port 0 picks a free one), after <see cref="StartAsync"/>.</summary>
+    public string? MetricsUrl { get; private set; }
+
+    /// <summary>Time since a start on the client's clock (<see cref="TimeProvider"/>; a test's fake clock too).</summary>
+    readonly struct Elapsed(TimeProvider time, long start)
+    {
+        public long ElapsedMilliseconds => (long)time.GetElapsedTime(start).TotalMilliseconds;
+    }
     /// <summary>The addresses of the keys this client runs (after <see cref="StartAsync"/>).</summary>
     public IReadOnlyList<Address> Addresses => [.. _keys.Keys];
     /// <summary>Raised once per led slot, after its outcome is known.</summary>
@@ -275,7 +284,7 @@ public sealed class ProposerClient : IAsyncDisposable
     {
         var leader = await LeaderAsync(slot, ct) ?? throw new InvalidOperationException($"slot {slot} has no known proposer");
         if (!_keys.TryGetValue(leader, out var k)) throw new InvalidOperationException($"slot {slot} is led by {leader}, not one of this client's keys");
-        var sw = Stopwatch.StartNew();
+        var sw = new Elapsed(_time, _time.GetTimestamp());
         SlotReport report;
         try
         {
@@ -292,7 +301,7 @@ public sealed class ProposerClient : IAsyncDisposable
         return report;
     }
 
-    async Task<SlotReport> DutyAsync(ulong slot, LoadedKey key, SigningJournal journal, Stopwatch sw, CancellationToken ct)
+    async Task<SlotReport> DutyAsync(ulong slot, LoadedKey key, SigningJournal journal, Elapsed sw, CancellationToken ct)
     {
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct);
         deadline.CancelAfter(_o.HeaderTimeout);
@@ -366,7 +375,7 @@ public sealed class ProposerClient : IAsyncDisposable
     }
 
     async Task<SlotReport> DeliverRelayAsync(ulong slot, LoadedKey key, SigningJournal journal, HeaderOffer offer, HeadRef head, List<string> refusals,
-        Stopwatch sw, string note, CancellationToken ct)
+        Elapsed sw, string note, CancellationToken ct)
     {
         var h = offer.Header;
         journal.Record(h, "relay:" + offer.Relay.Name, _time.GetUtcNow());
@@ -391,7 +400,7 @@ public sealed class ProposerClient : IAsyncDisposable
             note.Length > 0 ? note : $"parent from {head.Source}", sw.ElapsedMilliseconds);
     }
 
-    async Task<SlotReport> DeliverFallbackAsync(ulong slot, LoadedKey key, SigningJournal journal, Header own, List<string> refusals, Stopwatch sw, string note)
+    async Task<SlotReport> DeliverFallbackAsync(ulong slot, LoadedKey key, SigningJournal journal, Header own, List<string> refusals, Elapsed sw, string note)
     {
         var hash = own.Hash();
         journal.Record(own, "fallback", _time.GetUtcNow());
@@ -404,7 +413,7 @@ public sealed class ProposerClient : IAsyncDisposable
         return new SlotReport(slot, key.Address, SlotOutcome.Fallback, "fallback", own, hash, 0, 0, refusals, note, sw.ElapsedMilliseconds);
     }
 
-    SlotReport Missed(ulong slot, LoadedKey key, List<string> refusals, Stopwatch sw, string detail) =>
+    SlotReport Missed(ulong slot, LoadedKey key, List<string> refusals, Elapsed sw, string detail) =>
         new(slot, key.Address, SlotOutcome.Missed, "-", null, null, 0, 0, refusals, detail, sw.ElapsedMilliseconds);
 
     /// <summary>Tells every relay (but the one that auctioned it) about a signed header, in the background, with a timeout each.</summary>
@@ -474,12 +483,35 @@ public sealed class ProposerClient : IAsyncDisposable
         var builder = WebApplication.CreateSlimBuilder();
         builder.WebHost.UseUrls($"http://{_o.MetricsHost}:{port}");
         builder.Logging.ClearProviders();
+        // A meter of this endpoint's own (from its host's factory), exported alone: several clients may share a process.
+        builder.Services.AddOpenTelemetry().WithMetrics(m => m
+            .AddMeter(ProposerMetrics.MeterName)
+            .AddPrometheusExporter(o => { o.ScrapeResponseCacheDurationMilliseconds = 0; o.ScopeInfoEnabled = false; o.TargetInfoEnabled = false; }));
+        builder.Services.ConfigureOpenTelemetryMeterProvider((sp, b) =>
+        {
+            var own = sp.GetRequiredService<ProposerMeter>().Meter;
+            b.AddView(i => ReferenceEquals(i.Meter, own) ? null : OpenTelemetry.Metrics.MetricStreamConfiguration.Drop);
+        });
+        builder.Services.AddSingleton(sp => new ProposerMeter(sp.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>(), Metrics));
         var app = builder.Build();
-        app.MapGet("/metrics", () => Results.Text(Metrics.ToPrometheus(), "text/plain; version=0.0.4"));
+        app.Services.GetRequiredService<ProposerMeter>();
+        app.MapPrometheusScrapingEndpoint("/metrics");
         app.MapGet("/livez", () => Results.Text("ok"));
         await app.StartAsync(ct);
         _metricsServer = app;
-        _log.LogInformation("metrics on http://{Host}:{Port}/metrics", _o.MetricsHost, port);
+        MetricsUrl = app.Urls.First().TrimEnd('/') + "/metrics";
+        _log.LogInformation("metrics on {Url}", MetricsUrl);
+    }
+
+    sealed class ProposerMeter
+    {
+        public ProposerMeter(System.Diagnostics.Metrics.IMeterFactory factory, ProposerMetrics metrics)
+        {
+            Meter = factory.Create(new System.Diagnostics.Metrics.MeterOptions(ProposerMetrics.MeterName));
+            metrics.Publish(Meter);
+        }
+
+        public System.Diagnostics.Metrics.Meter Meter { get; }
     }
 
     public async ValueTask DisposeAsync()

@@ -17,7 +17,7 @@ namespace PbsMarket.Relay.Archive;
 /// entries wait in the stream and the relay keeps accepting bids.
 /// </summary>
 public sealed class Archiver(
-    IConnectionMultiplexer redis, RedisKeys keys, NpgsqlDataSource db, RelayMetrics metrics, InstanceInfo instance, RelayOptions o, ILogger<Archiver> log)
+    IConnectionMultiplexer redis, RedisKeys keys, NpgsqlDataSource db, RelayMetrics metrics, InstanceInfo instance, RelayOptions o, TimeProvider time, ILogger<Archiver> log)
     : BackgroundService
 {
     public volatile string? Problem = "starting";
@@ -26,7 +26,7 @@ public sealed class Archiver(
     {
         var delay = TimeSpan.FromMilliseconds(o.ArchiveRetryMinMs);
         var migrated = false;
-        var lastClaim = DateTime.MinValue;
+        var lastClaim = DateTimeOffset.MinValue;
         while (!ct.IsCancellationRequested)
         {
             try
@@ -40,9 +40,9 @@ public sealed class Archiver(
                 var idle = true;
                 // Own pending entries first (left by a failed write), then entries idle at dead instances, then new ones.
                 var entries = await Db.StreamReadGroupAsync(keys.ArchiveStream, RedisKeys.ArchiveGroup, instance.Id, "0", o.ArchiveBatch);
-                if (entries.Length == 0 && DateTime.UtcNow - lastClaim > TimeSpan.FromMilliseconds(o.ArchiveClaimEveryMs))
+                if (entries.Length == 0 && time.GetUtcNow() - lastClaim > TimeSpan.FromMilliseconds(o.ArchiveClaimEveryMs))
                 {
-                    lastClaim = DateTime.UtcNow;
+                    lastClaim = time.GetUtcNow();
                     var claimed = await Db.StreamAutoClaimAsync(keys.ArchiveStream, RedisKeys.ArchiveGroup, instance.Id, o.ArchiveClaimIdleMs, "0-0", o.ArchiveBatch);
                     entries = claimed.ClaimedEntries;
                     if (entries.Length > 0) log.LogWarning("claimed {Count} archive entries left by another instance", entries.Length);
@@ -60,7 +60,7 @@ public sealed class Archiver(
                 if (Problem is not null) log.LogInformation("archive writing to PostgreSQL again");
                 Problem = null;
                 delay = TimeSpan.FromMilliseconds(o.ArchiveRetryMinMs);
-                if (idle) await Task.Delay(delay, ct);
+                if (idle) await Task.Delay(delay, time, ct);
             }
             catch (OperationCanceledException) when (ct.IsCancellationRequested)
             {
@@ -71,7 +71,7 @@ public sealed class Archiver(
                 if (Problem is null || delay.TotalSeconds >= 4) log.LogWarning("archive paused, retrying in {Delay}: {Error}", delay, e.Message);
                 Problem = e.Message;
                 metrics.ArchiveErrors.Add(1);
-                await Task.Delay(delay, ct);
+                await Task.Delay(delay, time, ct);
                 delay = TimeSpan.FromMilliseconds(Math.Min(delay.TotalMilliseconds * 2, o.ArchiveRetryMaxMs));
             }
         }

@@ -50,8 +50,14 @@ public sealed class L1ChainView : BackgroundService, IChainView
     readonly InboxClient _inbox;
     long _lastSuccess;
 
-    public L1ChainView(Market market, Infrastructure.RelayKey key, DebtLedger ledger, Infrastructure.RelayMetrics metrics, ILogger<L1ChainView> log)
+    readonly TimeProvider _time;
+
+    /// <summary>Monotonic milliseconds (for ages of cached reads; not wall time).</summary>
+    long NowMs => (long)(_time.GetTimestamp() * (1000.0 / _time.TimestampFrequency));
+
+    public L1ChainView(Market market, Infrastructure.RelayKey key, DebtLedger ledger, Infrastructure.RelayMetrics metrics, TimeProvider time, ILogger<L1ChainView> log)
     {
+        _time = time;
         _metrics = metrics;
         _ledger = ledger;
         _relay = key.Address;
@@ -106,7 +112,7 @@ public sealed class L1ChainView : BackgroundService, IChainView
 
     public async ValueTask<(BigInteger Collateral, bool Barred)> CollateralAsync(Address builder, ulong atLeastBlock, CancellationToken ct)
     {
-        var now = Environment.TickCount64;
+        var now = NowMs;
         // Stale when older than the cache, or read at a block before the one by which the ledger released debts: L1
         // may have charged those since, and free collateral would count the money twice.
         if (_collateral.TryGetValue(builder, out var c) && now - c.FetchedAt < CacheMs && c.AtBlock >= atLeastBlock) return (c.Balance, c.Barred);
@@ -259,13 +265,13 @@ public sealed class L1ChainView : BackgroundService, IChainView
         {
             if (c.Balance < _market.Options.MinFreeCollateralWei && !c.Barred)
             {
-                if (Environment.TickCount64 - c.FetchedAt >= CacheMs) _collateral.TryRemove(builder, out _);
+                if (NowMs - c.FetchedAt >= CacheMs) _collateral.TryRemove(builder, out _);
                 continue;
             }
             var (balance, barred) = await ReadBalanceAsync(builder, tip.L1Block, ct);
-            _collateral[builder] = new(balance, barred, Environment.TickCount64, tip.L1Block);
+            _collateral[builder] = new(balance, barred, NowMs, tip.L1Block);
         }
-        _lastSuccess = Environment.TickCount64;
+        _lastSuccess = NowMs;
     }
 
     protected override async Task ExecuteAsync(CancellationToken ct)
@@ -284,7 +290,7 @@ public sealed class L1ChainView : BackgroundService, IChainView
             }
             catch (Exception e)
             {
-                var stale = Environment.TickCount64 - _lastSuccess > _market.Options.SlotMs * 3;
+                var stale = NowMs - _lastSuccess > _market.Options.SlotMs * 3;
                 if (stale || _lastSuccess == 0)
                 {
                     if (Problem is null) _log.LogWarning("L1 unreachable: {Error}", e.Message);
@@ -293,7 +299,7 @@ public sealed class L1ChainView : BackgroundService, IChainView
             }
             try
             {
-                await Task.Delay(_market.Options.L1Refresh, ct);
+                await Task.Delay(_market.Options.L1Refresh, _time, ct);
             }
             catch (OperationCanceledException)
             {

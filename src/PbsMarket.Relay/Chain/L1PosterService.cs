@@ -17,13 +17,13 @@ namespace PbsMarket.Relay.Chain;
 /// </summary>
 public sealed class L1PosterService(
     IConnectionMultiplexer redis, RedisKeys keys, Market market, AuctionStore store, ArchiveQueue archive,
-    EventHub events, RelayMetrics metrics, InstanceInfo instance, ILogger<L1PosterService> log) : BackgroundService
+    EventHub events, RelayMetrics metrics, InstanceInfo instance, TimeProvider time, ILogger<L1PosterService> log) : BackgroundService
 {
     const string Group = "posters";
     TimeSpan LeaseTtl => TimeSpan.FromMilliseconds(market.Options.L1PosterLeaseMs);
     /// <summary>An item whose parent is not on L1 yet (e.g. announced elsewhere, posted by someone else) is retried this long.</summary>
     TimeSpan ParentWait => TimeSpan.FromMilliseconds(market.Options.L1PosterParentWaitMs);
-    readonly Dictionary<string, DateTime> _firstRefusal = [];
+    readonly Dictionary<string, DateTimeOffset> _firstRefusal = [];
     IDatabase Db => redis.GetDatabase();
 
     protected override async Task ExecuteAsync(CancellationToken ct)
@@ -52,7 +52,7 @@ public sealed class L1PosterService(
                             await poster.DisposeAsync();
                             poster = null;
                         }
-                        await Task.Delay(LeaseTtl / 3, ct);
+                        await Task.Delay(LeaseTtl / 3, time, ct);
                         continue;
                     }
                     poster ??= new L1Poster(inbox, senderKey, new RedisPosterJournal(redis, keys), new L1PosterOptions
@@ -81,7 +81,7 @@ public sealed class L1PosterService(
                         await round.CancelAsync();
                         await renewing;
                     }
-                    if (!worked) await Task.Delay(o.L1PosterIdle, ct);
+                    if (!worked) await Task.Delay(o.L1PosterIdle, time, ct);
                 }
                 catch (OperationCanceledException) when (ct.IsCancellationRequested)
                 {
@@ -97,7 +97,7 @@ public sealed class L1PosterService(
                 {
                     log.LogWarning("L1 poster: {Error}; retrying", e.Message);
                     metrics.L1Errors.Add(1);
-                    await Task.Delay(TimeSpan.FromMilliseconds(o.L1PosterErrorBackoffMs), ct);
+                    await Task.Delay(TimeSpan.FromMilliseconds(o.L1PosterErrorBackoffMs), time, ct);
                 }
             }
         }
@@ -119,7 +119,7 @@ public sealed class L1PosterService(
         {
             while (!round.IsCancellationRequested)
             {
-                await Task.Delay(LeaseTtl / 3, round.Token);
+                await Task.Delay(LeaseTtl / 3, time, round.Token);
                 bool held;
                 try { held = await HoldLeaseAsync(); }
                 catch (RedisException) { held = false; }
@@ -284,8 +284,9 @@ public sealed class L1PosterService(
 
     bool WaitedTooLong(string entryId)
     {
-        if (!_firstRefusal.TryGetValue(entryId, out var since)) _firstRefusal[entryId] = since = DateTime.UtcNow;
-        return DateTime.UtcNow - since > ParentWait;
+        var now = time.GetUtcNow();
+        if (!_firstRefusal.TryGetValue(entryId, out var since)) _firstRefusal[entryId] = since = now;
+        return now - since > ParentWait;
     }
 
     async Task MarkPostedAsync(L1Item item, PostOutcome outcome)
