@@ -15,12 +15,14 @@ public sealed partial class RelayProcessTests(TestServers servers) : IAsyncLifet
 {
     static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(60);
     TestMarket _market = null!;
+    readonly List<PbsProcess> _started = [];
     readonly string _dir = Directory.CreateTempSubdirectory("pbs-relay-proc-").FullName;
 
     public async ValueTask InitializeAsync() => _market = await TestMarket.StartAsync(servers);
 
     public async ValueTask DisposeAsync()
     {
+        foreach (var p in _started) await p.DisposeAsync(); // stops any relay a failed assertion left running
         await _market.DisposeAsync();
         try { Directory.Delete(_dir, recursive: true); } catch (IOException) { }
     }
@@ -35,6 +37,7 @@ public sealed partial class RelayProcessTests(TestServers servers) : IAsyncLifet
         configure?.Invoke(settings);
         var config = TestMarket.WriteSettingsFile(Path.Combine(_dir, $"{name}.json"), settings);
         var p = new PbsProcess(["relay", "--config", config, "--urls", "http://127.0.0.1:0", .. extra]);
+        _started.Add(p);
         var line = await p.WaitForLineAsync(l => Listening().IsMatch(l), StartTimeout);
         var url = Listening().Match(line).Groups[1].Value;
         await RelayInstance.WaitReadyAsync(url);
@@ -98,5 +101,16 @@ public sealed partial class RelayProcessTests(TestServers servers) : IAsyncLifet
         }
         // The structured state: the relay's signing address is a field, not only text in the message.
         Assert.Contains(lines, l => JsonDocument.Parse(l).RootElement.TryGetProperty("State", out var s) && s.TryGetProperty("Address", out _));
+    }
+
+    [Fact]
+    public async Task An_operators_log_level_beats_the_defaults_and_brings_the_per_request_lines_back()
+    {
+        // The same check as above sees per-request lines when they are there (what every request logged before).
+        var (verbose, url) = await StartRelayAsync("verbose", s => s["Logging:LogLevel:Microsoft.AspNetCore"] = "Information");
+        await SendBidsAsync(url, 5);
+        var log = await StopAsync(verbose);
+        Assert.Contains("Request starting", log);
+        Assert.Contains("/relay/v1/builder/bids", log);
     }
 }
