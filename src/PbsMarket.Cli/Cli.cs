@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.CommandLine.Help;
 using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
 
 namespace PbsMarket.Cli;
@@ -70,10 +71,16 @@ public static class Cli
         {
             return await parsed.InvokeAsync(config, ct);
         }
-        catch (Exception e) when (e is UsageException or OptionsValidationException or PbsMarket.LocalServers.MissingToolException or FileNotFoundException
+        catch (Exception e) when (e is UsageException or OptionsValidationException or Core.KeystoreException or PbsMarket.LocalServers.MissingToolException or FileNotFoundException
                                       or DirectoryNotFoundException or FormatException or InvalidDataException or System.Text.Json.JsonException)
         {
             err.WriteLine($"pbs: {Describe(e)}");
+            return ExitCodes.Usage;
+        }
+        catch (InvalidOperationException e) when (e.Message.StartsWith("Failed to convert configuration value", StringComparison.Ordinal))
+        {
+            // The configuration binder's message names the setting and the value: a usage error, not a crash.
+            err.WriteLine($"pbs: invalid configuration: {e.Message}");
             return ExitCodes.Usage;
         }
         catch (OperationCanceledException)
@@ -90,7 +97,7 @@ public static class Cli
 
     static string Describe(Exception e) => e switch
     {
-        OptionsValidationException o => "invalid configuration: " + string.Join("; ", o.Failures),
+        OptionsValidationException o => "invalid configuration:" + string.Concat(o.Failures.Select(f => "\n  " + f)), // one line per bad setting
         FileNotFoundException f => $"file not found: {f.FileName ?? f.Message}",
         _ => e.Message,
     };
@@ -153,18 +160,8 @@ public static class Cli
         if (!string.IsNullOrEmpty(keystore))
         {
             if (string.IsNullOrEmpty(passwordFile)) throw new UsageException($"{what}: --keystore needs --password-file");
-            if (!File.Exists(keystore)) throw new UsageException($"{what}: keystore {keystore} does not exist");
-            if (!File.Exists(passwordFile)) throw new UsageException($"{what}: password file {passwordFile} does not exist");
-            var password = File.ReadAllText(passwordFile).TrimEnd('\r', '\n');
-            try
-            {
-                var secret = new Nethereum.KeyStore.KeyStoreService().DecryptKeyStoreFromJson(password, File.ReadAllText(keystore));
-                return "0x" + Convert.ToHexStringLower(secret);
-            }
-            catch (Exception e) when (e is not IOException)
-            {
-                throw new UsageException($"{what}: cannot decrypt {keystore} (wrong password or not a keystore file)");
-            }
+            var secret = Core.Keystore.Load(keystore, passwordFile, what, warning => Console.Error.WriteLine($"pbs: warning: {warning}"));
+            return "0x" + Convert.ToHexStringLower(secret);
         }
         if (envName is not null && Environment.GetEnvironmentVariable(envName) is { Length: > 0 } hex)
         {
@@ -174,6 +171,29 @@ public static class Cli
             return t;
         }
         throw new UsageException($"{what}: no key: give --keystore and --password-file{(envName is null ? "" : $", or set {envName} (hex)")}");
+    }
+
+    /// <summary>
+    /// Runs a started host until Ctrl-C/SIGTERM (exit 0) or until it stops by itself, e.g. a background service failed
+    /// (exit 1), then stops it with a deadline.
+    /// </summary>
+    public static async Task<int> RunUntilStoppedAsync(Microsoft.Extensions.Hosting.IHost host, string name, CancellationToken ct)
+    {
+        var lifetime = host.Services.GetRequiredService<Microsoft.Extensions.Hosting.IHostApplicationLifetime>();
+        using var stopping = CancellationTokenSource.CreateLinkedTokenSource(ct, lifetime.ApplicationStopping);
+        try
+        {
+            await Task.Delay(Timeout.Infinite, stopping.Token);
+        }
+        catch (OperationCanceledException)
+        {
+        }
+        var byItself = !ct.IsCancellationRequested;
+        using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(15));
+        await host.StopAsync(stop.Token);
+        if (host is IAsyncDisposable d) await d.DisposeAsync(); else host.Dispose();
+        if (byItself) Console.Error.WriteLine($"pbs {name}: stopped by itself (see the log above)");
+        return byItself ? ExitCodes.Failure : ExitCodes.Ok;
     }
 
     public static void RequireFile(string? path, string flag)

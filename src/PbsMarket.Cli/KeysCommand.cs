@@ -30,8 +30,7 @@ public static class KeysCommand
                 secret = RandomNumberGenerator.GetBytes(32);
                 try { key = new ProtocolKey(secret); break; } catch (ArgumentException) { }
             }
-            // Readable by its owner only (mode 600 from the moment it exists).
-            SecretFiles.Write(path, SecretFiles.Keystore(secret, pw));
+            Keystore.Write(path, pw, secret, key.Address);
             CryptographicOperations.ZeroMemory(secret);
             Console.WriteLine(key.Address.ToChecksumString());
             return ExitCodes.Ok;

@@ -27,7 +27,8 @@ public static class ProposerCommand
         var closeOffset = new Option<long?>("--close-offset-ms") { Description = "The relays' auction close offset (Proposer:CloseOffsetMs, default 250)." };
         var metrics = new Option<int?>("--metrics-port") { Description = "Serve Prometheus metrics on this loopback port." };
         var config = Cli.ConfigOption();
-        foreach (var o in new Option[] { deployment, l1, relays, keystores, passwords, keyEnv, dataDir, closeOffset, metrics, config }) cmd.Options.Add(o);
+        var logFormat = PbsLogging.FormatOption();
+        foreach (var o in new Option[] { deployment, l1, relays, keystores, passwords, keyEnv, dataDir, closeOffset, metrics, config, logFormat }) cmd.Options.Add(o);
         cmd.SetAction(async (pr, ct) =>
         {
             var s = new Dictionary<string, string?>();
@@ -71,6 +72,7 @@ public static class ProposerCommand
                         b.Configuration.AddEnvironmentVariables("PBS_");
                     }
                     b.Configuration.AddInMemoryCollection(s);
+                    PbsLogging.Apply(b, pr.GetValue(logFormat));
                 });
             }
             catch (InvalidOperationException e) when (e.Message.StartsWith("invalid proposer configuration", StringComparison.Ordinal) || e.Message.StartsWith("Proposer:", StringComparison.Ordinal))
@@ -89,25 +91,12 @@ public static class ProposerCommand
                 throw new UsageException(e.Message);
             }
             using var held = folder;
+            // Keys, journals and L1 first, before the host runs: a bad keystore stops the command here with its message
+            // (the hosted service's own StartAsync is then a no-op).
+            await host.Services.GetRequiredService<ProposerClient>().StartAsync(ct);
             await host.StartAsync(ct);
             Console.Error.WriteLine("pbs proposer: running (Ctrl-C stops)");
-            // Until Ctrl-C/SIGTERM, or until the host stops itself because the client failed (a journal it cannot use,
-            // a fatal error): then the process ends too, with exit code 1, instead of idling without a client.
-            var stopping = host.Services.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping;
-            using (var until = CancellationTokenSource.CreateLinkedTokenSource(ct, stopping))
-            {
-                try { await Task.Delay(Timeout.Infinite, until.Token); } catch (OperationCanceledException) { }
-            }
-            using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(15));
-            await host.StopAsync(stop.Token);
-            var failed = host.Services.GetServices<IHostedService>().OfType<ProposerService>().FirstOrDefault()?.ExecuteTask is { IsFaulted: true } t ? t.Exception : null;
-            host.Dispose();
-            if (failed is not null)
-            {
-                Console.Error.WriteLine($"pbs proposer: the client stopped: {failed.InnerException?.Message ?? failed.Message}");
-                return ExitCodes.Failure;
-            }
-            return ExitCodes.Ok;
+            return await Cli.RunUntilStoppedAsync(host, "proposer", ct);
         });
         return cmd;
     }

@@ -26,7 +26,8 @@ public static class RelayCommand
         var instance = new Option<string?>("--instance-id") { Description = "Name of this instance in logs and leases." };
         var slotMs = new Option<long?>("--slot-ms") { Description = "Slot length (only without --deployment)." };
         var config = Cli.ConfigOption();
-        foreach (var o in new Option[] { deployment, redis, postgres, l1, urls, network, keystore, password, instance, slotMs, config }) cmd.Options.Add(o);
+        var logFormat = PbsLogging.FormatOption();
+        foreach (var o in new Option[] { deployment, redis, postgres, l1, urls, network, keystore, password, instance, slotMs, config, logFormat }) cmd.Options.Add(o);
         cmd.SetAction(async (pr, ct) =>
         {
             var settings = new Dictionary<string, string?>();
@@ -56,6 +57,7 @@ public static class RelayCommand
                     b.Configuration.AddEnvironmentVariables("PBS_"); // the environment still beats the file
                 }
                 b.Configuration.AddInMemoryCollection(settings);
+                PbsLogging.Apply(b, pr.GetValue(logFormat));
                 b.WebHost.UseUrls(pr.GetValue(urls) ?? b.Configuration["urls"] ?? "http://127.0.0.1:8080");
             });
             var o = app.Configuration.GetSection(RelayOptions.Section);
@@ -65,17 +67,7 @@ public static class RelayCommand
                 throw new UsageException("no market: give --deployment deployment.json (or Relay:Inbox and the other Relay settings)");
             await app.StartAsync(ct);
             Console.Error.WriteLine($"pbs relay: listening on {string.Join(", ", app.Urls)} (Ctrl-C stops)");
-            try
-            {
-                await Task.Delay(Timeout.Infinite, ct);
-            }
-            catch (OperationCanceledException)
-            {
-            }
-            using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(15));
-            await app.StopAsync(stop.Token);
-            await app.DisposeAsync();
-            return ExitCodes.Ok;
+            return await Cli.RunUntilStoppedAsync(app, "relay", ct);
         });
         return cmd;
     }

@@ -1,12 +1,13 @@
 using System.Collections.Concurrent;
-using System.Diagnostics;
 using System.Threading.Channels;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using PbsMarket.Core;
+using OpenTelemetry.Metrics;
 using PbsMarket.L1;
 
 namespace PbsMarket.Proposer;
@@ -67,10 +68,18 @@ public sealed class ProposerClient : IAsyncDisposable
         _hooks = hooks ?? new ProposerHooks();
         _clock = _o.Clock(_time);
         _domain = _o.Domain;
-        _relays = [.. _o.Relays.Select(r => new RelayClient(r))];
+        _relays = [.. _o.Relays.Select(r => new RelayClient(r, TimeSpan.FromMilliseconds(_o.RelayConnectTimeoutMs)))];
     }
 
     public ProposerMetrics Metrics { get; } = new();
+    /// <summary>Where Prometheus scrapes this client (with <see cref="ProposerOptions.MetricsPort"/>; port 0 picks a free one), after <see cref="StartAsync"/>.</summary>
+    public string? MetricsUrl { get; private set; }
+
+    /// <summary>Time since a start on the client's clock (<see cref="TimeProvider"/>; a test's fake clock too).</summary>
+    readonly struct Elapsed(TimeProvider time, long start)
+    {
+        public long ElapsedMilliseconds => (long)time.GetElapsedTime(start).TotalMilliseconds;
+    }
     /// <summary>The addresses of the keys this client runs (after <see cref="StartAsync"/>).</summary>
     public IReadOnlyList<Address> Addresses => [.. _keys.Keys];
     /// <summary>Raised once per led slot, after its outcome is known.</summary>
@@ -81,7 +90,7 @@ public sealed class ProposerClient : IAsyncDisposable
     public async Task StartAsync(CancellationToken ct = default)
     {
         if (_started) return;
-        var keys = ProposerKeys.Load(_o.Keys);
+        var keys = ProposerKeys.Load(_o.Keys, warning => _log.LogWarning("{Warning}", warning));
         try
         {
             foreach (var k in keys) _keys[k.Address] = (k, SigningJournal.Open(_o.DataDir, k.Address));
@@ -94,15 +103,15 @@ public sealed class ProposerClient : IAsyncDisposable
         }
         var rpcTimeout = TimeSpan.FromMilliseconds(_o.L1TimeoutMs);
         _inbox = new InboxClient(L1Rpc.Connect(_o.L1Rpc, rpcTimeout), _o.Inbox, _o.Registry, string.IsNullOrEmpty(_o.Escrow) ? _o.Registry : _o.Escrow,
-            new L1RpcPolicy(rpcTimeout, 1));
+            new L1RpcPolicy(rpcTimeout, _o.L1RpcRetries));
         var senderHex = !string.IsNullOrEmpty(_o.L1SenderKeyEnv) ? Environment.GetEnvironmentVariable(_o.L1SenderKeyEnv) : keys[0].SecretHex();
         if (string.IsNullOrEmpty(senderHex)) throw new InvalidOperationException($"Proposer:L1SenderKeyEnv: {_o.L1SenderKeyEnv} is not set");
         // Version 2: the price rule and reserve are L1 market parameters; offers are checked against them.
         _rules = await _inbox.MarketRulesAsync(ct);
         _seedRecorder = new InboxClient(L1Rpc.Connect(_o.L1Rpc, rpcTimeout, new Nethereum.Web3.Accounts.Account(senderHex, _o.L1ChainId)),
-            _o.Inbox, _o.Registry, string.IsNullOrEmpty(_o.Escrow) ? _o.Registry : _o.Escrow, new L1RpcPolicy(rpcTimeout, 1));
+            _o.Inbox, _o.Registry, string.IsNullOrEmpty(_o.Escrow) ? _o.Registry : _o.Escrow, new L1RpcPolicy(rpcTimeout, _o.L1RpcRetries));
         _poster = new L1Poster(_inbox, senderHex, new FilePosterJournal(Path.Combine(Path.GetFullPath(_o.DataDir), "l1-poster.json")),
-            new L1PosterOptions { ReceiptTimeout = TimeSpan.FromSeconds(30), RpcTimeout = rpcTimeout, RpcRetries = 1 }, _loggers.CreateLogger("PbsMarket.Proposer.L1Poster"));
+            new L1PosterOptions { ReceiptTimeout = TimeSpan.FromMilliseconds(_o.L1ReceiptTimeoutMs), RpcTimeout = rpcTimeout, RpcRetries = _o.L1RpcRetries }, _loggers.CreateLogger("PbsMarket.Proposer.L1Poster"));
         foreach (var (k, j) in _keys.Values)
             _log.LogInformation("proposer key {Address} from {Origin}; journal {Journal} (highest signed slot {Highest})", k.Address, k.Origin, j.Path,
                 j.HighestSlot?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "none");
@@ -275,7 +284,7 @@ public sealed class ProposerClient : IAsyncDisposable
     {
         var leader = await LeaderAsync(slot, ct) ?? throw new InvalidOperationException($"slot {slot} has no known proposer");
         if (!_keys.TryGetValue(leader, out var k)) throw new InvalidOperationException($"slot {slot} is led by {leader}, not one of this client's keys");
-        var sw = Stopwatch.StartNew();
+        var sw = new Elapsed(_time, _time.GetTimestamp());
         SlotReport report;
         try
         {
@@ -292,7 +301,7 @@ public sealed class ProposerClient : IAsyncDisposable
         return report;
     }
 
-    async Task<SlotReport> DutyAsync(ulong slot, LoadedKey key, SigningJournal journal, Stopwatch sw, CancellationToken ct)
+    async Task<SlotReport> DutyAsync(ulong slot, LoadedKey key, SigningJournal journal, Elapsed sw, CancellationToken ct)
     {
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct);
         deadline.CancelAfter(_o.HeaderTimeout);
@@ -366,7 +375,7 @@ public sealed class ProposerClient : IAsyncDisposable
     }
 
     async Task<SlotReport> DeliverRelayAsync(ulong slot, LoadedKey key, SigningJournal journal, HeaderOffer offer, HeadRef head, List<string> refusals,
-        Stopwatch sw, string note, CancellationToken ct)
+        Elapsed sw, string note, CancellationToken ct)
     {
         var h = offer.Header;
         journal.Record(h, "relay:" + offer.Relay.Name, _time.GetUtcNow());
@@ -376,7 +385,7 @@ public sealed class ProposerClient : IAsyncDisposable
         var proposalSig = key.Key.Sign(Eip712.Digest(_domain, proposal));
         using var payloadDeadline = CancellationTokenSource.CreateLinkedTokenSource(ct);
         payloadDeadline.CancelAfter(_o.PayloadTimeout);
-        var (payload, reason) = await offer.Relay.ProposeAsync(ProposalSubmission.Of(proposal, proposalSig), TimeSpan.FromMilliseconds(50), payloadDeadline.Token);
+        var (payload, reason) = await offer.Relay.ProposeAsync(ProposalSubmission.Of(proposal, proposalSig), TimeSpan.FromMilliseconds(_o.PayloadRetryMs), payloadDeadline.Token);
         string? bad = null;
         if (payload is null) bad = $"signed {offer.HeaderHash} but {offer.Relay} returned no payload ({reason}); the slot is missed unless the relay publishes it (a different header cannot be signed)";
         else if (Keccak.Hash(payload) != h.PayloadHash) bad = $"{offer.Relay} returned a payload whose keccak256 is not payload_hash";
@@ -391,7 +400,7 @@ public sealed class ProposerClient : IAsyncDisposable
             note.Length > 0 ? note : $"parent from {head.Source}", sw.ElapsedMilliseconds);
     }
 
-    async Task<SlotReport> DeliverFallbackAsync(ulong slot, LoadedKey key, SigningJournal journal, Header own, List<string> refusals, Stopwatch sw, string note)
+    async Task<SlotReport> DeliverFallbackAsync(ulong slot, LoadedKey key, SigningJournal journal, Header own, List<string> refusals, Elapsed sw, string note)
     {
         var hash = own.Hash();
         journal.Record(own, "fallback", _time.GetUtcNow());
@@ -404,7 +413,7 @@ public sealed class ProposerClient : IAsyncDisposable
         return new SlotReport(slot, key.Address, SlotOutcome.Fallback, "fallback", own, hash, 0, 0, refusals, note, sw.ElapsedMilliseconds);
     }
 
-    SlotReport Missed(ulong slot, LoadedKey key, List<string> refusals, Stopwatch sw, string detail) =>
+    SlotReport Missed(ulong slot, LoadedKey key, List<string> refusals, Elapsed sw, string detail) =>
         new(slot, key.Address, SlotOutcome.Missed, "-", null, null, 0, 0, refusals, detail, sw.ElapsedMilliseconds);
 
     /// <summary>Tells every relay (but the one that auctioned it) about a signed header, in the background, with a timeout each.</summary>
@@ -460,7 +469,7 @@ public sealed class ProposerClient : IAsyncDisposable
                     {
                         _log.LogWarning("slot {Slot}: L1 post attempt failed: {Error}", item.Slot, e.Message);
                     }
-                    await Task.Delay(TimeSpan.FromMilliseconds(_o.SlotMs), _time, ct);
+                    await Task.Delay(_o.L1PostRetry, _time, ct);
                 }
             }
         }
@@ -474,12 +483,35 @@ public sealed class ProposerClient : IAsyncDisposable
         var builder = WebApplication.CreateSlimBuilder();
         builder.WebHost.UseUrls($"http://{_o.MetricsHost}:{port}");
         builder.Logging.ClearProviders();
+        // A meter of this endpoint's own (from its host's factory), exported alone: several clients may share a process.
+        builder.Services.AddOpenTelemetry().WithMetrics(m => m
+            .AddMeter(ProposerMetrics.MeterName)
+            .AddPrometheusExporter(o => { o.ScrapeResponseCacheDurationMilliseconds = 0; o.ScopeInfoEnabled = false; o.TargetInfoEnabled = false; }));
+        builder.Services.ConfigureOpenTelemetryMeterProvider((sp, b) =>
+        {
+            var own = sp.GetRequiredService<ProposerMeter>().Meter;
+            b.AddView(i => ReferenceEquals(i.Meter, own) ? null : OpenTelemetry.Metrics.MetricStreamConfiguration.Drop);
+        });
+        builder.Services.AddSingleton(sp => new ProposerMeter(sp.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>(), Metrics));
         var app = builder.Build();
-        app.MapGet("/metrics", () => Results.Text(Metrics.ToPrometheus(), "text/plain; version=0.0.4"));
+        app.Services.GetRequiredService<ProposerMeter>();
+        app.MapPrometheusScrapingEndpoint("/metrics");
         app.MapGet("/livez", () => Results.Text("ok"));
         await app.StartAsync(ct);
         _metricsServer = app;
-        _log.LogInformation("metrics on http://{Host}:{Port}/metrics", _o.MetricsHost, port);
+        MetricsUrl = app.Urls.First().TrimEnd('/') + "/metrics";
+        _log.LogInformation("metrics on {Url}", MetricsUrl);
+    }
+
+    sealed class ProposerMeter
+    {
+        public ProposerMeter(System.Diagnostics.Metrics.IMeterFactory factory, ProposerMetrics metrics)
+        {
+            Meter = factory.Create(new System.Diagnostics.Metrics.MeterOptions(ProposerMetrics.MeterName));
+            metrics.Publish(Meter);
+        }
+
+        public System.Diagnostics.Metrics.Meter Meter { get; }
     }
 
     public async ValueTask DisposeAsync()

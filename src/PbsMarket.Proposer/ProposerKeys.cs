@@ -1,4 +1,3 @@
-using Nethereum.KeyStore;
 using PbsMarket.Core;
 
 namespace PbsMarket.Proposer;
@@ -16,35 +15,29 @@ internal sealed class LoadedKey(ProtocolKey key, byte[] secret, string origin)
 
 internal static class ProposerKeys
 {
-    public static IReadOnlyList<LoadedKey> Load(IReadOnlyList<ProposerKeyOptions> keys)
+    public static IReadOnlyList<LoadedKey> Load(IReadOnlyList<ProposerKeyOptions> keys, Action<string>? warn = null)
     {
         var loaded = new List<LoadedKey>();
         for (var i = 0; i < keys.Count; i++)
         {
             var k = keys[i];
-            var key = LoadOne(k, $"Proposer:Keys:{i}");
+            var key = LoadOne(k, $"Proposer:Keys:{i}", warn);
             if (loaded.Any(x => x.Address == key.Address)) throw new InvalidOperationException($"Proposer:Keys:{i}: key {key.Address} is configured twice");
             loaded.Add(key);
         }
         return loaded;
     }
 
-    static LoadedKey LoadOne(ProposerKeyOptions k, string where)
+    static LoadedKey LoadOne(ProposerKeyOptions k, string where, Action<string>? warn)
     {
         if (!string.IsNullOrEmpty(k.KeystorePath))
         {
             string password;
-            if (!string.IsNullOrEmpty(k.PasswordFile)) password = File.ReadAllText(k.PasswordFile).TrimEnd('\r', '\n');
+            if (!string.IsNullOrEmpty(k.PasswordFile)) password = Keystore.ReadPassword(k.PasswordFile, where, warn);
             else if (!string.IsNullOrEmpty(k.PasswordEnv))
                 password = Environment.GetEnvironmentVariable(k.PasswordEnv) ?? throw new InvalidOperationException($"{where}: environment variable {k.PasswordEnv} (the keystore password) is not set");
             else throw new InvalidOperationException($"{where}: KeystorePath needs PasswordFile or PasswordEnv");
-            byte[] secret;
-            try { secret = new KeyStoreService().DecryptKeyStoreFromJson(password, File.ReadAllText(k.KeystorePath)); }
-            catch (Exception e) when (e is not IOException and not UnauthorizedAccessException)
-            {
-                // Never echo the password or key material: only which file failed.
-                throw new InvalidOperationException($"{where}: cannot decrypt keystore {k.KeystorePath} (wrong password or not a keystore file)", e);
-            }
+            var secret = Keystore.Decrypt(k.KeystorePath, password, where, warn);
             return new LoadedKey(new ProtocolKey(secret), secret, $"keystore {k.KeystorePath}");
         }
         if (!string.IsNullOrEmpty(k.PrivateKeyEnv))

@@ -1,5 +1,5 @@
 using System.Globalization;
-using System.Text;
+using System.Diagnostics.Metrics;
 using PbsMarket.Core;
 
 namespace PbsMarket.Proposer;
@@ -74,30 +74,28 @@ public sealed class ProposerMetrics
             return new(_led, _proposed, new Dictionary<string, long>(_won), _fallbacks, _missed, _earned, _refused, _journalRefusals, _posted, [.. _recent]);
     }
 
-    /// <summary>Prometheus text exposition format.</summary>
-    public string ToPrometheus()
+    public const string MeterName = "PbsMarket.Proposer";
+
+    /// <summary>
+    /// The counters as observable instruments of <paramref name="meter"/> (exported in the Prometheus format by
+    /// OpenTelemetry's exporter, like the relay's): each reads the current snapshot when scraped.
+    /// </summary>
+    internal void Publish(Meter meter)
     {
-        var s = Snapshot();
-        var b = new StringBuilder();
-        void Counter(string name, string help, string value, string labels = "")
-        {
-            b.Append("# HELP ").Append(name).Append(' ').Append(help).Append('\n');
-            b.Append("# TYPE ").Append(name).Append(" counter\n");
-            b.Append(name).Append(labels).Append(' ').Append(value).Append('\n');
-        }
-        string I(long v) => v.ToString(CultureInfo.InvariantCulture);
-        Counter("pbs_proposer_slots_led_total", "Slots led by one of the client's keys.", I(s.SlotsLed));
-        Counter("pbs_proposer_proposed_total", "Slots for which a header was signed and delivered (relay or fallback).", I(s.Proposed));
-        Counter("pbs_proposer_fallbacks_total", "Slots proposed with the client's own block.", I(s.Fallbacks));
-        Counter("pbs_proposer_missed_total", "Led slots with nothing proposed.", I(s.Missed));
-        Counter("pbs_proposer_value_earned_wei_total", "Sum of the prices of relay-won slots (wei).", s.ValueEarned.ToString(CultureInfo.InvariantCulture));
-        Counter("pbs_proposer_headers_refused_total", "Relay headers that failed the client's checks.", I(s.HeadersRefused));
-        Counter("pbs_proposer_journal_refusals_total", "Signatures refused by the signing journal.", I(s.JournalRefusals));
-        Counter("pbs_proposer_l1_posts_total", "Headers the client posted to L1 itself.", I(s.PostedByClient));
-        b.Append("# HELP pbs_proposer_won_total Slots won through each relay.\n# TYPE pbs_proposer_won_total counter\n");
-        foreach (var (relay, n) in s.WonByRelay.OrderBy(kv => kv.Key, StringComparer.Ordinal))
-            b.Append("pbs_proposer_won_total{relay=\"").Append(relay.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("\"", "\\\"", StringComparison.Ordinal))
-             .Append("\"} ").Append(I(n)).Append('\n');
-        return b.ToString();
+        void Counter(string name, string description, Func<ProposerMetricsSnapshot, long> read) =>
+            meter.CreateObservableCounter(name, () => read(Snapshot()), description: description);
+        Counter("pbs_proposer_slots_led_total", "Slots led by one of the client's keys.", s => s.SlotsLed);
+        Counter("pbs_proposer_proposed_total", "Slots for which a header was signed and delivered (relay or fallback).", s => s.Proposed);
+        Counter("pbs_proposer_fallbacks_total", "Slots proposed with the client's own block.", s => s.Fallbacks);
+        Counter("pbs_proposer_missed_total", "Led slots with nothing proposed.", s => s.Missed);
+        Counter("pbs_proposer_headers_refused_total", "Relay headers that failed the client's checks.", s => s.HeadersRefused);
+        Counter("pbs_proposer_journal_refusals_total", "Signatures refused by the signing journal.", s => s.JournalRefusals);
+        Counter("pbs_proposer_l1_posts_total", "Headers the client posted to L1 itself.", s => s.PostedByClient);
+        // Prometheus values are float64 anyway: the wei sum is exact up to 2^53 wei, then rounded like any scraped value.
+        meter.CreateObservableCounter("pbs_proposer_value_earned_wei_total", () => (double)Snapshot().ValueEarned,
+            description: "Sum of the prices of relay-won slots (wei).");
+        meter.CreateObservableCounter("pbs_proposer_won_total",
+            () => Snapshot().WonByRelay.Select(kv => new Measurement<long>(kv.Value, new KeyValuePair<string, object?>("relay", kv.Key))),
+            description: "Slots won through each relay.");
     }
 }

@@ -50,6 +50,16 @@ public sealed class ProposerOptions
     public long AnnounceTimeoutMs { get; set; } = 1000;
     /// <summary>Timeout of each L1 read (schedule, head, header of slot).</summary>
     public long L1TimeoutMs { get; set; } = 2000;
+    /// <summary>Retries of a failed L1 call (each within <see cref="L1TimeoutMs"/>).</summary>
+    public int L1RpcRetries { get; set; } = 1;
+    /// <summary>How long the client's own L1 post waits for its receipt.</summary>
+    public long L1ReceiptTimeoutMs { get; set; } = 30_000;
+    /// <summary>Pause between attempts of a failed L1 post of the client's own. Default: one slot.</summary>
+    public long? L1PostRetryMs { get; set; }
+    /// <summary>Pause between retries of the signed proposal while the winning relay has no payload yet.</summary>
+    public long PayloadRetryMs { get; set; } = 50;
+    /// <summary>TCP connect timeout to a relay.</summary>
+    public long RelayConnectTimeoutMs { get; set; } = 1000;
 
     // ---- checks and fallback ----
     /// <summary>Highest gas limit of a header the client signs (and the gas limit of its own blocks).</summary>
@@ -72,6 +82,7 @@ public sealed class ProposerOptions
     public TimeSpan HeaderTimeout => TimeSpan.FromMilliseconds(HeaderTimeoutMs ?? Math.Max(100, CloseOffsetMs * 4 / 10));
     public TimeSpan PayloadTimeout => TimeSpan.FromMilliseconds(PayloadTimeoutMs ?? Math.Max(200, SlotMs / 2));
     public TimeSpan PostGrace => TimeSpan.FromMilliseconds(PostGraceMs ?? 4 * SlotMs);
+    public TimeSpan L1PostRetry => TimeSpan.FromMilliseconds(L1PostRetryMs ?? SlotMs);
 
     /// <summary>Binds the <c>Proposer</c> section (keys and relays as arrays: <c>Proposer:Keys:0:KeystorePath</c>, …).</summary>
     public static ProposerOptions FromConfiguration(IConfiguration configuration)
@@ -114,6 +125,22 @@ public sealed class ProposerOptions
             if (!Address.TryParse(r.Address, out _)) errors.Add($"Proposer:Relays:{i}:Address must be the relay's signing address");
         }
         if (MaxGasLimit < 21_000) errors.Add("Proposer:MaxGasLimit must be at least 21000");
+        void Positive(long? value, string name, long max = 3_600_000)
+        {
+            if (value is { } v && (v <= 0 || v > max)) errors.Add($"Proposer:{name} = {v}: must be between 1 and {max} (ms)");
+        }
+        Positive(HeaderTimeoutMs, nameof(HeaderTimeoutMs));
+        Positive(TooEarlyRetryMs, nameof(TooEarlyRetryMs));
+        Positive(PayloadTimeoutMs, nameof(PayloadTimeoutMs));
+        Positive(AnnounceTimeoutMs, nameof(AnnounceTimeoutMs));
+        Positive(L1TimeoutMs, nameof(L1TimeoutMs));
+        Positive(L1ReceiptTimeoutMs, nameof(L1ReceiptTimeoutMs));
+        Positive(L1PostRetryMs, nameof(L1PostRetryMs));
+        Positive(PostGraceMs, nameof(PostGraceMs), long.MaxValue);
+        Positive(PayloadRetryMs, nameof(PayloadRetryMs));
+        Positive(RelayConnectTimeoutMs, nameof(RelayConnectTimeoutMs));
+        if (L1RpcRetries is < 0 or > 10) errors.Add($"Proposer:L1RpcRetries = {L1RpcRetries}: must be between 0 and 10");
+        if (MetricsPort is < 0 or > 65535) errors.Add($"Proposer:MetricsPort = {MetricsPort}: must be a TCP port (0-65535)");
         if (errors.Count > 0) throw new InvalidOperationException("invalid proposer configuration: " + string.Join("; ", errors));
         return this;
     }

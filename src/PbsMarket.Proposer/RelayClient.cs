@@ -22,12 +22,12 @@ internal sealed class RelayClient : IDisposable
 {
     readonly HttpClient _http;
 
-    public RelayClient(RelayEndpointOptions options, HttpMessageHandler? handler = null)
+    public RelayClient(RelayEndpointOptions options, TimeSpan connectTimeout, HttpMessageHandler? handler = null)
     {
         Name = options.DisplayName;
         Address = Core.Address.Parse(options.Address);
         _http = handler is null
-            ? new HttpClient(new SocketsHttpHandler { ConnectTimeout = TimeSpan.FromSeconds(1), PooledConnectionLifetime = TimeSpan.FromMinutes(5) })
+            ? new HttpClient(new SocketsHttpHandler { ConnectTimeout = connectTimeout, PooledConnectionLifetime = TimeSpan.FromMinutes(5) })
             : new HttpClient(handler);
         _http.BaseAddress = new Uri(options.Url.TrimEnd('/') + "/");
         _http.Timeout = Timeout.InfiniteTimeSpan; // per-call deadlines via cancellation

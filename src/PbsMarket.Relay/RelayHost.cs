@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Options;
 using Npgsql;
+using OpenTelemetry.Metrics;
 using PbsMarket.Relay.Api;
 using PbsMarket.Relay.Archive;
 using PbsMarket.Relay.Auctions;
@@ -33,7 +34,8 @@ public static class RelayHost
     static void AddRelay(this WebApplicationBuilder builder)
     {
         var s = builder.Services;
-        s.AddOptions<RelayOptions>().BindConfiguration(RelayOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        s.AddOptions<RelayOptions>().BindConfiguration(RelayOptions.Section).ValidateOnStart();
+        s.AddSingleton<IValidateOptions<RelayOptions>, RelayOptionsValidation>();
         s.AddSingleton(sp => sp.GetRequiredService<IOptions<RelayOptions>>().Value);
         s.AddSingleton(TimeProvider.System);
         s.AddSingleton<Market>();
@@ -43,21 +45,36 @@ public static class RelayHost
             var o = sp.GetRequiredService<RelayOptions>();
             var config = ConfigurationOptions.Parse(o.Redis);
             config.AbortOnConnectFail = false; // start without Redis and answer 503 until it is there
-            config.ConnectTimeout = Math.Min(config.ConnectTimeout, 2000);
-            config.SyncTimeout = Math.Min(config.SyncTimeout, 2000);
-            config.AsyncTimeout = Math.Min(config.AsyncTimeout, 2000);
+            config.ConnectTimeout = Math.Min(config.ConnectTimeout, o.RedisTimeoutMs);
+            config.SyncTimeout = Math.Min(config.SyncTimeout, o.RedisTimeoutMs);
+            config.AsyncTimeout = Math.Min(config.AsyncTimeout, o.RedisTimeoutMs);
             config.ClientName = "pbs-relay";
             return ConnectionMultiplexer.Connect(config);
         });
         s.AddSingleton(sp => new RedisKeys(sp.GetRequiredService<RelayOptions>().Network));
         s.AddSingleton(sp =>
         {
-            var csb = new NpgsqlConnectionStringBuilder(sp.GetRequiredService<RelayOptions>().Postgres);
-            if (csb.Timeout > 5) csb.Timeout = 5;
+            var o = sp.GetRequiredService<RelayOptions>();
+            var csb = new NpgsqlConnectionStringBuilder(o.Postgres);
+            if (csb.Timeout > o.PostgresTimeoutSeconds) csb.Timeout = o.PostgresTimeoutSeconds;
             return new NpgsqlDataSourceBuilder(csb.ConnectionString).Build();
         });
         s.AddSingleton<RelayKey>();
         s.AddSingleton<RelayMetrics>();
+        s.AddOpenTelemetry().WithMetrics(m => m
+            .AddMeter(RelayMetrics.MeterName)
+            .AddPrometheusExporter(o =>
+            {
+                o.ScrapeResponseCacheDurationMilliseconds = 0; // a scrape sees what was recorded before it
+                o.ScopeInfoEnabled = false; // no otel_scope_name label: the names are the relay's own (docs/relay.md)
+                o.TargetInfoEnabled = false; // Prometheus labels the target itself
+            }));
+        // Listening is by meter name, process-wide: keep only this host's meter (tests run several relays in one process).
+        s.ConfigureOpenTelemetryMeterProvider((sp, b) =>
+        {
+            var own = sp.GetRequiredService<RelayMetrics>().Meter;
+            b.AddView(i => ReferenceEquals(i.Meter, own) ? null : MetricStreamConfiguration.Drop);
+        });
         s.AddSingleton<L1ChainView>();
         s.AddSingleton<IChainView>(sp => sp.GetRequiredService<L1ChainView>());
         s.AddHostedService(sp => sp.GetRequiredService<L1ChainView>());
@@ -77,12 +94,8 @@ public static class RelayHost
         s.AddHostedService(sp => sp.GetRequiredService<AuctionScheduler>());
         s.AddHostedService<L1PosterService>();
         s.AddRelayLimits();
+        s.AddRelayReadiness();
         s.AddOpenApi();
-        builder.Logging.AddSimpleConsole(o =>
-        {
-            o.SingleLine = true;
-            o.TimestampFormat = "HH:mm:ss.fff ";
-        });
     }
 
     /// <summary>

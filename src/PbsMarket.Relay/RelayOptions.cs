@@ -90,6 +90,56 @@ public sealed class RelayOptions
     /// <summary>Key that pays for L1 transactions; defaults to the signing key.</summary>
     public string? L1SenderKey { get; set; }
 
+    // ---- timings, timeouts, retries and budgets of the background loops (today's values as defaults; docs/relay.md) ----
+
+    /// <summary>Redis connect, sync and async timeouts (a tighter one in the connection string wins).</summary>
+    [Range(100, 60_000)] public int RedisTimeoutMs { get; set; } = 2000;
+    /// <summary>PostgreSQL connect timeout (a tighter one in the connection string wins).</summary>
+    [Range(1, 300)] public int PostgresTimeoutSeconds { get; set; } = 5;
+    /// <summary>Each /readyz check's deadline.</summary>
+    [Range(50, 60_000)] public int ReadinessCheckTimeoutMs { get; set; } = 1000;
+    /// <summary>Kestrel: idle keep-alive connections close after this; a body's first bytes get this grace before <see cref="MinBodyBytesPerSecond"/> applies.</summary>
+    [Range(1, 3600)] public int KeepAliveTimeoutSeconds { get; set; } = 30;
+    [Range(0, 300)] public int MinBodyRateGraceSeconds { get; set; } = 2;
+    /// <summary>A comment line on idle event streams, so that proxies keep them open.</summary>
+    [Range(1, 3600)] public int StreamHeartbeatSeconds { get; set; } = 15;
+
+    /// <summary>L1 view: each JSON-RPC call's timeout; retries of a failed read (with exponential backoff from the delay) within an overall deadline.</summary>
+    [Range(100, 300_000)] public int L1RpcTimeoutMs { get; set; } = 3000;
+    [Range(0, 10)] public int L1ReadRetries { get; set; } = 2;
+    [Range(1, 60_000)] public int L1ReadRetryDelayMs { get; set; } = 100;
+    [Range(100, 600_000)] public int L1ReadTimeoutMs { get; set; } = 8000;
+    /// <summary>L1 view refresh period (proposer sets, seeds, balances, the inbox head); default half a slot, at least 500 ms.</summary>
+    [Range(50, 600_000)] public int? L1RefreshMs { get; set; }
+    /// <summary>Blocks per query when scanning the escrow's deposit events.</summary>
+    [Range(1, 1_000_000)] public int DepositScanBlocks { get; set; } = 10_000;
+    /// <summary>L1 balance reads for keys not seen depositing: per second and at once (a flood of fresh keys costs no more).</summary>
+    [Range(1, 10_000)] public int UnknownKeyReadsPerSecond { get; set; } = 10;
+    [Range(1, 1000)] public int UnknownKeyConcurrentReads { get; set; } = 2;
+
+    /// <summary>L1 poster: the posting lease's lifetime (renewed every third of it); the longest posting round; how long an
+    /// item whose parent is not on L1 yet is retried; a transaction's fee replacement interval and receipt wait; each
+    /// JSON-RPC call's timeout; the pause after an idle round (default a quarter slot, at least 200 ms) and after a failed one.</summary>
+    [Range(1000, 600_000)] public int L1PosterLeaseMs { get; set; } = 10_000;
+    [Range(1000, 3_600_000)] public int L1PosterRoundTimeoutMs { get; set; } = 90_000;
+    [Range(1000, 3_600_000)] public int L1PosterParentWaitMs { get; set; } = 60_000;
+    [Range(100, 600_000)] public int L1PosterReplaceAfterMs { get; set; } = 6000;
+    [Range(1000, 3_600_000)] public int L1PosterReceiptTimeoutMs { get; set; } = 60_000;
+    [Range(100, 300_000)] public int L1PosterRpcTimeoutMs { get; set; } = 10_000;
+    [Range(10, 600_000)] public int? L1PosterIdleMs { get; set; }
+    [Range(10, 600_000)] public int L1PosterErrorBackoffMs { get; set; } = 1000;
+
+    /// <summary>Archiver: stream entries per batch; entries idle this long at another instance are claimed (checked at most
+    /// every <see cref="ArchiveClaimEveryMs"/>); retry backoff from min to max while PostgreSQL fails.</summary>
+    [Range(1, 10_000)] public int ArchiveBatch { get; set; } = 50;
+    [Range(100, 3_600_000)] public int ArchiveClaimIdleMs { get; set; } = 10_000;
+    [Range(100, 3_600_000)] public int ArchiveClaimEveryMs { get; set; } = 5000;
+    [Range(1, 600_000)] public int ArchiveRetryMinMs { get; set; } = 200;
+    [Range(1, 600_000)] public int ArchiveRetryMaxMs { get; set; } = 5000;
+
+    public TimeSpan L1Refresh => TimeSpan.FromMilliseconds(L1RefreshMs ?? Math.Max(500, SlotMs / 2));
+    public TimeSpan L1PosterIdle => TimeSpan.FromMilliseconds(L1PosterIdleMs ?? Math.Max(200, SlotMs / 4));
+
     public BigInteger MinFreeCollateralWei => BigInteger.Parse(MinFreeCollateral, System.Globalization.CultureInfo.InvariantCulture);
 
     public BigInteger Reserve => BigInteger.Parse(ReservePrice, System.Globalization.CultureInfo.InvariantCulture);
@@ -103,4 +153,48 @@ public sealed class DurabilityOptions
 
     /// <summary>How long to wait for them (ms); past it the write is answered 503 <c>unavailable</c>, not acknowledged.</summary>
     [Range(1, 60_000)] public int WaitTimeoutMs { get; set; } = 500;
+}
+
+/// <summary>
+/// Checks every <see cref="RelayOptions"/> setting at start (the host's ValidateOnStart): the ranges and patterns on the
+/// properties, then the rules between settings. One message per bad setting, naming it: <c>Relay:SlotMs = 50: …</c>.
+/// </summary>
+public sealed class RelayOptionsValidation : Microsoft.Extensions.Options.IValidateOptions<RelayOptions>
+{
+    public Microsoft.Extensions.Options.ValidateOptionsResult Validate(string? name, RelayOptions o)
+    {
+        var errors = new List<string>();
+        var results = new List<ValidationResult>();
+        Validator.TryValidateObject(o, new ValidationContext(o), results, validateAllProperties: true);
+        foreach (var r in results)
+            foreach (var member in r.MemberNames.DefaultIfEmpty("?"))
+                errors.Add($"{Setting(member)} = {Show(member, typeof(RelayOptions).GetProperty(member)?.GetValue(o))}: {r.ErrorMessage}");
+        void Check(bool ok, string member, string rule)
+        {
+            if (!ok) errors.Add($"{Setting(member)} = {Show(member, typeof(RelayOptions).GetProperty(member)?.GetValue(o))}: {rule}");
+        }
+        var durability = new List<ValidationResult>();
+        Validator.TryValidateObject(o.Durability, new ValidationContext(o.Durability), durability, validateAllProperties: true);
+        foreach (var r in durability)
+            foreach (var member in r.MemberNames.DefaultIfEmpty("?"))
+                errors.Add($"{RelayOptions.Section}:Durability:{member} = {Convert.ToString(typeof(DurabilityOptions).GetProperty(member)?.GetValue(o.Durability), System.Globalization.CultureInfo.InvariantCulture)}: {r.ErrorMessage}");
+        Check(o.CloseOffsetMs < o.SlotMs, nameof(o.CloseOffsetMs), "must be shorter than Relay:SlotMs");
+        Check(BigInteger.TryParse(o.ReservePrice, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out _),
+            nameof(o.ReservePrice), "must be a whole number of wei (decimal digits)");
+        foreach (var (member, value) in new[] { (nameof(o.Inbox), o.Inbox), (nameof(o.Registry), o.Registry), (nameof(o.Escrow), o.Escrow) })
+            Check(string.IsNullOrEmpty(value) || Address.TryParse(value, out _), member, "must be a 0x-prefixed 20-byte contract address");
+        if (!string.IsNullOrEmpty(o.SigningKey)) Check(Hex.TryDecodeFixed(WithPrefix(o.SigningKey), 32, out _, out _), nameof(o.SigningKey), "must be a 32-byte hex key");
+        if (!string.IsNullOrEmpty(o.L1SenderKey)) Check(Hex.TryDecodeFixed(WithPrefix(o.L1SenderKey), 32, out _, out _), nameof(o.L1SenderKey), "must be a 32-byte hex key");
+        Check(o.L1PosterRoundTimeoutMs > o.L1PosterReceiptTimeoutMs, nameof(o.L1PosterRoundTimeoutMs), "must be longer than Relay:L1PosterReceiptTimeoutMs (a round waits for a receipt)");
+        Check(o.ArchiveRetryMinMs <= o.ArchiveRetryMaxMs, nameof(o.ArchiveRetryMinMs), "must not exceed Relay:ArchiveRetryMaxMs");
+        return errors.Count == 0 ? Microsoft.Extensions.Options.ValidateOptionsResult.Success : Microsoft.Extensions.Options.ValidateOptionsResult.Fail(errors);
+    }
+
+    static string Setting(string member) => $"{RelayOptions.Section}:{member}";
+
+    static string Show(string member, object? value) => member is nameof(RelayOptions.SigningKey) or nameof(RelayOptions.L1SenderKey)
+        ? "(secret, not shown)" // secrets are never echoed
+        : value switch { null => "(unset)", string s => $"\"{s}\"", _ => Convert.ToString(value, System.Globalization.CultureInfo.InvariantCulture) ?? "" };
+
+    static string WithPrefix(string hex) => hex.Trim().StartsWith("0x", StringComparison.Ordinal) ? hex.Trim() : "0x" + hex.Trim();
 }

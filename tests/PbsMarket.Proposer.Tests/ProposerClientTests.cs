@@ -238,7 +238,9 @@ public sealed class ProposerClientTests(TestServers servers) : IAsyncLifetime
     public async Task With_the_relays_down_the_clients_own_blocks_reach_L1_and_chain_on_each_other()
     {
         var relay = await _m.StartRelayAsync();
-        var (client, reports, _) = Run(Harness.Options(_m, Harness.TempDir(), Harness.Relay("relay", relay.Url, TestMarket.RelaySigner.Address)));
+        var options = Harness.Options(_m, Harness.TempDir(), Harness.Relay("relay", relay.Url, TestMarket.RelaySigner.Address));
+        options.MetricsPort = 0; // a free port; the client says which
+        var (client, reports, _) = Run(options);
 
         // One slot through the relay...
         var auction = await _m.NextAuctionAsync(relay.Client, 450);
@@ -273,6 +275,19 @@ public sealed class ProposerClientTests(TestServers servers) : IAsyncLifetime
         Assert.Equal(BigInteger.Zero, own.Price);
         Assert.Equal(Hash32.Zero, own.BidsRoot);
         Assert.True(client.Metrics.Snapshot().PostedByClient >= 2);
+        // The same counters in the Prometheus text of the client's /metrics (OpenTelemetry's exporter).
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
+        var text = await http.GetStringAsync(client.MetricsUrl);
+        long Value(string name)
+        {
+            // Without labels the exporter writes "name{} value" (valid exposition format) or "name value".
+            var line = text.Split('\n').FirstOrDefault(l => l.StartsWith(name + " ", StringComparison.Ordinal) || l.StartsWith(name + "{} ", StringComparison.Ordinal));
+            Assert.True(line is not null, $"no {name} in\n{text}");
+            return long.Parse(line.Split(' ')[1], System.Globalization.CultureInfo.InvariantCulture);
+        }
+        Assert.True(Value("pbs_proposer_l1_posts_total") >= 2, text);
+        Assert.True(Value("pbs_proposer_fallbacks_total") >= 2, text);
+        Assert.Contains("pbs_proposer_won_total{relay=\"relay\"} 1", text);
         Assert.True(client.Metrics.Snapshot().Fallbacks >= 2);
     }
 }

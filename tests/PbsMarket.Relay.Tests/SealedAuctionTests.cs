@@ -87,7 +87,7 @@ public sealed class SealedAuctionTests(TestServers servers) : MarketTest(servers
         Assert.Contains(secrets[0], revealed);
         Assert.Contains("123456789", revealed);
         var metrics = await http.GetStringAsync("/metrics");
-        Assert.Contains("pbs_bids_total{result=\"accepted\"} 3", metrics);
+        Assert.True(metrics.Contains("pbs_bids_total{result=\"accepted\"} 3", StringComparison.Ordinal), metrics);
         // The stream announces the close (wait for the event, not for a time).
         var closedEvent = $"\"type\":\"closed\",\"slot\":\"{a.Slot}\"";
         var streamDeadline = DateTime.UtcNow.AddSeconds(30);

@@ -119,7 +119,7 @@ public static class DataApi
         // First event: where the market is, so a (re)connecting client can catch up with the data API.
         await http.Response.WriteAsync($"retry: 2000\nevent: hello\ndata: {{\"slot\":\"{market.Clock.CurrentSlot}\",\"now_ms\":\"{market.Clock.NowMs}\",\"slot_ms\":\"{market.Options.SlotMs}\",\"genesis_ms\":\"{market.Options.GenesisMs}\",\"close_offset_ms\":\"{market.Options.CloseOffsetMs}\"}}\n\n", ct);
         await http.Response.Body.FlushAsync(ct);
-        using var heartbeat = new PeriodicTimer(TimeSpan.FromSeconds(15));
+        using var heartbeat = new PeriodicTimer(TimeSpan.FromSeconds(market.Options.StreamHeartbeatSeconds));
         var tick = heartbeat.WaitForNextTickAsync(ct).AsTask();
         try
         {

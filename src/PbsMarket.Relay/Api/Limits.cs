@@ -23,11 +23,11 @@ public static class Limits
             k.Limits.MaxConcurrentUpgradedConnections = o.MaxConnections;
             // Checked by Kestrel as bytes arrive (and against a declared Content-Length, before any buffering).
             k.Limits.MaxRequestBodySize = BodyLimit(o);
-            k.Limits.MinRequestBodyDataRate = new MinDataRate(o.MinBodyBytesPerSecond, TimeSpan.FromSeconds(2));
+            k.Limits.MinRequestBodyDataRate = new MinDataRate(o.MinBodyBytesPerSecond, TimeSpan.FromSeconds(o.MinBodyRateGraceSeconds));
             k.Limits.RequestHeadersTimeout = TimeSpan.FromSeconds(o.RequestHeadersTimeoutSeconds);
             k.Limits.MaxRequestHeadersTotalSize = 16 * 1024;
             k.Limits.MaxRequestLineSize = 8 * 1024;
-            k.Limits.KeepAliveTimeout = TimeSpan.FromSeconds(30);
+            k.Limits.KeepAliveTimeout = TimeSpan.FromSeconds(o.KeepAliveTimeoutSeconds);
         });
         s.AddSingleton<BuilderRateLimiter>();
         s.AddRateLimiter(r =>

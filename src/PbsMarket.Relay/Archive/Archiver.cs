@@ -17,17 +17,16 @@ namespace PbsMarket.Relay.Archive;
 /// entries wait in the stream and the relay keeps accepting bids.
 /// </summary>
 public sealed class Archiver(
-    IConnectionMultiplexer redis, RedisKeys keys, NpgsqlDataSource db, RelayMetrics metrics, InstanceInfo instance, ILogger<Archiver> log)
+    IConnectionMultiplexer redis, RedisKeys keys, NpgsqlDataSource db, RelayMetrics metrics, InstanceInfo instance, RelayOptions o, TimeProvider time, ILogger<Archiver> log)
     : BackgroundService
 {
     public volatile string? Problem = "starting";
-    static readonly TimeSpan ClaimIdle = TimeSpan.FromSeconds(10);
 
     protected override async Task ExecuteAsync(CancellationToken ct)
     {
-        var delay = TimeSpan.FromMilliseconds(200);
+        var delay = TimeSpan.FromMilliseconds(o.ArchiveRetryMinMs);
         var migrated = false;
-        var lastClaim = DateTime.MinValue;
+        var lastClaim = DateTimeOffset.MinValue;
         while (!ct.IsCancellationRequested)
         {
             try
@@ -40,15 +39,15 @@ public sealed class Archiver(
                 await EnsureGroupAsync();
                 var idle = true;
                 // Own pending entries first (left by a failed write), then entries idle at dead instances, then new ones.
-                var entries = await Db.StreamReadGroupAsync(keys.ArchiveStream, RedisKeys.ArchiveGroup, instance.Id, "0", 50);
-                if (entries.Length == 0 && DateTime.UtcNow - lastClaim > TimeSpan.FromSeconds(5))
+                var entries = await Db.StreamReadGroupAsync(keys.ArchiveStream, RedisKeys.ArchiveGroup, instance.Id, "0", o.ArchiveBatch);
+                if (entries.Length == 0 && time.GetUtcNow() - lastClaim > TimeSpan.FromMilliseconds(o.ArchiveClaimEveryMs))
                 {
-                    lastClaim = DateTime.UtcNow;
-                    var claimed = await Db.StreamAutoClaimAsync(keys.ArchiveStream, RedisKeys.ArchiveGroup, instance.Id, (long)ClaimIdle.TotalMilliseconds, "0-0", 50);
+                    lastClaim = time.GetUtcNow();
+                    var claimed = await Db.StreamAutoClaimAsync(keys.ArchiveStream, RedisKeys.ArchiveGroup, instance.Id, o.ArchiveClaimIdleMs, "0-0", o.ArchiveBatch);
                     entries = claimed.ClaimedEntries;
                     if (entries.Length > 0) log.LogWarning("claimed {Count} archive entries left by another instance", entries.Length);
                 }
-                if (entries.Length == 0) entries = await Db.StreamReadGroupAsync(keys.ArchiveStream, RedisKeys.ArchiveGroup, instance.Id, ">", 50);
+                if (entries.Length == 0) entries = await Db.StreamReadGroupAsync(keys.ArchiveStream, RedisKeys.ArchiveGroup, instance.Id, ">", o.ArchiveBatch);
                 if (entries.Length > 0)
                 {
                     idle = false;
@@ -56,12 +55,12 @@ public sealed class Archiver(
                     var ids = entries.Select(e => e.Id).ToArray();
                     await Db.StreamAcknowledgeAsync(keys.ArchiveStream, RedisKeys.ArchiveGroup, ids);
                     await Db.StreamDeleteAsync(keys.ArchiveStream, ids);
-                    metrics.Count("pbs_archive_records_total", null, entries.Length);
+                    metrics.ArchiveRecords.Add(entries.Length);
                 }
                 if (Problem is not null) log.LogInformation("archive writing to PostgreSQL again");
                 Problem = null;
-                delay = TimeSpan.FromMilliseconds(200);
-                if (idle) await Task.Delay(delay, ct);
+                delay = TimeSpan.FromMilliseconds(o.ArchiveRetryMinMs);
+                if (idle) await Task.Delay(delay, time, ct);
             }
             catch (OperationCanceledException) when (ct.IsCancellationRequested)
             {
@@ -73,9 +72,9 @@ public sealed class Archiver(
                 // escape and stop the relay. Stream entries are acknowledged only once written, so nothing is skipped.
                 if (Problem is null || delay.TotalSeconds >= 4) log.LogWarning("archive paused, retrying in {Delay}: {Type}: {Error}", delay, e.GetType().Name, e.Message);
                 Problem = e.Message;
-                metrics.Count("pbs_archive_errors_total");
-                await Task.Delay(delay, ct);
-                delay = TimeSpan.FromMilliseconds(Math.Min(delay.TotalMilliseconds * 2, 5000));
+                metrics.ArchiveErrors.Add(1);
+                await Task.Delay(delay, time, ct);
+                delay = TimeSpan.FromMilliseconds(Math.Min(delay.TotalMilliseconds * 2, o.ArchiveRetryMaxMs));
             }
         }
     }

@@ -33,8 +33,8 @@ public sealed class BidService(AuctionStore store, Market market, IChainView cha
         var sealedSlot = slot is { } s && s <= current + 2 && s + 2 >= current ? s : current + 1; // bounded: no unbounded per-slot buffers
         metrics.WhenClosed(sealedSlot, m =>
         {
-            m.Count("pbs_bids_total", $"result=\"{code}\"");
-            m.Observe("pbs_bid_seconds", seconds, RelayMetrics.LatencyBuckets);
+            m.Bids.Add(1, RelayMetrics.Tag("result", code));
+            m.BidSeconds.Record(seconds);
         });
         return outcome;
     }

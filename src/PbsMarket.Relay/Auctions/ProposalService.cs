@@ -45,7 +45,7 @@ public sealed class ProposalService(
                 : new HeaderRefused(new("too_early", $"the auction for slot {slot} is closing"));
         }
         if (closed.Winner is null) return new NoBid();
-        metrics.Count("pbs_headers_served_total");
+        metrics.HeadersServed.Add(1);
         return new WinningHeader(closed.Winner, closed.View);
     }
 
@@ -109,7 +109,7 @@ public sealed class ProposalService(
         if (outcome is AuctionStore.NewProposal)
         {
             await QueueForL1Async(winner.Header, winner.HeaderHash, winner.Signature, p.Signature, payload, closed.View.SettlementOf(), "auction", now);
-            metrics.Count("pbs_proposals_total", "source=\"auction\"");
+            metrics.Proposals.Add(1, RelayMetrics.Tag("source", "auction"));
         }
         // The 200 promises the proposal is kept and posted: confirmed on the replicas first (a resent one again).
         if (!await store.ConfirmProposalAsync(p.Slot)) return NotConfirmed(p.Slot);
@@ -186,7 +186,7 @@ public sealed class ProposalService(
             // on, nobody has (the auctioning relay usually has; L1 skips a second copy rather than reverting).
             await QueueForL1Async(h, headerHash, a.BuilderSignature, a.ProposalSignature, a.Payload, a.Settlement, "announced", now,
                 notBeforeMs: market.Clock.StartMs(h.Slot) + (ulong)market.Options.SlotMs);
-            metrics.Count("pbs_proposals_total", "source=\"announced\"");
+            metrics.Proposals.Add(1, RelayMetrics.Tag("source", "announced"));
             if (!await store.ConfirmProposalAsync(h.Slot)) return new AnnounceRefused(((ProposeRefused)NotConfirmed(h.Slot)).Rejection);
             return new Announced(true, await store.GetHeadAsync());
         }
@@ -233,7 +233,7 @@ public sealed class ProposalService(
         var evidence = EquivocationRecord.Of(proposer, first, firstSig, second, secondSig, now);
         await archive.EnqueueEquivocationAsync(evidence);
         await redis.GetDatabase().StreamAddAsync(store.Keys.L1Evidence, "evidence", JsonSerializer.Serialize(evidence, WireJson.Options));
-        metrics.Count("pbs_equivocations_total");
+        metrics.Equivocations.Add(1);
         log.LogWarning("equivocation by {Proposer} in slot {Slot}: {First} and {Second}; evidence kept", proposer, slot, firstHash, secondHash);
         return Refuse("equivocation", $"slot {slot} already has a proposal for {firstHash} by {proposer}; this conflicting one is kept as evidence");
     }

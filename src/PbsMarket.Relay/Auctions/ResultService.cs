@@ -70,8 +70,8 @@ public sealed class ResultService(
         {
             // Only the instance that stored the result archives and announces it.
             await archive.EnqueueResultAsync(view, closed.Bids);
-            metrics.Observe("pbs_auction_bids", closed.Bids.Count, RelayMetrics.SizeBuckets);
-            metrics.Count("pbs_auctions_closed_total", winner is null ? "outcome=\"empty\"" : "outcome=\"won\"");
+            metrics.AuctionBids.Record(closed.Bids.Count);
+            metrics.AuctionsClosed.Add(1, RelayMetrics.Tag("outcome", winner is null ? "empty" : "won"));
             await events.PublishAsync(JsonSerializer.Serialize(new { type = "closed", slot = slot.ToString(), bid_count = closed.Bids.Count.ToString(), winner = view.Winner?.Builder.ToString(), price = result.Price.ToString() }));
             log.LogInformation("slot {Slot} closed: {Bids} bids, winner {Winner}, price {Price} wei, root {Root}",
                 slot, closed.Bids.Count, view.Winner?.Builder.ToString() ?? "none", result.Price, root);

@@ -41,20 +41,23 @@ public sealed class L1ChainView : BackgroundService, IChainView
     /// <summary>On-demand reads for keys not (yet) seen depositing: a deposit newer than the last scan is still found at
     /// once, but a flood of fresh keys gets at most 10 L1 reads a second, and 2 at a time; the rest a refusal at once
     /// (a real depositor is found by the next scan, within half a slot).</summary>
-    readonly SemaphoreSlim _unknownKeyReads = new(2);
-    readonly System.Threading.RateLimiting.TokenBucketRateLimiter _unknownKeyBudget = new(new()
-    {
-        TokenLimit = 10, TokensPerPeriod = 10, ReplenishmentPeriod = TimeSpan.FromSeconds(1), QueueLimit = 0, AutoReplenishment = true,
-    });
+    readonly SemaphoreSlim _unknownKeyReads;
+    readonly System.Threading.RateLimiting.TokenBucketRateLimiter _unknownKeyBudget;
     readonly Infrastructure.RelayMetrics _metrics;
-    const ulong DepositScanBlocks = 10_000;
+    readonly ulong DepositScanBlocks;
     readonly Address _relay;
     readonly ResiliencePipeline _retry;
     readonly InboxClient _inbox;
     long _lastSuccess;
 
-    public L1ChainView(Market market, Infrastructure.RelayKey key, DebtLedger ledger, Infrastructure.RelayMetrics metrics, ILogger<L1ChainView> log)
+    readonly TimeProvider _time;
+
+    /// <summary>Monotonic milliseconds (for ages of cached reads; not wall time).</summary>
+    long NowMs => (long)(_time.GetTimestamp() * (1000.0 / _time.TimestampFrequency));
+
+    public L1ChainView(Market market, Infrastructure.RelayKey key, DebtLedger ledger, Infrastructure.RelayMetrics metrics, TimeProvider time, ILogger<L1ChainView> log)
     {
+        _time = time;
         _metrics = metrics;
         _ledger = ledger;
         _relay = key.Address;
@@ -66,21 +69,35 @@ public sealed class L1ChainView : BackgroundService, IChainView
         _registry = o.Registry;
         _escrow = o.Escrow;
         _depositsScannedTo = (ulong)o.DeployedAtBlock;
-        _web3 = L1Rpc.Connect(o.L1Rpc, TimeSpan.FromSeconds(3));
-        _inbox = new InboxClient(_web3, o.Inbox, o.Registry, o.Escrow, new L1RpcPolicy(TimeSpan.FromSeconds(3), 1));
-        _retry = new ResiliencePipelineBuilder()
-            .AddRetry(new RetryStrategyOptions
+        DepositScanBlocks = (ulong)o.DepositScanBlocks;
+        _unknownKeyReads = new(o.UnknownKeyConcurrentReads);
+        _unknownKeyBudget = new(new()
+        {
+            TokenLimit = o.UnknownKeyReadsPerSecond, TokensPerPeriod = o.UnknownKeyReadsPerSecond, ReplenishmentPeriod = TimeSpan.FromSeconds(1),
+            QueueLimit = 0, AutoReplenishment = true,
+        });
+        var rpcTimeout = TimeSpan.FromMilliseconds(o.L1RpcTimeoutMs);
+        _web3 = L1Rpc.Connect(o.L1Rpc, rpcTimeout);
+        _inbox = new InboxClient(_web3, o.Inbox, o.Registry, o.Escrow, new L1RpcPolicy(rpcTimeout, 1));
+        var retry = new ResiliencePipelineBuilder();
+        if (o.L1ReadRetries > 0)
+            retry.AddRetry(new RetryStrategyOptions
             {
-                MaxRetryAttempts = 2,
-                Delay = TimeSpan.FromMilliseconds(100),
+                MaxRetryAttempts = o.L1ReadRetries,
+                Delay = TimeSpan.FromMilliseconds(o.L1ReadRetryDelayMs),
                 BackoffType = DelayBackoffType.Exponential,
                 ShouldHandle = new PredicateBuilder().Handle<Exception>(e => e is not OperationCanceledException),
-            })
-            .AddTimeout(TimeSpan.FromSeconds(8))
-            .Build();
+            });
+        _retry = retry.AddTimeout(TimeSpan.FromMilliseconds(o.L1ReadTimeoutMs)).Build();
     }
 
     public string? Problem { get; private set; } = "L1 not synced yet";
+
+    /// <summary>Whether the inbox accepts this relay's signing key (registered, active, bonded), as of the last refresh; null before the first.</summary>
+    public bool? RelayRegistered { get; private set; }
+
+    /// <summary>The relay's signing address.</summary>
+    public Address RelayAddress => _relay;
 
     public ChainHead? InboxHead { get; private set; }
 
@@ -95,7 +112,7 @@ public sealed class L1ChainView : BackgroundService, IChainView
 
     public async ValueTask<(BigInteger Collateral, bool Barred)> CollateralAsync(Address builder, ulong atLeastBlock, CancellationToken ct)
     {
-        var now = Environment.TickCount64;
+        var now = NowMs;
         // Stale when older than the cache, or read at a block before the one by which the ledger released debts: L1
         // may have charged those since, and free collateral would count the money twice.
         if (_collateral.TryGetValue(builder, out var c) && now - c.FetchedAt < CacheMs && c.AtBlock >= atLeastBlock) return (c.Balance, c.Barred);
@@ -107,7 +124,7 @@ public sealed class L1ChainView : BackgroundService, IChainView
             if (!lease.IsAcquired || !_unknownKeyReads.Wait(0)) return (BigInteger.Zero, false);
             try
             {
-                _metrics.Count("pbs_l1_balance_reads_total", "key=\"unknown\"");
+                _metrics.L1BalanceReads.Add(1, Infrastructure.RelayMetrics.Tag("key", "unknown"));
                 var block = await OnDemandBlockAsync(atLeastBlock, ct);
                 var (fresh, freshBarred) = await ReadBalanceAsync(builder, block, ct);
                 if (fresh.IsZero && !freshBarred) return (fresh, freshBarred);
@@ -120,7 +137,7 @@ public sealed class L1ChainView : BackgroundService, IChainView
                 _unknownKeyReads.Release();
             }
         }
-        _metrics.Count("pbs_l1_balance_reads_total", "key=\"depositor\"");
+        _metrics.L1BalanceReads.Add(1, Infrastructure.RelayMetrics.Tag("key", "depositor"));
         var at = await OnDemandBlockAsync(atLeastBlock, ct);
         var (balance, barred) = await ReadBalanceAsync(builder, at, ct);
         _collateral[builder] = new(balance, barred, now, at);
@@ -201,7 +218,7 @@ public sealed class L1ChainView : BackgroundService, IChainView
         var inbox = new InboxClient(_web3, _market.Options.Inbox, _registry, _escrow);
         var (rule, reserve) = await inbox.MarketRulesAsync(ct);
         var delayS = await inbox.WithdrawalDelayAsync(ct);
-        var horizonS = (CacheMs + (long)(HeadRules.LateSlots + 2) * _market.Options.SlotMs) / 1000 + 2 * (long)L1PosterService.RoundTimeout.TotalSeconds;
+        var horizonS = (CacheMs + (long)(HeadRules.LateSlots + 2) * _market.Options.SlotMs) / 1000 + 2 * (long)_market.Options.L1PosterRoundTimeoutMs / 1000;
         _rulesProblem = rule != _market.PriceRule || reserve != _market.Reserve
             ? $"Relay:PriceRule {_market.PriceRule} / Relay:ReservePrice {_market.Reserve} differ from the inbox's {rule} / {reserve}: L1 would refuse this relay's prices"
             : (long)delayS < horizonS
@@ -219,6 +236,7 @@ public sealed class L1ChainView : BackgroundService, IChainView
         var tip = await _retry.ExecuteAsync(async t => await _inbox.TipAsync(t), ct);
         InboxHead = tip.IsGenesis ? ChainHead.Genesis : new ChainHead(tip.Hash, tip.Number, tip.Slot);
         if (tip.L1Block > Volatile.Read(ref _tipBlock)) Volatile.Write(ref _tipBlock, tip.L1Block);
+        RelayRegistered = await _inbox.IsRelayAsync(_relay, ct);
         await ScanDepositsAsync(tip.L1Block, ct);
         // Every slot up to the inbox's last posted one is final (one linear chain): its winner's debt goes, once. A
         // ledger that fails (Redis down, or state it cannot account for) must not stop the rest of the L1 view.
@@ -253,13 +271,13 @@ public sealed class L1ChainView : BackgroundService, IChainView
         {
             if (c.Balance < _market.Options.MinFreeCollateralWei && !c.Barred)
             {
-                if (Environment.TickCount64 - c.FetchedAt >= CacheMs) _collateral.TryRemove(builder, out _);
+                if (NowMs - c.FetchedAt >= CacheMs) _collateral.TryRemove(builder, out _);
                 continue;
             }
             var (balance, barred) = await ReadBalanceAsync(builder, tip.L1Block, ct);
-            _collateral[builder] = new(balance, barred, Environment.TickCount64, tip.L1Block);
+            _collateral[builder] = new(balance, barred, NowMs, tip.L1Block);
         }
-        _lastSuccess = Environment.TickCount64;
+        _lastSuccess = NowMs;
     }
 
     protected override async Task ExecuteAsync(CancellationToken ct)
@@ -278,7 +296,7 @@ public sealed class L1ChainView : BackgroundService, IChainView
             }
             catch (Exception e)
             {
-                var stale = Environment.TickCount64 - _lastSuccess > _market.Options.SlotMs * 3;
+                var stale = NowMs - _lastSuccess > _market.Options.SlotMs * 3;
                 if (stale || _lastSuccess == 0)
                 {
                     if (Problem is null) _log.LogWarning("L1 unreachable: {Error}", e.Message);
@@ -287,7 +305,7 @@ public sealed class L1ChainView : BackgroundService, IChainView
             }
             try
             {
-                await Task.Delay(TimeSpan.FromMilliseconds(Math.Max(500, _market.Options.SlotMs / 2)), ct);
+                await Task.Delay(_market.Options.L1Refresh, _time, ct);
             }
             catch (OperationCanceledException)
             {

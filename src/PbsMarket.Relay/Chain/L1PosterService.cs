@@ -17,13 +17,13 @@ namespace PbsMarket.Relay.Chain;
 /// </summary>
 public sealed class L1PosterService(
     IConnectionMultiplexer redis, RedisKeys keys, Market market, AuctionStore store, ArchiveQueue archive,
-    EventHub events, RelayMetrics metrics, InstanceInfo instance, RelayKey relayKey, ILogger<L1PosterService> log) : BackgroundService
+    EventHub events, RelayMetrics metrics, InstanceInfo instance, RelayKey relayKey, TimeProvider time, ILogger<L1PosterService> log) : BackgroundService
 {
     const string Group = "posters";
-    static readonly TimeSpan LeaseTtl = TimeSpan.FromSeconds(10);
+    TimeSpan LeaseTtl => TimeSpan.FromMilliseconds(market.Options.L1PosterLeaseMs);
     /// <summary>An item whose parent is not on L1 yet (e.g. announced elsewhere, posted by someone else) is retried this long.</summary>
-    static readonly TimeSpan ParentWait = TimeSpan.FromSeconds(60);
-    readonly Dictionary<string, DateTime> _firstRefusal = [];
+    TimeSpan ParentWait => TimeSpan.FromMilliseconds(market.Options.L1PosterParentWaitMs);
+    readonly Dictionary<string, DateTimeOffset> _firstRefusal = [];
     IDatabase Db => redis.GetDatabase();
 
     protected override async Task ExecuteAsync(CancellationToken ct)
@@ -36,7 +36,8 @@ public sealed class L1PosterService(
             log.LogInformation("L1 poster disabled on this instance ({Reason})", o.RunL1 ? "no L1 sender key" : "Relay:RunL1=false");
             return;
         }
-        var inbox = new InboxClient(L1Rpc.Connect(o.L1Rpc, TimeSpan.FromSeconds(10)), o.Inbox, o.Registry, o.Escrow);
+        var rpcTimeout = TimeSpan.FromMilliseconds(o.L1PosterRpcTimeoutMs);
+        var inbox = new InboxClient(L1Rpc.Connect(o.L1Rpc, rpcTimeout), o.Inbox, o.Registry, o.Escrow);
         L1Poster? poster = null;
         InboxClient? reporter = null;
         try
@@ -52,11 +53,15 @@ public sealed class L1PosterService(
                             await poster.DisposeAsync();
                             poster = null;
                         }
-                        await Task.Delay(LeaseTtl / 3, ct);
+                        await Task.Delay(LeaseTtl / 3, time, ct);
                         continue;
                     }
-                    poster ??= new L1Poster(inbox, senderKey, new RedisPosterJournal(redis, keys), new L1PosterOptions { ReplaceAfter = TimeSpan.FromSeconds(6) }, log);
-                    reporter ??= new InboxClient(L1Rpc.Connect(o.L1Rpc, TimeSpan.FromSeconds(10),
+                    poster ??= new L1Poster(inbox, senderKey, new RedisPosterJournal(redis, keys), new L1PosterOptions
+                    {
+                        ReplaceAfter = TimeSpan.FromMilliseconds(o.L1PosterReplaceAfterMs),
+                        ReceiptTimeout = TimeSpan.FromMilliseconds(o.L1PosterReceiptTimeoutMs),
+                    }, log);
+                    reporter ??= new InboxClient(L1Rpc.Connect(o.L1Rpc, rpcTimeout,
                         new Nethereum.Web3.Accounts.Account(senderKey, o.L1ChainId)), o.Inbox, o.Registry, o.Escrow);
                     // The lease is renewed while a round waits on L1 (a post can wait up to a minute for its receipt);
                     // if it is lost, the round is cancelled so that two instances never post with one key. Every
@@ -77,7 +82,7 @@ public sealed class L1PosterService(
                         await round.CancelAsync();
                         await renewing;
                     }
-                    if (!worked) await Task.Delay(TimeSpan.FromMilliseconds(Math.Max(200, o.SlotMs / 4)), ct);
+                    if (!worked) await Task.Delay(o.L1PosterIdle, time, ct);
                 }
                 catch (OperationCanceledException) when (ct.IsCancellationRequested)
                 {
@@ -86,15 +91,15 @@ public sealed class L1PosterService(
                 catch (OperationCanceledException)
                 {
                     log.LogWarning("L1 poster: round cancelled (deadline of {Timeout} passed, or the lease was lost); retrying", RoundTimeout);
-                    metrics.Count("pbs_l1_errors_total");
+                    metrics.L1Errors.Add(1);
                 }
                 catch (Exception e)
                 {
                     // Whatever L1, Redis or a node's answer throws (an RPC timeout of a stalled node, too), the poster
                     // keeps its lease loop: an exception escaping a background service would stop the whole relay.
                     log.LogWarning("L1 poster: {Type}: {Error}; retrying", e.GetType().Name, e.Message);
-                    metrics.Count("pbs_l1_errors_total");
-                    await Task.Delay(TimeSpan.FromSeconds(1), ct);
+                    metrics.L1Errors.Add(1);
+                    await Task.Delay(TimeSpan.FromMilliseconds(o.L1PosterErrorBackoffMs), time, ct);
                 }
             }
         }
@@ -106,8 +111,8 @@ public sealed class L1PosterService(
         }
     }
 
-    /// <summary>Longest a posting round may take (a post's receipt wait is 60 s).</summary>
-    internal static readonly TimeSpan RoundTimeout = TimeSpan.FromSeconds(90);
+    /// <summary>Longest a posting round may take (longer than a post's receipt wait; the options check it).</summary>
+    TimeSpan RoundTimeout => TimeSpan.FromMilliseconds(market.Options.L1PosterRoundTimeoutMs);
 
     /// <summary>Renews the lease every third of its TTL until <paramref name="round"/> ends; cancels the round if the lease is lost.</summary>
     async Task RenewWhileAsync(CancellationTokenSource round)
@@ -116,7 +121,7 @@ public sealed class L1PosterService(
         {
             while (!round.IsCancellationRequested)
             {
-                await Task.Delay(LeaseTtl / 3, round.Token);
+                await Task.Delay(LeaseTtl / 3, time, round.Token);
                 bool held;
                 try { held = await HoldLeaseAsync(); }
                 catch (RedisException) { held = false; }
@@ -195,7 +200,7 @@ public sealed class L1PosterService(
                     break; // its parent may still arrive on L1: retry
                 case PostStatus.Rejected:
                     log.LogError("L1 refused slot {Slot} ({Source}): {Error}", outcome.Slot, first.Item.Source, outcome.Error);
-                    metrics.Count("pbs_l1_rejected_total");
+                    metrics.L1Rejected.Add(1);
                     await events.PublishAsync(JsonSerializer.Serialize(new { type = "l1_rejected", slot = outcome.Slot.ToString(), error = outcome.Error?.ToString() }));
                     done.AddRange(group.Select(g => g.Entry.Id));
                     break;
@@ -224,7 +229,7 @@ public sealed class L1PosterService(
             {
                 var receipt = await reporter.ReportEquivocationAsync(ev.FirstProposal, Signature.Parse(ev.FirstSignature), ev.SecondProposal, Signature.Parse(ev.SecondSignature), ct);
                 log.LogWarning("reported equivocation of {Proposer} in slot {Slot} to L1 (tx {Tx}): bond burned", ev.Proposer, ev.Slot, receipt.TransactionHash);
-                metrics.Count("pbs_l1_equivocation_reports_total");
+                metrics.L1EquivocationReports.Add(1);
             }
             catch (ContractRevertException r)
             {
@@ -258,7 +263,7 @@ public sealed class L1PosterService(
             var evidence = EquivocationRecord.Of(posted.Proposer, held.Proposal, held.Signature, posted.Proposal, theirs, market.Clock.NowMs);
             await archive.EnqueueEquivocationAsync(evidence);
             await Db.StreamAddAsync(keys.L1Evidence, "evidence", JsonSerializer.Serialize(evidence, WireJson.Options));
-            metrics.Count("pbs_equivocations_total");
+            metrics.Equivocations.Add(1);
             log.LogWarning("L1 holds a header for slot {Slot} ({Theirs}) that its proposer {Proposer} signed besides the proposal it gave this relay ({Ours}): equivocation, reporting",
                 posted.Slot, posted.HeaderHash, posted.Proposer, held.HeaderHash);
         }
@@ -281,8 +286,9 @@ public sealed class L1PosterService(
 
     bool WaitedTooLong(string entryId)
     {
-        if (!_firstRefusal.TryGetValue(entryId, out var since)) _firstRefusal[entryId] = since = DateTime.UtcNow;
-        return DateTime.UtcNow - since > ParentWait;
+        var now = time.GetUtcNow();
+        if (!_firstRefusal.TryGetValue(entryId, out var since)) _firstRefusal[entryId] = since = now;
+        return now - since > ParentWait;
     }
 
     async Task MarkPostedAsync(L1Item item, PostOutcome outcome)
@@ -292,7 +298,7 @@ public sealed class L1PosterService(
         // The winner's debt is released by the DebtLedger once the L1 view sees the inbox at or past this slot.
         if (outcome.Status == PostStatus.Posted)
             await archive.EnqueuePostedAsync(new PostedRecord(item.Slot, tx, outcome.BlockNumber ?? 0, market.Clock.NowMs));
-        metrics.Count("pbs_l1_posted_total", outcome.Status == PostStatus.Posted ? "by=\"us\"" : "by=\"other\"");
+        metrics.L1Posted.Add(1, RelayMetrics.Tag("by", outcome.Status == PostStatus.Posted ? "us" : "other"));
         await events.PublishAsync(JsonSerializer.Serialize(new { type = "posted", slot = item.Slot.ToString(), l1_tx_hash = outcome.TxHash, header_hash = item.HeaderHash.ToString() }));
         log.LogInformation("slot {Slot} {Status} on L1 {Tx}", item.Slot, outcome.Status == PostStatus.Posted ? "posted" : "already posted", tx);
     }

@@ -1,4 +1,3 @@
-using Nethereum.KeyStore;
 using PbsMarket.Core;
 
 namespace PbsMarket.Relay.Infrastructure;
@@ -11,7 +10,7 @@ public sealed class RelayKey
 {
     public RelayKey(RelayOptions options, ILogger<RelayKey> log)
     {
-        (Key, SecretHex) = Load(options);
+        (Key, SecretHex) = Load(options, warning => log.LogWarning("{Warning}", warning));
         log.LogInformation("relay signing address {Address}", Key.Address);
     }
 
@@ -21,15 +20,13 @@ public sealed class RelayKey
     /// whose key is in a keystore posts too). Never logged.</summary>
     internal string SecretHex { get; }
 
-    static (ProtocolKey, string) Load(RelayOptions o)
+    static (ProtocolKey, string) Load(RelayOptions o, Action<string> warn)
     {
         if (!string.IsNullOrEmpty(o.KeystorePath))
         {
             if (string.IsNullOrEmpty(o.KeystorePasswordFile))
-                throw new InvalidOperationException("Relay:KeystorePath needs Relay:KeystorePasswordFile");
-            var json = File.ReadAllText(o.KeystorePath);
-            var password = File.ReadAllText(o.KeystorePasswordFile).TrimEnd('\r', '\n');
-            var secret = new KeyStoreService().DecryptKeyStoreFromJson(password, json);
+                throw new KeystoreException("relay: Relay:KeystorePath needs Relay:KeystorePasswordFile");
+            var secret = Keystore.Load(o.KeystorePath, o.KeystorePasswordFile, "relay (Relay:KeystorePath)", warn);
             return (new ProtocolKey(secret), Hex.Encode(secret));
         }
         if (!string.IsNullOrEmpty(o.SigningKey)) return (ProtocolKey.FromHex(o.SigningKey), o.SigningKey);

@@ -142,12 +142,35 @@ public sealed class TestMarket : IAsyncDisposable
 
     /// <param name="port">A fixed loopback port (e.g. to restart a relay where its clients expect it); by default port 0,
     /// so that Kestrel binds a free one itself (no window for another process to take it) and reports it.</param>
-    public async Task<RelayInstance> StartRelayAsync(Action<Dictionary<string, string?>>? configure = null, int? port = null)
+    /// <param name="waitReady">Wait for /readyz to answer 200 (a test of readiness itself passes false).</param>
+    public async Task<RelayInstance> StartRelayAsync(Action<Dictionary<string, string?>>? configure = null, int? port = null, bool waitReady = true)
     {
         var chosenPort = port ?? 0;
         var instance = port is { } p ? $"test-{p}" : $"test-{Guid.NewGuid().ToString("N")[..8]}";
-        var settings = new Dictionary<string, string?>
+        var settings = RelaySettings(instance);
+        configure?.Invoke(settings);
+        var app = RelayHost.Build([], b =>
         {
+            b.Configuration.AddInMemoryCollection(settings);
+            b.WebHost.UseUrls($"http://127.0.0.1:{chosenPort}");
+            b.Logging.SetMinimumLevel(LogLevel.Warning);
+            if (Environment.GetEnvironmentVariable("PBS_TEST_LOG_DIR") is { Length: > 0 } logDir)
+            {
+                Directory.CreateDirectory(logDir);
+                b.Logging.SetMinimumLevel(LogLevel.Information);
+                b.Logging.AddProvider(new FileLoggerProvider(Path.Combine(logDir, $"relay-{Network}-{instance}.log")));
+            }
+        });
+        await app.StartAsync();
+        var relay = new RelayInstance(app, app.Urls.First().TrimEnd('/'));
+        lock (_relays) _relays.Add(relay);
+        if (waitReady) await relay.WaitReadyAsync();
+        return relay;
+    }
+
+    /// <summary>The settings of a relay instance of this market (section "Relay"), as StartRelayAsync and `pbs relay --config` take them.</summary>
+    public Dictionary<string, string?> RelaySettings(string instance) => new()
+    {
             ["Relay:Redis"] = RedisConnection,
             ["Relay:Postgres"] = PostgresConnection,
             ["Relay:L1Rpc"] = Anvil.RpcUrl,
@@ -166,25 +189,26 @@ public sealed class TestMarket : IAsyncDisposable
             ["Relay:MaxBidsPerBuilderPerSlot"] = "50",
             ["Relay:MaxPayloadBytes"] = "65536",
             ["Relay:InstanceId"] = instance,
-        };
-        configure?.Invoke(settings);
-        var app = RelayHost.Build([], b =>
+    };
+
+    /// <summary>Writes settings ("Section:Key" → value, null drops the key) as a JSON settings file for `pbs … --config`.</summary>
+    public static string WriteSettingsFile(string path, IReadOnlyDictionary<string, string?> settings)
+    {
+        var root = new System.Text.Json.Nodes.JsonObject();
+        foreach (var (key, value) in settings)
         {
-            b.Configuration.AddInMemoryCollection(settings);
-            b.WebHost.UseUrls($"http://127.0.0.1:{chosenPort}");
-            b.Logging.SetMinimumLevel(LogLevel.Warning);
-            if (Environment.GetEnvironmentVariable("PBS_TEST_LOG_DIR") is { Length: > 0 } logDir)
+            if (value is null) continue;
+            var parts = key.Split(':');
+            var node = root;
+            foreach (var part in parts[..^1])
             {
-                Directory.CreateDirectory(logDir);
-                b.Logging.SetMinimumLevel(LogLevel.Information);
-                b.Logging.AddProvider(new FileLoggerProvider(Path.Combine(logDir, $"relay-{Network}-{instance}.log")));
+                if (node[part] is not System.Text.Json.Nodes.JsonObject child) node[part] = child = [];
+                node = child;
             }
-        });
-        await app.StartAsync();
-        var relay = new RelayInstance(app, app.Urls.First().TrimEnd('/'));
-        lock (_relays) _relays.Add(relay);
-        await relay.WaitReadyAsync();
-        return relay;
+            node[parts[^1]] = value;
+        }
+        File.WriteAllText(path, root.ToJsonString());
+        return path;
     }
 
     /// <summary>The slot's bids in the archive (PostgreSQL), once there are at least <paramref name="expected"/> (or after 60 s, whatever is there).</summary>
@@ -287,7 +311,10 @@ public sealed class RelayInstance(WebApplication app, string url) : IAsyncDispos
     volatile bool _stopped;
     public bool IsStopped => _stopped;
 
-    public async Task WaitReadyAsync()
+    public Task WaitReadyAsync() => WaitReadyAsync(Url);
+
+    /// <summary>Waits until the relay at <paramref name="url"/> answers /readyz with 200 (an in-process relay or a `pbs relay` process).</summary>
+    public static async Task WaitReadyAsync(string url)
     {
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(2) };
         var deadline = DateTime.UtcNow.AddSeconds(45);
@@ -296,7 +323,7 @@ public sealed class RelayInstance(WebApplication app, string url) : IAsyncDispos
         {
             try
             {
-                using var r = await http.GetAsync($"{Url}/readyz");
+                using var r = await http.GetAsync($"{url}/readyz");
                 if (r.IsSuccessStatusCode) return;
                 last = await r.Content.ReadAsStringAsync();
             }
@@ -306,7 +333,7 @@ public sealed class RelayInstance(WebApplication app, string url) : IAsyncDispos
             }
             await Task.Delay(100);
         }
-        throw new TimeoutException($"relay at {Url} not ready: {last}");
+        throw new TimeoutException($"relay at {url} not ready: {last}");
     }
 
     public async Task StopAsync()
