@@ -1,5 +1,4 @@
 using System.Text.Json;
-using System.Text.RegularExpressions;
 using PbsMarket.Builder;
 using PbsMarket.Testing;
 using PbsMarket.Testing.Market;
@@ -11,9 +10,8 @@ public sealed class RelayProcessCollection;
 
 /// <summary>`pbs relay` as an operator runs it: a real process from a settings file, against a deployed market.</summary>
 [Collection(nameof(RelayProcessTests))]
-public sealed partial class RelayProcessTests(TestServers servers) : IAsyncLifetime
+public sealed class RelayProcessTests(TestServers servers) : IAsyncLifetime
 {
-    static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(60);
     TestMarket _market = null!;
     readonly List<PbsProcess> _started = [];
     readonly string _dir = Directory.CreateTempSubdirectory("pbs-relay-proc-").FullName;
@@ -27,20 +25,10 @@ public sealed partial class RelayProcessTests(TestServers servers) : IAsyncLifet
         try { Directory.Delete(_dir, recursive: true); } catch (IOException) { }
     }
 
-    [GeneratedRegex(@"Now listening on: (http://127\.0\.0\.1:\d+)")]
-    private static partial Regex Listening();
-
-    /// <summary>Starts `pbs relay --config FILE` on a free port and waits until it is ready.</summary>
     async Task<(PbsProcess Process, string Url)> StartRelayAsync(string name, Action<Dictionary<string, string?>>? configure = null, params string[] extra)
     {
-        var settings = _market.RelaySettings(name);
-        configure?.Invoke(settings);
-        var config = TestMarket.WriteSettingsFile(Path.Combine(_dir, $"{name}.json"), settings);
-        var p = new PbsProcess(["relay", "--config", config, "--urls", "http://127.0.0.1:0", .. extra]);
+        var (p, url) = await RelayProcess.StartAsync(_market, _dir, name, configure, extra);
         _started.Add(p);
-        var line = await p.WaitForLineAsync(l => Listening().IsMatch(l), StartTimeout);
-        var url = Listening().Match(line).Groups[1].Value;
-        await RelayInstance.WaitReadyAsync(url);
         return (p, url);
     }
 
