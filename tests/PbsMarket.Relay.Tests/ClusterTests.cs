@@ -184,6 +184,58 @@ public sealed class ClusterFailoverTests(TestServers servers, ITestOutputHelper 
 
     public async ValueTask DisposeAsync() => await _market.DisposeAsync();
 
+    /// <summary>
+    /// With the replica cut off, the master cannot get a bid confirmed: the bid is answered 503 unavailable with
+    /// Retry-After (stored, not acknowledged), never 202; once the replica is back, the same bid resent gets its receipt.
+    /// </summary>
+    [Fact]
+    public async Task A_bid_no_replica_confirms_is_refused_503_and_acknowledged_when_resent_after_the_replica_is_back()
+    {
+        var a = await _market.NextAuctionAsync(_r1.Client, 10_000);
+        var master = await _cluster.MasterOfAsync($"pbs:{{{_market.Network}:s:{a.Slot}}}:bids");
+        var replica = await _cluster.ReplicaOfAsync(master);
+        var bid = TestMarket.Bid(a, TestMarket.Builders[0], 12_345);
+        var body = Wire.ToUtf8(new BidSubmission(bid.Header, bid.Signature, bid.Payload), Wire.WriteBidSubmission);
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(30) };
+        async Task<HttpResponseMessage> PostAsync()
+        {
+            using var content = new ByteArrayContent(body);
+            content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/json");
+            return await http.PostAsync($"{_r1.Url}/relay/v1/builder/bids", content);
+        }
+
+        replica.Freeze();
+        await master.CliAsync(CancellationToken.None, "CLIENT", "KILL", "TYPE", "replica");
+        try
+        {
+            using var refused = await PostAsync();
+            var text = await refused.Content.ReadAsStringAsync();
+            Assert.True((int)refused.StatusCode == 503, $"{(int)refused.StatusCode}: {text}");
+            Assert.NotNull(refused.Headers.RetryAfter);
+            Assert.Contains("unavailable", text);
+            Assert.Contains("did not confirm", text);
+        }
+        finally
+        {
+            replica.Thaw();
+        }
+        // The replica reconnects and catches up; the resent bid is confirmed and acknowledged, as a duplicate of the stored one.
+        var deadline = Stopwatch.StartNew();
+        while (true)
+        {
+            using var again = await PostAsync();
+            if ((int)again.StatusCode == 202)
+            {
+                using var doc = JsonDocument.Parse(await again.Content.ReadAsStringAsync());
+                Assert.Equal(Eip712.HashStruct(bid.Header).ToString(), doc.RootElement.GetProperty("header_hash").GetString());
+                break;
+            }
+            Assert.True((int)again.StatusCode == 503, $"resent bid answered {(int)again.StatusCode}");
+            Assert.True(deadline.Elapsed < TimeSpan.FromSeconds(30), "the resent bid was not acknowledged within 30 s of the replica's return");
+            await Task.Delay(200);
+        }
+    }
+
     [Fact]
     public async Task Killing_the_auctions_master_loses_no_acknowledged_bid()
     {
