@@ -13,6 +13,8 @@ using PbsMarket.Testing.Market;
 // auction, and measures the raw signature-recovery rate of the same machine in the same run.
 //   dotnet run -c Release --project bench/PbsMarket.Relay.Bench -- [--builders 32] [--bids 40000] [--concurrency 64] [--slot-ms 12000] [--redis-cluster]
 // --redis-cluster keeps the relay's state on a Redis Cluster (3 masters, 1 replica each) and prints each master's commands.
+// --wait-replicas N turns the durability promise on (Relay:Durability:WaitReplicas; with one Redis, a replica is started);
+// --aof everysec|always gives the single Redis an append-only file.
 // With --flood it measures honest bids with and without an attacker instead (FloodBench.cs); --attacker is that
 // attacker's own process (Attacker.cs).
 if (args.Contains("--attacker")) return await PbsMarket.Relay.Bench.Attacker.RunAsync(args);
@@ -21,13 +23,27 @@ var builders = Arg("--builders", 32);
 var totalBids = Arg("--bids", 40_000);
 var concurrency = Arg("--concurrency", 64);
 var slotMs = Arg("--slot-ms", 12_000);
-Console.WriteLine($"relay benchmark: {builders} builders, {totalBids} pre-signed bids, {concurrency} concurrent connections, {slotMs} ms slots, {Environment.ProcessorCount} cores, redis {(args.Contains("--redis-cluster") ? "cluster (3 masters, 1 replica each)" : "one server")}");
+Console.WriteLine($"relay benchmark: {builders} builders, {totalBids} pre-signed bids, {concurrency} concurrent connections, {slotMs} ms slots, {Environment.ProcessorCount} cores, redis {(args.Contains("--redis-cluster") ? "cluster (3 masters, 1 replica each)" : "one server")}, wait for {Arg("--wait-replicas", 0)} replica(s) before 202, append-only file {(args.Contains("--aof") ? args[Array.IndexOf(args, "--aof") + 1] : "off")}");
 
 await using var servers = new TestServers();
 var sw = Stopwatch.StartNew();
 var anvil = await servers.StartOwnAsync(new AnvilNode(blockTimeSeconds: 1, accounts: Math.Max(20, builders + 10)));
-var redis = await servers.RedisAsync();
+var waitReplicas = Arg("--wait-replicas", 0);
+var aofIndex = Array.IndexOf(args, "--aof");
+var aof = aofIndex >= 0 && aofIndex + 1 < args.Length ? args[aofIndex + 1] : null;
 var cluster = args.Contains("--redis-cluster") ? await servers.StartOwnClusterAsync() : null;
+var redis = cluster is null && (aof is not null || waitReplicas > 0) ? await servers.StartOwnAsync(new RedisServer(appendFsync: aof)) : await servers.RedisAsync();
+if (cluster is null && waitReplicas > 0)
+{
+    var replica = await servers.StartOwnAsync(new RedisServer(replicaOf: redis.Port));
+    var sync = Stopwatch.StartNew();
+    using var probe = await StackExchange.Redis.ConnectionMultiplexer.ConnectAsync(redis.ConnectionString);
+    while (!((string?)await probe.GetServer(redis.Endpoint).ExecuteAsync("INFO", "replication"))!.Contains("connected_slaves:1", StringComparison.Ordinal))
+    {
+        if (sync.Elapsed > TimeSpan.FromSeconds(30)) throw new TimeoutException($"the replica on port {replica.Port} did not connect");
+        await Task.Delay(100);
+    }
+}
 var pg = await servers.PostgresAsync();
 var pgConn = await pg.CreateDatabaseAsync("bench");
 Console.WriteLine($"servers up in {sw.Elapsed.TotalSeconds:0.0} s");
@@ -62,6 +78,7 @@ var relay = await market.StartRelayAsync(c =>
     c["Relay:BidRequestsPerSecondPerAddress"] = "1000000";
     c["Relay:BidsPerSecondPerBuilder"] = "1000000";
     if (cluster is not null) c["Relay:Redis"] = cluster.ConnectionString;
+    c["Relay:Durability:WaitReplicas"] = waitReplicas.ToString(CultureInfo.InvariantCulture);
 });
 
 // Pre-sign every bid for the next auction to open (so signing is not measured).

@@ -12,7 +12,8 @@ namespace PbsMarket.LocalServers;
 /// so a restart after kill -9 loads everything acknowledged (<c>everysec</c> fsyncs once a second: machine loss can
 /// lose up to that second; <c>always</c> fsyncs before answering).
 /// </summary>
-public class RedisServer(string dir, int? port = null, string? appendFsync = null) : ServerProcess("redis", dir, port)
+/// <param name="replicaOf">The port of a loopback master this server replicates (a read-only replica).</param>
+public class RedisServer(string dir, int? port = null, string? appendFsync = null, int? replicaOf = null) : ServerProcess("redis", dir, port)
 {
     public string? AppendFsync { get; } = appendFsync is null or "everysec" or "always" ? appendFsync
         : throw new ArgumentException($"appendfsync must be everysec or always, not {appendFsync}", nameof(appendFsync));
@@ -27,6 +28,9 @@ public class RedisServer(string dir, int? port = null, string? appendFsync = nul
                      "--appendonly", AppendFsync is null ? "no" : "yes", "--appendfsync", AppendFsync ?? "everysec",
                      "--dir", Dir, "--daemonize", "no", "--loglevel", "warning", "--databases", "64" })
             psi.ArgumentList.Add(arg);
+        if (replicaOf is { } masterPort)
+            foreach (var arg in new[] { "--replicaof", "127.0.0.1", masterPort.ToString(System.Globalization.CultureInfo.InvariantCulture) })
+                psi.ArgumentList.Add(arg);
         return psi;
     }
 

@@ -8,7 +8,8 @@ namespace PbsMarket.Testing;
 public sealed class RedisServer : LocalServers.RedisServer
 {
     /// <param name="appendFsync">null: nothing persisted; everysec or always: an append-only file (restart after kill -9 keeps everything acknowledged).</param>
-    public RedisServer(string? appendFsync = null) : base(Reaper.NewTempDir("redis"), appendFsync: appendFsync) => Reaper.Track(this);
+    /// <param name="replicaOf">The port of a loopback master to replicate.</param>
+    public RedisServer(string? appendFsync = null, int? replicaOf = null) : base(Reaper.NewTempDir("redis"), appendFsync: appendFsync, replicaOf: replicaOf) => Reaper.Track(this);
 }
 
 public sealed class PostgresServer : LocalServers.PostgresServer
