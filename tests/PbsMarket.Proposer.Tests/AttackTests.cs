@@ -190,6 +190,8 @@ public sealed class AttackTests(TestServers servers) : IAsyncLifetime
     {
         var relay = await _m.StartRelayAsync();
         var inbox = Inbox();
+        // The relay says when it has seen the slashing (an event): only from then on may the test expect it to act on it.
+        await using var events = await RelayEvents.ListenAsync(relay.Url);
         for (var attempt = 0; attempt < 6; attempt++)
         {
             var auction = await _m.NextAuctionAsync(relay.Client, 450);
@@ -237,7 +239,9 @@ public sealed class AttackTests(TestServers servers) : IAsyncLifetime
             Assert.Equal(proposer.Address, report.Proposer);
             Assert.Equal(TestMarket.RelaySigner.Address, report.Reporter);
 
-            // Unscheduled: its remaining slots are empty on L1, and the relay opens no auction for them.
+            // Unscheduled: its remaining slots are empty on L1, and once the relay has seen the slashing it serves no
+            // auction for them (one opened before it knew included).
+            await events.WaitForAsync(TimeSpan.FromSeconds(30), "proposer_slashed", proposer.Address.ToString());
             var later = Enumerable.Range(1, 64).Select(i => slot + (ulong)i).First(s => _m.ProposerOf(s).Address == proposer.Address);
             Assert.True((await inbox.ProposerForSlotAsync(later)).IsZero);
             Assert.Equal(proposer.Address, await inbox.DrawnProposerForSlotAsync(later));

@@ -23,6 +23,7 @@ public static class BuilderApi
         var auction = await store.GetAuctionAsync(slot);
         if (auction is null)
             return new Rejection("unavailable", $"the auction for slot {slot} is not open yet on this relay ({market.NoProposerReason(slot, chain)})").ToResult(retryAfterSeconds: 1);
+        if (market.ProposerGone(slot, auction.Proposer, chain) is { } gone) return gone.ToResult(retryAfterSeconds: 1);
         var o = market.Options;
         return Results.Text(JsonSerializer.Serialize(new
         {

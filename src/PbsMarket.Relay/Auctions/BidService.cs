@@ -70,6 +70,7 @@ public sealed class BidService(AuctionStore store, Market market, IChainView cha
         if (!auction.IsOpen) return No("auction_closed", $"the auction for slot {h.Slot} is closed");
         if (HeadRules.CheckParent(auction.Parent, auction.Number - 1, h.Number, h.ParentHash) is { } stale) return No(stale.Code, stale.Message);
         if (h.Proposer != auction.Proposer) return No("wrong_proposer", $"proposer {h.Proposer} is not slot {h.Slot}'s proposer {auction.Proposer}");
+        if (market.ProposerGone(h.Slot, auction.Proposer, chain) is { } gone) return new Refused(gone);
 
         // 4. header fields that need no payload
         if (h.L2ChainId != market.L2ChainId) return No("wrong_chain_id", $"l2_chain_id {h.L2ChainId} is not {market.L2ChainId}");

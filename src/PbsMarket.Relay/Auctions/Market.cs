@@ -37,6 +37,15 @@ public sealed class Market
         return chain.ProposerStanding(drawn) is { Slashed: true } ? null : drawn;
     }
 
+    /// <summary>
+    /// An auction opened before its proposer was slashed is neither served nor bid on once the relay knows (its slots stay
+    /// empty, as for auctions never opened): the refusal, or null while the auction's proposer is in good standing.
+    /// </summary>
+    public Api.Rejection? ProposerGone(ulong slot, Address auctionProposer, IChainView chain) =>
+        chain.ProposerStanding(auctionProposer) is { Slashed: true }
+            ? new Api.Rejection("unavailable", $"the auction for slot {slot} is not open on this relay (slot {slot}'s proposer {auctionProposer} is slashed: its slots stay empty)")
+            : null;
+
     /// <summary>Why <see cref="ProposerOf"/> has no proposer for the slot, in words for refusals and missed slots.</summary>
     public string NoProposerReason(ulong slot, IChainView chain)
     {

@@ -52,11 +52,14 @@ public sealed class L1ChainView : BackgroundService, IChainView
 
     readonly TimeProvider _time;
 
+    readonly Infrastructure.EventHub _events;
+
     /// <summary>Monotonic milliseconds (for ages of cached reads; not wall time).</summary>
     long NowMs => (long)(_time.GetTimestamp() * (1000.0 / _time.TimestampFrequency));
 
-    public L1ChainView(Market market, Infrastructure.RelayKey key, DebtLedger ledger, Infrastructure.RelayMetrics metrics, TimeProvider time, ILogger<L1ChainView> log)
+    public L1ChainView(Market market, Infrastructure.RelayKey key, DebtLedger ledger, Infrastructure.RelayMetrics metrics, TimeProvider time, Infrastructure.EventHub events, ILogger<L1ChainView> log)
     {
+        _events = events;
         _time = time;
         _metrics = metrics;
         _ledger = ledger;
@@ -264,7 +267,17 @@ public sealed class L1ChainView : BackgroundService, IChainView
         foreach (var old in _sets.Keys.Where(k => k + 2 < epoch)) { _sets.TryRemove(old, out _); _seeds.TryRemove(old, out _); }
         // A slashed proposer's slots are empty at once: its status is read every refresh.
         foreach (var proposer in _sets.Values.SelectMany(x => x).Distinct())
-            _standing[proposer] = await ReadStandingAsync(proposer, ct);
+        {
+            (BigInteger Bond, bool Slashed) standing = await ReadStandingAsync(proposer, ct);
+            var wasSlashed = _standing.TryGetValue(proposer, out var before) && before.Slashed;
+            _standing[proposer] = standing;
+            if (standing.Slashed && !wasSlashed)
+            {
+                // From here on this relay neither serves nor takes bids for the proposer's auctions, open ones included.
+                _log.LogWarning("proposer {Proposer} is slashed on L1: its slots stay empty", proposer);
+                await _events.PublishAsync(System.Text.Json.JsonSerializer.Serialize(new { type = "proposer_slashed", proposer = proposer.ToString() }));
+            }
+        }
         // Balances are read after the tip, so they include every settlement through its slot. Keys without the minimum
         // collateral are not refreshed but forgotten after the cache time: fresh keys cannot make this loop grow.
         foreach (var (builder, c) in _collateral)
