@@ -25,16 +25,8 @@ public sealed class ClusterTests(TestServers servers, ITestOutputHelper output) 
         _cluster = await servers.StartOwnClusterAsync();
         // 3 s slots: bids through two relays, a proposal and the L1 posting per slot, on a loaded machine.
         _market = await TestMarket.StartAsync(servers, slotMs: 3000, redisConnection: _cluster.ConnectionString);
-        // Limits high enough for the hot-shard test's burst (the attack suite tests the limits).
-        static void Unlimited(Dictionary<string, string?> c)
-        {
-            c["Relay:MaxBidsPerBuilderPerSlot"] = "100000";
-            c["Relay:BidsPerSecondPerBuilder"] = "1000000";
-            c["Relay:BidRequestsPerSecondPerAddress"] = "1000000";
-            c["Relay:RequestsPerSecondPerAddress"] = "1000000";
-        }
-        _r1 = await _market.StartRelayAsync(Unlimited);
-        _r2 = await _market.StartRelayAsync(Unlimited);
+        _r1 = await _market.StartRelayAsync(TestMarket.Unlimited);
+        _r2 = await _market.StartRelayAsync(TestMarket.Unlimited);
     }
 
     public async ValueTask DisposeAsync() => await _market.DisposeAsync();
@@ -171,10 +163,7 @@ public sealed class ClusterFailoverTests(TestServers servers, ITestOutputHelper 
         _market = await TestMarket.StartAsync(servers, slotMs: 20_000, redisConnection: _cluster.ConnectionString);
         static void Durable(Dictionary<string, string?> c)
         {
-            c["Relay:MaxBidsPerBuilderPerSlot"] = "100000";
-            c["Relay:BidsPerSecondPerBuilder"] = "1000000";
-            c["Relay:BidRequestsPerSecondPerAddress"] = "1000000";
-            c["Relay:RequestsPerSecondPerAddress"] = "1000000";
+            TestMarket.Unlimited(c);
             c["Relay:Durability:WaitReplicas"] = "1";
             c["Relay:Durability:WaitTimeoutMs"] = "300";
         }

@@ -19,18 +19,8 @@ public sealed class MultiRelayTests(TestServers servers) : IAsyncLifetime
     {
         // 3 s slots: 30 bids through two instances must fit one open auction on a loaded machine.
         _market = await TestMarket.StartAsync(servers, slotMs: 3000);
-        // A high per-builder limit so that the race test reaches the close rather than the limit.
-        // These tests race bids against the close and across instances, not against the rate limits (the attack suite
-        // tests those): a tight loop of bids may pass 200 a second per builder on a fast run.
-        static void Unlimited(Dictionary<string, string?> c)
-        {
-            c["Relay:MaxBidsPerBuilderPerSlot"] = "100000";
-            c["Relay:BidsPerSecondPerBuilder"] = "1000000";
-            c["Relay:BidRequestsPerSecondPerAddress"] = "1000000";
-            c["Relay:RequestsPerSecondPerAddress"] = "1000000";
-        }
-        _r1 = await _market.StartRelayAsync(Unlimited);
-        _r2 = await _market.StartRelayAsync(Unlimited);
+        _r1 = await _market.StartRelayAsync(TestMarket.Unlimited);
+        _r2 = await _market.StartRelayAsync(TestMarket.Unlimited);
     }
 
     public async ValueTask DisposeAsync() => await _market.DisposeAsync();

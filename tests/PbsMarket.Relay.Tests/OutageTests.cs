@@ -36,15 +36,7 @@ public sealed class OutageTests(TestServers servers)
             await market.WaitClosedAsync(a.Slot);
         }
         // Archive attempts fail meanwhile: wait until the relay has counted one, then bring PostgreSQL back.
-        using (var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) })
-        {
-            var failedOnce = Stopwatch.StartNew();
-            while (!(await http.GetStringAsync($"{relay.Url}/metrics")).Contains("pbs_archive_errors_total", StringComparison.Ordinal))
-            {
-                Assert.True(failedOnce.Elapsed < TimeSpan.FromSeconds(60), "the archiver never reported a failed attempt while PostgreSQL was down");
-                await Task.Delay(100);
-            }
-        }
+        await WaitArchiveFailedAsync(relay);
         await pg.StartAsync();
 
         var deadline = Stopwatch.StartNew();
@@ -100,16 +92,8 @@ public sealed class OutageTests(TestServers servers)
             }
             slots.Add((a.Slot, bids, bids[2]));
         }
-        // The archiver failed meanwhile (and said so); PostgreSQL comes back from its files after the kill.
-        using (var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) })
-        {
-            var failedOnce = Stopwatch.StartNew();
-            while (!(await http.GetStringAsync($"{relay.Url}/metrics")).Contains("pbs_archive_errors_total", StringComparison.Ordinal))
-            {
-                Assert.True(failedOnce.Elapsed < TimeSpan.FromSeconds(60), "the archiver never reported a failed attempt while PostgreSQL was down");
-                await Task.Delay(100);
-            }
-        }
+        // Archive attempts fail meanwhile: wait until the relay has counted one, then bring PostgreSQL back.
+        await WaitArchiveFailedAsync(relay);
         await pg.StartAsync();
 
         var deadline = Stopwatch.StartNew();
@@ -282,6 +266,18 @@ public sealed class OutageTests(TestServers servers)
             var a = await market.NextAuctionAsync(relay.Client, 1200);
             if (a.ParentHash == parent) return a;
             Assert.True(deadline.Elapsed < TimeSpan.FromSeconds(30), $"no auction on {parent} within 30 s (slot {a.Slot} is on {a.ParentHash})");
+            await Task.Delay(100);
+        }
+    }
+
+    /// <summary>Waits until the relay has counted a failed archive attempt (PostgreSQL is down).</summary>
+    static async Task WaitArchiveFailedAsync(RelayInstance relay)
+    {
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
+        var failedOnce = Stopwatch.StartNew();
+        while (!(await http.GetStringAsync($"{relay.Url}/metrics")).Contains("pbs_archive_errors_total", StringComparison.Ordinal))
+        {
+            Assert.True(failedOnce.Elapsed < TimeSpan.FromSeconds(60), "the archiver never reported a failed attempt while PostgreSQL was down");
             await Task.Delay(100);
         }
     }

@@ -168,6 +168,18 @@ public sealed class TestMarket : IAsyncDisposable
         return relay;
     }
 
+    /// <summary>
+    /// Relay settings for tests that race bids against the close, across instances or a failover, not against the rate
+    /// limits (the attack suite tests those): a tight loop of bids may pass 200 a second per builder on a fast run.
+    /// </summary>
+    public static void Unlimited(Dictionary<string, string?> c)
+    {
+        c["Relay:MaxBidsPerBuilderPerSlot"] = "100000";
+        c["Relay:BidsPerSecondPerBuilder"] = "1000000";
+        c["Relay:BidRequestsPerSecondPerAddress"] = "1000000";
+        c["Relay:RequestsPerSecondPerAddress"] = "1000000";
+    }
+
     /// <summary>The settings of a relay instance of this market (section "Relay"), as StartRelayAsync and `pbs relay --config` take them.</summary>
     public Dictionary<string, string?> RelaySettings(string instance) => new()
     {
