@@ -246,7 +246,9 @@ public sealed class TestMarket : IAsyncDisposable
     /// <summary>Waits for an open auction with at least <paramref name="minLeftMs"/> before its close.</summary>
     public async Task<OpenAuction> NextAuctionAsync(BuilderClient client, long minLeftMs = 500)
     {
-        var deadline = DateTime.UtcNow.AddSeconds(15);
+        // Long enough to sit out the rest of the open auction and then the next one opening, on a loaded machine.
+        var patience = TimeSpan.FromMilliseconds(Math.Max(15_000, 2 * SlotLengthMs + 5_000));
+        var deadline = DateTime.UtcNow + patience;
         while (DateTime.UtcNow < deadline)
         {
             try
@@ -261,7 +263,7 @@ public sealed class TestMarket : IAsyncDisposable
                 await Task.Delay(100);
             }
         }
-        throw new TimeoutException("no open auction within 15 s");
+        throw new TimeoutException($"no open auction with {minLeftMs} ms left within {patience.TotalSeconds:0} s");
     }
 
     /// <summary>
