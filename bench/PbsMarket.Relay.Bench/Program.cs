@@ -53,6 +53,8 @@ var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
 var genesis = now - now % slotMs - 2L * slotMs;
 var deployment = await Deployer.DeployAsync(anvil.RpcUrl, AnvilNode.DevKeys[0], new DeployParameters(
     TestMarket.L2ChainId, genesis, slotMs, 32, GenesisProposers: [.. proposers.Select(p => p.Address)], ReservePrice: 1));
+// The relay key is a registered, bonded relay on L1 (the relay's readiness checks it: L1 would refuse its results otherwise).
+await Deployer.RegisterRelayAsync(anvil.RpcUrl, deployment, AnvilNode.DevKeys[9]);
 // Builders: fresh keys funded from a dev account, each with escrow collateral.
 var builderHex = Enumerable.Range(0, builders).Select(_ => "0x" + Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32))).ToArray();
 var builderKeys = builderHex.Select(ProtocolKey.FromHex).ToArray();
