@@ -177,6 +177,20 @@ public static class Cli
     /// Runs a started host until Ctrl-C/SIGTERM (exit 0) or until it stops by itself, e.g. a background service failed
     /// (exit 1), then stops it with a deadline.
     /// </summary>
+    /// <summary>
+    /// Leaves SIGINT/SIGTERM to the command (System.CommandLine cancels its token): the host's own console lifetime would
+    /// handle the same signal too, and a stop it began before the token was cancelled looked like the host stopping by
+    /// itself (exit 1 on a plain SIGTERM).
+    /// </summary>
+    public static void CommandOwnsSignals(IServiceCollection services) =>
+        services.AddSingleton<Microsoft.Extensions.Hosting.IHostLifetime, CommandLifetime>();
+
+    sealed class CommandLifetime : Microsoft.Extensions.Hosting.IHostLifetime
+    {
+        public Task WaitForStartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+        public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+    }
+
     public static async Task<int> RunUntilStoppedAsync(Microsoft.Extensions.Hosting.IHost host, string name, CancellationToken ct)
     {
         var lifetime = host.Services.GetRequiredService<Microsoft.Extensions.Hosting.IHostApplicationLifetime>();

@@ -73,6 +73,7 @@ public static class ProposerCommand
                     }
                     b.Configuration.AddInMemoryCollection(s);
                     PbsLogging.Apply(b, pr.GetValue(logFormat));
+                    Cli.CommandOwnsSignals(b.Services);
                 });
             }
             catch (InvalidOperationException e) when (e.Message.StartsWith("invalid proposer configuration", StringComparison.Ordinal) || e.Message.StartsWith("Proposer:", StringComparison.Ordinal))

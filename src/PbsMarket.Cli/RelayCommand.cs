@@ -58,6 +58,7 @@ public static class RelayCommand
                 }
                 b.Configuration.AddInMemoryCollection(settings);
                 PbsLogging.Apply(b, pr.GetValue(logFormat));
+                Cli.CommandOwnsSignals(b.Services);
                 b.WebHost.UseUrls(pr.GetValue(urls) ?? b.Configuration["urls"] ?? "http://127.0.0.1:8080");
             });
             var o = app.Configuration.GetSection(RelayOptions.Section);
