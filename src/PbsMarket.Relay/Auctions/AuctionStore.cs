@@ -86,14 +86,15 @@ public sealed class AuctionStore(IConnectionMultiplexer redis, RedisKeys keys, R
     }
 
     /// <summary>A bid (its slot's shard) is on the replicas the durability setting asks for; false if they did not confirm in time.</summary>
-    public Task<bool> ConfirmBidAsync(ulong slot) => confirmer.ConfirmAsync(keys.Bids(slot));
+    /// <param name="fence">This instance did not write it now (a resent bid): see <see cref="ReplicaConfirmer.ConfirmAsync"/>.</param>
+    public Task<bool> ConfirmBidAsync(ulong slot, bool fence = false) => confirmer.ConfirmAsync(keys.Bids(slot), fence);
 
     /// <summary>A proposal (its slot's shard) and what it queued and moved (the head, the L1 queue: the market's shard) are on
     /// the replicas the durability setting asks for.</summary>
-    public async Task<bool> ConfirmProposalAsync(ulong slot)
+    public async Task<bool> ConfirmProposalAsync(ulong slot, bool fence = false)
     {
-        var onSlot = confirmer.ConfirmAsync(keys.Proposal(slot));
-        var onMarket = confirmer.ConfirmAsync(keys.L1Queue);
+        var onSlot = confirmer.ConfirmAsync(keys.Proposal(slot), fence);
+        var onMarket = confirmer.ConfirmAsync(keys.L1Queue, fence);
         return await onSlot & await onMarket;
     }
 

@@ -116,7 +116,7 @@ public sealed class BidService(AuctionStore store, Market market, IChainView cha
             case AuctionStore.Accepted a:
                 return await store.ConfirmBidAsync(h.Slot) ? new Receipt(headerHash, a.ReceivedAtMs, SignReceipt(headerHash, a.ReceivedAtMs), false) : NotConfirmed();
             case AuctionStore.Duplicate d:
-                return await store.ConfirmBidAsync(h.Slot) ? new Receipt(headerHash, d.ReceivedAtMs, SignReceipt(headerHash, d.ReceivedAtMs), true) : NotConfirmed();
+                return await store.ConfirmBidAsync(h.Slot, fence: true) ? new Receipt(headerHash, d.ReceivedAtMs, SignReceipt(headerHash, d.ReceivedAtMs), true) : NotConfirmed();
             case AuctionStore.Refused r:
                 return r.Code switch
                 {

@@ -112,7 +112,7 @@ public sealed class ProposalService(
             metrics.Proposals.Add(1, RelayMetrics.Tag("source", "auction"));
         }
         // The 200 promises the proposal is kept and posted: confirmed on the replicas first (a resent one again).
-        if (!await store.ConfirmProposalAsync(p.Slot)) return NotConfirmed(p.Slot);
+        if (!await store.ConfirmProposalAsync(p.Slot, fence: outcome is not AuctionStore.NewProposal)) return NotConfirmed(p.Slot);
         return new Payload(payload);
     }
 

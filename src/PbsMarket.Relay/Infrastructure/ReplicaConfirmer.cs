@@ -24,13 +24,28 @@ public sealed class ReplicaConfirmer(IConnectionMultiplexer redis, RelayOptions 
     /// before this call; false when they did not within WaitTimeoutMs (the write is in Redis, but not yet safe from the
     /// loss of its master: the caller must not acknowledge it).
     /// </summary>
-    public async Task<bool> ConfirmAsync(RedisKey key)
+    /// <param name="fence">The caller wrote nothing itself (a resent bid, a repeated proposal): the record may have been
+    /// written by another instance, on another connection, and <c>WAIT</c> only covers this connection's own writes. A
+    /// write to a key of the same hash slot first (a counter) makes this connection's replication offset at least the
+    /// record's, so the <c>WAIT</c> that follows covers the record whoever wrote it.</param>
+    public async Task<bool> ConfirmAsync(RedisKey key, bool fence = false)
     {
         if (!Enabled) return true;
-        var endpoint = await redis.GetDatabase().IdentifyEndpointAsync(key)
+        var db = redis.GetDatabase();
+        var endpoint = await db.IdentifyEndpointAsync(key)
                        ?? throw new RedisConnectionException(ConnectionFailureType.UnableToResolvePhysicalConnection, $"no Redis master known for {key}");
+        if (fence) await db.StringIncrementAsync(FenceOf(key), flags: CommandFlags.DemandMaster);
         var batcher = _batchers.GetOrAdd(endpoint, e => new Batcher(redis.GetServer(e), options.Durability));
         return await batcher.ConfirmAsync() >= options.Durability.WaitReplicas;
+    }
+
+    /// <summary>A counter in the same hash slot as <paramref name="key"/> (its hash tag, or the whole key), written only as a fence.</summary>
+    static RedisKey FenceOf(RedisKey key)
+    {
+        var k = key.ToString();
+        var open = k.IndexOf('{');
+        var close = open < 0 ? -1 : k.IndexOf('}', open + 1);
+        return close > open + 1 ? $"{k[..(close + 1)]}:fence" : $"{{{k}}}:fence";
     }
 
     /// <summary>One loop per master: takes every caller waiting now, sends one WAIT, answers them all with its result.
