@@ -173,13 +173,18 @@ public sealed class ClusterFailoverTests(TestServers servers, ITestOutputHelper 
 
     public async ValueTask DisposeAsync() => await _market.DisposeAsync();
 
-    static async Task<T> ReadAfterFailoverAsync<T>(Func<Task<T>> read)
+    static async Task<T> ReadAfterFailoverAsync<T>(RelayInstance relay, Func<Task<T>> read)
     {
         var deadline = Stopwatch.StartNew();
         while (true)
         {
             try { return await read(); }
-            catch (RelayRefusedException e) when (e.Status == 503 && deadline.Elapsed < TimeSpan.FromSeconds(30)) { await Task.Delay(200); }
+            catch (RelayRefusedException e) when (e.Status == 503)
+            {
+                if (deadline.Elapsed > TimeSpan.FromSeconds(30))
+                    throw new Xunit.Sdk.XunitException($"the relay answered 503 for 30 s after the failover; its last warnings:\n{relay.Log.Tail()}");
+                await Task.Delay(200);
+            }
         }
     }
 
@@ -321,7 +326,7 @@ public sealed class ClusterFailoverTests(TestServers servers, ITestOutputHelper 
 
         await _market.WaitClosedAsync(a.Slot, _r2);
         // Right after a failover a read can still meet a node the client has not re-mapped: 503, retried.
-        using var slot = await ReadAfterFailoverAsync(() => _r2.Client.GetJsonAsync($"relay/v1/data/slots/{a.Slot}"));
+        using var slot = await ReadAfterFailoverAsync(_r2, () => _r2.Client.GetJsonAsync($"relay/v1/data/slots/{a.Slot}"));
         var inResult = slot.RootElement.GetProperty("bids").EnumerateArray().Select(b => Hash32.Parse(b.GetProperty("header_hash").GetString()!)).ToHashSet();
         output.WriteLine($"acknowledged {acked.Count} ({string.Join(", ", acked.GroupBy(x => x.Value).Select(g => $"{g.Count()} {g.Key}"))}), refused: {Refusals()}; result holds {inResult.Count}");
         var lost = acked.Where(x => !inResult.Contains(x.Key)).ToList();

@@ -149,11 +149,13 @@ public sealed class TestMarket : IAsyncDisposable
         var instance = port is { } p ? $"test-{p}" : $"test-{Guid.NewGuid().ToString("N")[..8]}";
         var settings = RelaySettings(instance);
         configure?.Invoke(settings);
+        var recent = new RecentLog();
         var app = RelayHost.Build([], b =>
         {
             b.Configuration.AddInMemoryCollection(settings);
             b.WebHost.UseUrls($"http://127.0.0.1:{chosenPort}");
             b.Logging.SetMinimumLevel(LogLevel.Warning);
+            b.Logging.AddProvider(recent);
             if (Environment.GetEnvironmentVariable("PBS_TEST_LOG_DIR") is { Length: > 0 } logDir)
             {
                 Directory.CreateDirectory(logDir);
@@ -162,7 +164,7 @@ public sealed class TestMarket : IAsyncDisposable
             }
         });
         await app.StartAsync();
-        var relay = new RelayInstance(app, app.Urls.First().TrimEnd('/'));
+        var relay = new RelayInstance(app, app.Urls.First().TrimEnd('/'), recent);
         lock (_relays) _relays.Add(relay);
         if (waitReady) await relay.WaitReadyAsync();
         return relay;
@@ -317,10 +319,12 @@ public sealed class TestMarket : IAsyncDisposable
     }
 }
 
-public sealed class RelayInstance(WebApplication app, string url) : IAsyncDisposable
+public sealed class RelayInstance(WebApplication app, string url, RecentLog? log = null) : IAsyncDisposable
 {
     public string Url { get; } = url;
     public WebApplication App { get; } = app;
+    /// <summary>The relay's newest warnings and errors (for a failing test's message).</summary>
+    public RecentLog Log { get; } = log ?? new RecentLog();
     public BuilderClient Client { get; } = new(url);
     volatile bool _stopped;
     public bool IsStopped => _stopped;
