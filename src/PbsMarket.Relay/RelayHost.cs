@@ -79,6 +79,7 @@ public static class RelayHost
         s.AddSingleton<IChainView>(sp => sp.GetRequiredService<L1ChainView>());
         s.AddHostedService(sp => sp.GetRequiredService<L1ChainView>());
         s.AddSingleton<ReplicaConfirmer>();
+        s.AddSingleton<RedisRouting>();
         s.AddSingleton<AuctionStore>();
         s.AddSingleton<DebtLedger>();
         s.AddSingleton<ArchiveQueue>();
@@ -105,6 +106,7 @@ public static class RelayHost
     static void UseRelayErrors(this WebApplication app)
     {
         var log = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("PbsMarket.Relay.Errors");
+        var routing = app.Services.GetRequiredService<RedisRouting>();
         app.Use(async (http, next) =>
         {
             try
@@ -114,6 +116,7 @@ public static class RelayHost
             catch (Exception e) when (e is RedisConnectionException or RedisTimeoutException && !http.Response.HasStarted)
             {
                 log.LogWarning("{Method} {Path}: Redis unavailable: {Error}", http.Request.Method, http.Request.Path, e.Message);
+                routing.Observe(e);
                 await new Rejection("unavailable", "the relay's state store is unreachable; retry shortly").ToResult(1).ExecuteAsync(http);
             }
             catch (BadHttpRequestException e) when (!http.Response.HasStarted)

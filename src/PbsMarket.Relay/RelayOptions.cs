@@ -94,6 +94,9 @@ public sealed class RelayOptions
 
     /// <summary>Redis connect, sync and async timeouts (a tighter one in the connection string wins).</summary>
     [Range(100, 60_000)] public int RedisTimeoutMs { get; set; } = 2000;
+    /// <summary>Redis Cluster: the least time between two rebuilds of the client's cluster map after writes were routed to a
+    /// node that is now a replica (Infrastructure/RedisRouting.cs).</summary>
+    [Range(50, 60_000)] public int RedisRemapMinIntervalMs { get; set; } = 1000;
     /// <summary>PostgreSQL connect timeout (a tighter one in the connection string wins).</summary>
     [Range(1, 300)] public int PostgresTimeoutSeconds { get; set; } = 5;
     /// <summary>Each /readyz check's deadline.</summary>

@@ -181,8 +181,11 @@ public sealed class ClusterFailoverTests(TestServers servers, ITestOutputHelper 
             try { return await read(); }
             catch (RelayRefusedException e) when (e.Status == 503)
             {
-                if (deadline.Elapsed > TimeSpan.FromSeconds(30))
-                    throw new Xunit.Sdk.XunitException($"the relay answered 503 for 30 s after the failover; its last warnings:\n{relay.Log.Tail()}");
+                // Before RedisRouting, a relay whose client kept a stale cluster map (StackExchange.Redis skips a rebuild that
+                // falls during another) answered 503 here for 30 s and more (1 of 4 runs here, 2 clean-clone CI runs); it now
+                // rebuilds the map on the first write its client refuses, and heals within a second or two.
+                if (deadline.Elapsed > TimeSpan.FromSeconds(10))
+                    throw new Xunit.Sdk.XunitException($"the relay answered 503 for 10 s after the failover; its last warnings:\n{relay.Log.Tail()}");
                 await Task.Delay(200);
             }
         }
@@ -325,7 +328,7 @@ public sealed class ClusterFailoverTests(TestServers servers, ITestOutputHelper 
         await Task.WhenAll(bidders);
 
         await _market.WaitClosedAsync(a.Slot, _r2);
-        // Right after a failover a read can still meet a node the client has not re-mapped: 503, retried.
+        // Right after a failover a read can still meet a node the client has not re-mapped: 503, retried briefly.
         using var slot = await ReadAfterFailoverAsync(_r2, () => _r2.Client.GetJsonAsync($"relay/v1/data/slots/{a.Slot}"));
         var inResult = slot.RootElement.GetProperty("bids").EnumerateArray().Select(b => Hash32.Parse(b.GetProperty("header_hash").GetString()!)).ToHashSet();
         output.WriteLine($"acknowledged {acked.Count} ({string.Join(", ", acked.GroupBy(x => x.Value).Select(g => $"{g.Count()} {g.Key}"))}), refused: {Refusals()}; result holds {inResult.Count}");

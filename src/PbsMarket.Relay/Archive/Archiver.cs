@@ -17,7 +17,7 @@ namespace PbsMarket.Relay.Archive;
 /// entries wait in the stream and the relay keeps accepting bids.
 /// </summary>
 public sealed class Archiver(
-    IConnectionMultiplexer redis, RedisKeys keys, NpgsqlDataSource db, RelayMetrics metrics, InstanceInfo instance, RelayOptions o, TimeProvider time, ILogger<Archiver> log)
+    IConnectionMultiplexer redis, RedisKeys keys, NpgsqlDataSource db, RelayMetrics metrics, InstanceInfo instance, RelayOptions o, TimeProvider time, RedisRouting routing, ILogger<Archiver> log)
     : BackgroundService
 {
     public volatile string? Problem = "starting";
@@ -70,6 +70,7 @@ public sealed class Archiver(
             {
                 // Any failure (PostgreSQL, Redis, a record it cannot write) pauses the archive with back-off; none may
                 // escape and stop the relay. Stream entries are acknowledged only once written, so nothing is skipped.
+                routing.Observe(e);
                 if (Problem is null || delay.TotalSeconds >= 4) log.LogWarning("archive paused, retrying in {Delay}: {Type}: {Error}", delay, e.GetType().Name, e.Message);
                 Problem = e.Message;
                 metrics.ArchiveErrors.Add(1);

@@ -12,7 +12,7 @@ namespace PbsMarket.Relay.Auctions;
 /// </summary>
 public sealed class AuctionScheduler(
     AuctionStore store, ResultService results, Market market, IChainView chain, IConnectionMultiplexer redis,
-    Infrastructure.EventHub events, Infrastructure.RelayMetrics metrics, ILogger<AuctionScheduler> log) : BackgroundService
+    Infrastructure.EventHub events, Infrastructure.RelayMetrics metrics, Infrastructure.RedisRouting routing, ILogger<AuctionScheduler> log) : BackgroundService
 {
     ulong _nextToClose;
     ulong _nextMissCheck;
@@ -37,6 +37,7 @@ public sealed class AuctionScheduler(
             catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
             {
                 // Any failure pauses the scheduler until the next tick; none may escape and stop the relay.
+                routing.Observe(e);
                 if (Problem is null) log.LogWarning("auction scheduler paused: {Type}: {Error}", e.GetType().Name, e.Message);
                 Problem = e.Message;
             }

@@ -17,7 +17,7 @@ namespace PbsMarket.Relay.Chain;
 /// </summary>
 public sealed class L1PosterService(
     IConnectionMultiplexer redis, RedisKeys keys, Market market, AuctionStore store, ArchiveQueue archive,
-    EventHub events, RelayMetrics metrics, InstanceInfo instance, RelayKey relayKey, TimeProvider time, ILogger<L1PosterService> log) : BackgroundService
+    EventHub events, RelayMetrics metrics, InstanceInfo instance, RelayKey relayKey, TimeProvider time, RedisRouting routing, ILogger<L1PosterService> log) : BackgroundService
 {
     const string Group = "posters";
     TimeSpan LeaseTtl => TimeSpan.FromMilliseconds(market.Options.L1PosterLeaseMs);
@@ -97,6 +97,7 @@ public sealed class L1PosterService(
                 {
                     // Whatever L1, Redis or a node's answer throws (an RPC timeout of a stalled node, too), the poster
                     // keeps its lease loop: an exception escaping a background service would stop the whole relay.
+                    routing.Observe(e);
                     log.LogWarning("L1 poster: {Type}: {Error}; retrying", e.GetType().Name, e.Message);
                     metrics.L1Errors.Add(1);
                     await Task.Delay(TimeSpan.FromMilliseconds(o.L1PosterErrorBackoffMs), time, ct);
