@@ -98,6 +98,25 @@ public sealed class PbsProcess : IAsyncDisposable
     /// <summary>Ctrl-C.</summary>
     public void Interrupt() => SysKill(_p.Id, 2);
 
+    /// <summary>The process ignores SIGINT (its SigIgn mask in /proc): it was started, through its parents, by a
+    /// non-interactive shell's background job, which sets SIGINT to ignored, and .NET keeps a signal ignored at start
+    /// ignored. Ctrl-C cannot be tested then (a terminal would never deliver it to such a process either).</summary>
+    public bool IgnoresInterrupt
+    {
+        get
+        {
+            try
+            {
+                var line = File.ReadLines($"/proc/{_p.Id}/status").FirstOrDefault(l => l.StartsWith("SigIgn:", StringComparison.Ordinal));
+                return line is not null && (Convert.ToUInt64(line["SigIgn:".Length..].Trim(), 16) & (1UL << (2 - 1))) != 0;
+            }
+            catch (IOException)
+            {
+                return false;
+            }
+        }
+    }
+
     /// <summary>SIGTERM, as a service manager stops it.</summary>
     public void Terminate() => SysKill(_p.Id, 15);
 
