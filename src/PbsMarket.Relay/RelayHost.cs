@@ -48,6 +48,7 @@ public static class RelayHost
             config.ConnectTimeout = Math.Min(config.ConnectTimeout, o.RedisTimeoutMs);
             config.SyncTimeout = Math.Min(config.SyncTimeout, o.RedisTimeoutMs);
             config.AsyncTimeout = Math.Min(config.AsyncTimeout, o.RedisTimeoutMs);
+            config.ConfigCheckSeconds = Math.Min(config.ConfigCheckSeconds, o.RedisConfigCheckSeconds);
             config.ClientName = "pbs-relay";
             return ConnectionMultiplexer.Connect(config);
         });
@@ -113,7 +114,7 @@ public static class RelayHost
             {
                 await next(http);
             }
-            catch (Exception e) when (e is RedisConnectionException or RedisTimeoutException && !http.Response.HasStarted)
+            catch (Exception e) when (RedisRouting.IsTransient(e) && !http.Response.HasStarted)
             {
                 log.LogWarning("{Method} {Path}: Redis unavailable: {Error}", http.Request.Method, http.Request.Path, e.Message);
                 routing.Observe(e);

@@ -97,6 +97,10 @@ public sealed class RelayOptions
     /// <summary>Redis Cluster: the least time between two rebuilds of the client's cluster map after writes were routed to a
     /// node that is now a replica (Infrastructure/RedisRouting.cs).</summary>
     [Range(50, 60_000)] public int RedisRemapMinIntervalMs { get; set; } = 1000;
+    /// <summary>How often the Redis client re-reads each node's role (StackExchange.Redis's ConfigCheckSeconds, 60 by
+    /// default; a tighter one in the connection string wins): after a failover, the longest a wrong role can last when no
+    /// write shows it.</summary>
+    [Range(1, 3600)] public int RedisConfigCheckSeconds { get; set; } = 5;
     /// <summary>PostgreSQL connect timeout (a tighter one in the connection string wins).</summary>
     [Range(1, 300)] public int PostgresTimeoutSeconds { get; set; } = 5;
     /// <summary>Each /readyz check's deadline.</summary>

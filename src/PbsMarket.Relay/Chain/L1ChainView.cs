@@ -20,6 +20,7 @@ public sealed class L1ChainView : BackgroundService, IChainView
 {
     readonly Market _market;
     readonly ILogger<L1ChainView> _log;
+    readonly Infrastructure.RedisRouting _routing;
     readonly Web3 _web3;
     readonly string _registry, _escrow;
     readonly ConcurrentDictionary<ulong, IReadOnlyList<Address>> _sets = new();
@@ -57,8 +58,9 @@ public sealed class L1ChainView : BackgroundService, IChainView
     /// <summary>Monotonic milliseconds (for ages of cached reads; not wall time).</summary>
     long NowMs => (long)(_time.GetTimestamp() * (1000.0 / _time.TimestampFrequency));
 
-    public L1ChainView(Market market, Infrastructure.RelayKey key, DebtLedger ledger, Infrastructure.RelayMetrics metrics, TimeProvider time, Infrastructure.EventHub events, ILogger<L1ChainView> log)
+    public L1ChainView(Market market, Infrastructure.RelayKey key, DebtLedger ledger, Infrastructure.RelayMetrics metrics, TimeProvider time, Infrastructure.EventHub events, Infrastructure.RedisRouting routing, ILogger<L1ChainView> log)
     {
+        _routing = routing;
         _events = events;
         _time = time;
         _metrics = metrics;
@@ -251,6 +253,7 @@ public sealed class L1ChainView : BackgroundService, IChainView
             }
             catch (RedisException e)
             {
+                _routing.Observe(e);
                 _log.LogError("debt ledger: releasing debts through slot {Slot} failed: {Error}", tip.Slot, e.Message);
             }
         }

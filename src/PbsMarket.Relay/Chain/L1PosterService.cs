@@ -125,7 +125,7 @@ public sealed class L1PosterService(
                 await Task.Delay(LeaseTtl / 3, time, round.Token);
                 bool held;
                 try { held = await HoldLeaseAsync(); }
-                catch (RedisException) { held = false; }
+                catch (RedisException e) { routing.Observe(e); held = false; }
                 if (!held)
                 {
                     log.LogWarning("L1 poster lease lost during a round; cancelling it");
