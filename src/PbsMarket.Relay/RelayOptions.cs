@@ -94,8 +94,8 @@ public sealed class RelayOptions
 
     /// <summary>Redis connect, sync and async timeouts (a tighter one in the connection string wins).</summary>
     [Range(100, 60_000)] public int RedisTimeoutMs { get; set; } = 2000;
-    /// <summary>Redis Cluster: the least time between two rebuilds of the client's cluster map after writes were routed to a
-    /// node that is now a replica (Infrastructure/RedisRouting.cs).</summary>
+    /// <summary>Redis Cluster: the least time between two full reconfigurations of the client (roles and map re-read) after
+    /// writes were refused for a node's role (Infrastructure/RedisRouting.cs).</summary>
     [Range(50, 60_000)] public int RedisRemapMinIntervalMs { get; set; } = 1000;
     /// <summary>How often the Redis client re-reads each node's role (StackExchange.Redis's ConfigCheckSeconds, 60 by
     /// default; a tighter one in the connection string wins): after a failover, the longest a wrong role can last when no

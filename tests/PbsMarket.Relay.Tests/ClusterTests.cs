@@ -181,9 +181,10 @@ public sealed class ClusterFailoverTests(TestServers servers, ITestOutputHelper 
             try { return await read(); }
             catch (RelayRefusedException e) when (e.Status == 503)
             {
-                // Before RedisRouting, a relay whose client kept a stale cluster map (StackExchange.Redis skips a rebuild that
-                // falls during another) answered 503 here for 30 s and more (1 of 4 runs here, 2 clean-clone CI runs); it now
-                // rebuilds the map on the first write its client refuses, and heals within a second or two.
+                // Before RedisRouting, a relay whose client still believed the promoted node a replica (MOVED's rebuild does not
+                // re-read roles; the role check ran every 60 s) answered 503 here for 30 s and more (1 of 4 runs here, 2
+                // clean-clone CI runs); it now re-reads roles and map on the first write refused for a role, and heals in a
+                // second or two.
                 if (deadline.Elapsed > TimeSpan.FromSeconds(10))
                     throw new Xunit.Sdk.XunitException($"the relay answered 503 for 10 s after the failover; its last warnings:\n{relay.Log.Tail()}");
                 await Task.Delay(200);

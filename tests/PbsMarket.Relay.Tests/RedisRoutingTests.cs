@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Logging;
 using PbsMarket.Relay.Infrastructure;
 using PbsMarket.Testing;
+using PbsMarket.Testing.Market;
 using StackExchange.Redis;
 
 namespace PbsMarket.Relay.Tests;
@@ -19,19 +20,6 @@ public sealed class RedisRoutingTests(TestServers servers)
         public long Now = 1_000_000;
         public override long TimestampFrequency => 1000; // one tick a millisecond
         public override long GetTimestamp() => Now;
-    }
-
-    sealed class Lines : ILoggerProvider, ILogger
-    {
-        public readonly List<string> All = [];
-        public ILogger CreateLogger(string categoryName) => this;
-        public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
-        public bool IsEnabled(LogLevel logLevel) => true;
-        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
-        {
-            lock (All) All.Add(formatter(state, exception));
-        }
-        public void Dispose() { }
     }
 
     /// <summary>What StackExchange.Redis 2.8 hands the caller when its map sends a write to a replica: PhysicalBridge
@@ -76,10 +64,10 @@ public sealed class RedisRoutingTests(TestServers servers)
         var redis = await servers.RedisAsync();
         await using var mux = await ConnectionMultiplexer.ConnectAsync(redis.ConnectionString);
         var time = new ManualTime();
-        var lines = new Lines();
+        var lines = new RecentLog();
         using var factory = LoggerFactory.Create(b => b.AddProvider(lines));
         var routing = new RedisRouting(mux, new RelayOptions { RedisRemapMinIntervalMs = 1000 }, time, factory.CreateLogger<RedisRouting>());
-        int Rebuilds() { lock (lines.All) return lines.All.Count(l => l.Contains("re-reading the roles and the map")); }
+        int Rebuilds() => lines.Lines.Count(l => l.Contains("re-reading the roles and the map"));
 
         Assert.False(routing.Observe(new RedisTimeoutException("Timeout performing SET", CommandStatus.Sent)));
         Assert.Equal(0, Rebuilds());
