@@ -3,7 +3,20 @@ using System.Numerics;
 namespace PbsMarket.Core;
 
 /// <summary>One decoded L2 transaction. <see cref="To"/> is null for contract creation; TxHash = keccak(raw EIP-2718 bytes).</summary>
-public sealed record DecodedTx(byte Type, BigInteger ChainId, ulong Nonce, ulong GasLimit, Address? To, BigInteger Value, Hash32 TxHash);
+public sealed record DecodedTx(byte Type, BigInteger ChainId, ulong Nonce, ulong GasLimit, Address? To, BigInteger Value, Hash32 TxHash)
+{
+    /// <summary>The most the sender pays per gas: <c>max_fee_per_gas</c> (type 2), or the gas price (legacy, type 1).</summary>
+    public BigInteger MaxFeePerGas { get; init; }
+    /// <summary>The tip cap: <c>max_priority_fee_per_gas</c> (type 2), or the gas price (legacy, type 1).</summary>
+    public BigInteger MaxPriorityFeePerGas { get; init; }
+    /// <summary>The call data (or init code for a creation).</summary>
+    public ReadOnlyMemory<byte> Data { get; init; }
+    /// <summary>The EIP-2930 access list (empty for legacy transactions).</summary>
+    public IReadOnlyList<AccessListEntry> AccessList { get; init; } = [];
+}
+
+/// <summary>One entry of an EIP-2930 access list.</summary>
+public sealed record AccessListEntry(Address Address, IReadOnlyList<Hash32> StorageKeys);
 
 /// <summary>Limits on a block payload.</summary>
 public sealed record PayloadLimits(int MaxBytes = PayloadLimits.DefaultMaxBytes, int MaxTxs = PayloadLimits.DefaultMaxTxs)
@@ -171,9 +184,10 @@ public static class PayloadCodec
         if (!UInt(data, fields[gasAt], 8, out var gas, out err)) { error = Invalid($"{where}: gas limit: {err}"); return null; }
         if (!UInt(data, fields[valueAt], 32, out var value, out err)) { error = Invalid($"{where}: value: {err}"); return null; }
         var priceFields = type switch { 0 => new[] { 1 }, 1 => [2], _ => [2, 3] };
-        foreach (var p in priceFields)
+        var prices = new BigInteger[priceFields.Length];
+        for (var p = 0; p < priceFields.Length; p++)
         {
-            if (!UInt(data, fields[p], 32, out _, out err)) { error = Invalid($"{where}: fee field: {err}"); return null; }
+            if (!UInt(data, fields[priceFields[p]], 32, out prices[p], out err)) { error = Invalid($"{where}: fee field: {err}"); return null; }
         }
         var toItem = fields[toAt];
         if (toItem.IsList || (toItem.PayloadLength != 0 && toItem.PayloadLength != 20)) { error = Invalid($"{where}: to: expected 0 or 20 bytes"); return null; }
@@ -181,6 +195,7 @@ public static class PayloadCodec
         if (fields[dataAt].IsList) { error = Invalid($"{where}: data: expected a byte string"); return null; }
 
         BigInteger chainId;
+        List<AccessListEntry>? accessList = null;
         if (type == 0)
         {
             if (!UInt(data, fields[6], 32, out var v, out err)) { error = Invalid($"{where}: v: {err}"); return null; }
@@ -191,7 +206,8 @@ public static class PayloadCodec
         {
             if (!UInt(data, fields[0], 32, out chainId, out err)) { error = Invalid($"{where}: chain id: {err}"); return null; }
             if (!UInt(data, fields[^3], 1, out var parity, out err) || parity > 1) { error = Invalid($"{where}: y parity must be 0 or 1"); return null; }
-            if (!CheckAccessList(data, fields[^4], out err)) { error = Invalid($"{where}: access list: {err}"); return null; }
+            accessList = [];
+            if (!CheckAccessList(data, fields[^4], out err, accessList)) { error = Invalid($"{where}: access list: {err}"); return null; }
         }
         if (!Scalar(data, fields[^2], out var r, out err) || !Scalar(data, fields[^1], out var s, out err))
         {
@@ -200,7 +216,14 @@ public static class PayloadCodec
         }
         if (!Signature.CheckScalars(r, s, out err)) { error = Invalid($"{where}: signature: {err}"); return null; }
 
-        return new DecodedTx(type, chainId, (ulong)nonce, (ulong)gas, to, value, Keccak.Hash(raw));
+        return new DecodedTx(type, chainId, (ulong)nonce, (ulong)gas, to, value, Keccak.Hash(raw))
+        {
+            // type 2: [chainId, nonce, maxPriorityFee, maxFee, ...]; legacy and type 1 have one gas price
+            MaxPriorityFeePerGas = prices[0],
+            MaxFeePerGas = prices[^1],
+            Data = data.Slice(fields[dataAt].PayloadStart, fields[dataAt].PayloadLength).ToArray(),
+            AccessList = accessList ?? [],
+        };
     }
 
     /// <summary>Recovers the sender of a raw transaction (legacy RLP list or typed bytes). Not for the hot path.</summary>
@@ -274,7 +297,7 @@ public static class PayloadCodec
         return true;
     }
 
-    private static bool CheckAccessList(ReadOnlySpan<byte> data, RlpItem list, out string error)
+    private static bool CheckAccessList(ReadOnlySpan<byte> data, RlpItem list, out string error, List<AccessListEntry> parsed)
     {
         if (!list.IsList) { error = "expected a list"; return false; }
         var entries = new List<RlpItem>();
@@ -286,10 +309,13 @@ public static class PayloadCodec
             if (!entry.IsList || !Rlp.TryReadList(data, entry, pair, out _) || pair.Count != 2) { error = "entry is not [address, storageKeys]"; return false; }
             if (pair[0].IsList || pair[0].PayloadLength != 20) { error = "address is not 20 bytes"; return false; }
             if (!pair[1].IsList || !Rlp.TryReadList(data, pair[1], keys, out _)) { error = "storage keys are not a list"; return false; }
+            var storageKeys = new List<Hash32>(keys.Count);
             foreach (var k in keys)
             {
                 if (k.IsList || k.PayloadLength != 32) { error = "storage key is not 32 bytes"; return false; }
+                storageKeys.Add(Hash32.FromBytes(data.Slice(k.PayloadStart, 32)));
             }
+            parsed.Add(new AccessListEntry(Address.FromBytes(data.Slice(pair[0].PayloadStart, 20)), storageKeys));
         }
         error = "";
         return true;

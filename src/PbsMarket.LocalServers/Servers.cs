@@ -147,12 +147,19 @@ public class AnvilNode(string dir, long chainId = 31337, int? blockTimeSeconds =
     {
         var psi = new ProcessStartInfo(Tools.Require("anvil", "npm installs it into tools/bin")) { WorkingDirectory = Dir };
         var args = new List<string> { "--host", "127.0.0.1", "--port", Port.ToString(), "--chain-id", ChainId.ToString(),
-            "--accounts", accounts.ToString(), "--silent", "--config-out", Path.Combine(Dir, "anvil-config.json"), "--gas-limit", "60000000" };
+            "--accounts", accounts.ToString(), "--silent", "--config-out", Path.Combine(Dir, "anvil-config.json"), "--gas-limit", GasLimit.ToString(System.Globalization.CultureInfo.InvariantCulture) };
         if (blockTimeSeconds is { } bt) args.AddRange(["--block-time", bt.ToString()]);
+        args.AddRange(ExtraArgs);
         foreach (var a in args) psi.ArgumentList.Add(a);
         psi.Environment["HOME"] = Dir; // anvil keeps caches under ~/.foundry
         return psi;
     }
+
+    /// <summary>The block gas limit.</summary>
+    protected virtual long GasLimit => 60_000_000;
+
+    /// <summary>More anvil flags (the L2 engine's).</summary>
+    protected virtual IEnumerable<string> ExtraArgs => [];
 
     protected override async Task<bool> IsReadyAsync(CancellationToken ct) =>
         (await RpcAsync("eth_chainId", [], ct)).GetString() is { Length: > 2 };
@@ -166,4 +173,19 @@ public class AnvilNode(string dir, long chainId = 31337, int? blockTimeSeconds =
         if (doc.TryGetProperty("error", out var error)) throw new InvalidOperationException($"{method}: {error}");
         return doc.GetProperty("result").Clone();
     }
+}
+
+/// <summary>
+/// The L2 execution engine: an anvil with the L2 chain id that mines only when told (<c>--no-mining</c>), in arrival order
+/// (<c>--order fifo</c>), with no base fee and a genesis at timestamp 0, and the first 20 accounts of anvil's public test
+/// mnemonic funded (docs/l2.md). Its gas limit is twice the market's largest block, so a block never passes the EIP-1559
+/// target and the base fee stays 0. Only <c>pbs l2node</c> should talk to it.
+/// </summary>
+public class L2EngineNode(string dir, long chainId, long maxGasLimit = 30_000_000, int? port = null)
+    : AnvilNode(dir, chainId, blockTimeSeconds: null, port: port, accounts: 20)
+{
+    protected override IEnumerable<string> ExtraArgs =>
+        ["--no-mining", "--order", "fifo", "--base-fee", "0", "--timestamp", "0", "--hardfork", "cancun"];
+
+    protected override long GasLimit => 2 * maxGasLimit;
 }

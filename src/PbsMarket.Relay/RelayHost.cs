@@ -87,6 +87,7 @@ public static class RelayHost
         s.AddSingleton<EventHub>();
         s.AddHostedService(sp => sp.GetRequiredService<EventHub>());
         s.AddSingleton<ResultService>();
+        s.AddSingleton<BidSimulation>();
         s.AddSingleton<BidService>();
         s.AddSingleton<ProposalService>();
         s.AddSingleton<SlotReader>();

@@ -51,6 +51,16 @@ public sealed class RelayOptions
     [Range(1024, 256 * 1024 * 1024)] public int MaxStoredBytesPerBuilderPerSlot { get; set; } = 4 * 1024 * 1024;
 
     [Range(21_000, long.MaxValue)] public long MaxGasLimit { get; set; } = 30_000_000;
+
+    /// <summary>
+    /// The L2 node's relay port (`pbs l2node`, docs/l2.md): when set, every bid's block is executed there on its parent
+    /// before it is accepted (codes invalid_nonce, insufficient_funds, simulation_failed, wrong_gas_used). Empty: bids
+    /// are not simulated.
+    /// </summary>
+    public string L2Rpc { get; set; } = "";
+
+    /// <summary>How long a bid's simulation may take before the bid is answered 503 unavailable.</summary>
+    [Range(50, 60_000)] public int L2SimulationTimeoutMs { get; set; } = 2000;
     [Range(1, 64 * 1024 * 1024)] public int MaxPayloadBytes { get; set; } = 1024 * 1024;
     [Range(1, 100_000)] public int MaxTxsPerBlock { get; set; } = 5_000;
     [Range(1, 100_000)] public int MaxBidsPerBuilderPerSlot { get; set; } = 500;
@@ -186,6 +196,7 @@ public sealed class RelayOptionsValidation : Microsoft.Extensions.Options.IValid
             foreach (var member in r.MemberNames.DefaultIfEmpty("?"))
                 errors.Add($"{RelayOptions.Section}:Durability:{member} = {Convert.ToString(typeof(DurabilityOptions).GetProperty(member)?.GetValue(o.Durability), System.Globalization.CultureInfo.InvariantCulture)}: {r.ErrorMessage}");
         Check(o.CloseOffsetMs < o.SlotMs, nameof(o.CloseOffsetMs), "must be shorter than Relay:SlotMs");
+        Check(string.IsNullOrEmpty(o.L2Rpc) || (Uri.TryCreate(o.L2Rpc, UriKind.Absolute, out var l2) && l2.Scheme is "http" or "https"), nameof(o.L2Rpc), "must be an http(s) URL (the L2 node's relay port)");
         Check(BigInteger.TryParse(o.ReservePrice, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out _),
             nameof(o.ReservePrice), "must be a whole number of wei (decimal digits)");
         foreach (var (member, value) in new[] { (nameof(o.Inbox), o.Inbox), (nameof(o.Registry), o.Registry), (nameof(o.Escrow), o.Escrow) })

@@ -33,3 +33,14 @@ public sealed class RedisCluster : LocalServers.RedisCluster
         DeleteDirOnDispose = true;
     }
 }
+
+/// <summary>The L2 execution engine (an anvil with the L2 chain id, mining only when told).</summary>
+public sealed class L2EngineNode : LocalServers.L2EngineNode
+{
+    public L2EngineNode(long chainId = TestMarketDefaults.L2ChainId) : base(Reaper.NewTempDir("l2engine"), chainId) => Reaper.Track(this);
+}
+
+static class TestMarketDefaults
+{
+    public const long L2ChainId = 901;
+}

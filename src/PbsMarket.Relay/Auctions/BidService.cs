@@ -12,7 +12,7 @@ namespace PbsMarket.Relay.Auctions;
 /// one atomic Redis step. A refused bid changes nothing; the same bid sent twice gets the same receipt.
 /// </summary>
 public sealed class BidService(AuctionStore store, Market market, IChainView chain, RelayKey key, ResultService results, DebtLedger ledger,
-    RelayMetrics metrics, BuilderRateLimiter limiter)
+    RelayMetrics metrics, BuilderRateLimiter limiter, BidSimulation simulation)
 {
     public abstract record Outcome;
     public sealed record Receipt(Hash32 HeaderHash, ulong ReceivedAtMs, Signature RelaySignature, bool Duplicate) : Outcome;
@@ -106,6 +106,9 @@ public sealed class BidService(AuctionStore store, Market market, IChainView cha
         var decoded = PayloadCodec.Decode(bid.Payload, market.L2ChainId, _payloadLimits);
         if (!decoded.IsOk) return No(decoded.Error.Code, decoded.Error.Message);
         if (GasCheck.CheckAgainstTransactions(h.GasUsed, decoded.Transactions) is { } txGasError) return No(txGasError.Code, txGasError.Message);
+
+        // 6b. execution: the block runs on the L2 node at its parent, every transaction valid, gas_used exact (last: the dearest check)
+        if (await simulation.CheckAsync(h, bid.Payload, ct) is { } simError) return No(simError.Code, simError.Message);
 
         // 7. the atomic step: still open, still on the head, within the builder's bid limit
         var accepted = await store.AcceptAsync(h, headerHash, bid.Signature, decoded.Transactions.Count, bid.Payload);

@@ -24,6 +24,8 @@ public sealed class RelayMetrics
         Bids = Meter.CreateCounter<long>("pbs_bids_total", description: "Bids answered, by result code (published after the slot closes).");
         BidSeconds = Meter.CreateHistogram("pbs_bid_seconds", unit: null, description: "Time to answer a bid (published after the slot closes).",
             tags: null, advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = LatencyBuckets });
+        SimulationSeconds = Meter.CreateHistogram("pbs_simulation_seconds", unit: null, description: "Time to simulate a bid's block on the L2 node, by result code (published after the slot closes).",
+            tags: null, advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = LatencyBuckets });
         AuctionBids = Meter.CreateHistogram("pbs_auction_bids", unit: null, description: "Bids in each closed auction.",
             tags: null, advice: new InstrumentAdvice<long> { HistogramBucketBoundaries = SizeBuckets });
         AuctionsClosed = Meter.CreateCounter<long>("pbs_auctions_closed_total", description: "Auctions closed by this instance, by outcome (won, empty).");
@@ -45,6 +47,7 @@ public sealed class RelayMetrics
     public Meter Meter { get; }
     public Counter<long> Bids { get; }
     public Histogram<double> BidSeconds { get; }
+    public Histogram<double> SimulationSeconds { get; }
     public Histogram<long> AuctionBids { get; }
     public Counter<long> AuctionsClosed { get; }
     public Counter<long> HeadersServed { get; }

@@ -1,0 +1,107 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using PbsMarket.Core;
+
+namespace PbsMarket.L2;
+
+/// <summary>A block as the engine holds it.</summary>
+public sealed record EngineBlock(ulong Number, Hash32 Hash, ulong Timestamp, Hash32 StateRoot, ulong GasUsed, IReadOnlyList<Hash32> Transactions)
+{
+    public static EngineBlock FromJson(JsonElement b) => new(
+        Quantity.ToUInt64(b.GetProperty("number")), Hash32.Parse(b.GetProperty("hash").GetString()!),
+        Quantity.ToUInt64(b.GetProperty("timestamp")), Hash32.Parse(b.GetProperty("stateRoot").GetString()!),
+        Quantity.ToUInt64(b.GetProperty("gasUsed")),
+        [.. b.GetProperty("transactions").EnumerateArray().Select(t => Hash32.Parse(t.ValueKind == JsonValueKind.String ? t.GetString()! : t.GetProperty("hash").GetString()!))]);
+}
+
+/// <summary>A transaction of a payload the engine did not execute, and why.</summary>
+public sealed record SkippedTx(int Index, Hash32? TxHash, string Reason);
+
+/// <summary>What executing one block gave: the engine's block, and the payload's transactions left out of it.</summary>
+public sealed record ExecutedBlock(EngineBlock Block, IReadOnlyList<SkippedTx> Skipped);
+
+/// <summary>
+/// The adapter to the L2 execution engine: an anvil started with <c>--no-mining --order fifo --base-fee 0</c> and the
+/// L2 chain id (<see cref="PbsMarket.LocalServers"/> starts it). A block is executed by setting the coinbase and the
+/// timestamp, sending the payload's transactions in order, and mining one block; a reorg rolls blocks back.
+/// A production engine would take the same inputs through the Engine API (<c>engine_forkchoiceUpdated</c> with payload
+/// attributes carrying the transaction list, <c>noTxPool: true</c>, the timestamp and the fee recipient, then
+/// <c>engine_getPayload</c> and <c>engine_newPayload</c>, as op-geth and op-reth take them): docs/l2.md.
+/// </summary>
+public sealed class L2Engine(JsonRpcClient rpc)
+{
+    public JsonRpcClient Rpc { get; } = rpc;
+
+    public async Task<EngineBlock> BlockAsync(ulong? number = null, CancellationToken ct = default)
+    {
+        var b = await Rpc.CallAsync("eth_getBlockByNumber", [number is { } n ? Quantity.Of(n) : "latest", false], ct);
+        if (b.ValueKind == JsonValueKind.Null) throw new InvalidOperationException($"the L2 engine has no block {number}");
+        return EngineBlock.FromJson(b);
+    }
+
+    public async Task<ulong> ChainIdAsync(CancellationToken ct = default) => Quantity.ToUInt64(await Rpc.CallAsync("eth_chainId", [], ct));
+
+    /// <summary>Back to the genesis: the engine's blocks are a cache of the chain that L1 (and proposals) define.</summary>
+    public async Task ResetAsync(CancellationToken ct = default)
+    {
+        await Rpc.CallAsync("anvil_reset", [], ct);
+        await Rpc.CallAsync("anvil_dropAllTransactions", [], ct);
+    }
+
+    /// <summary>Removes the newest <paramref name="depth"/> blocks.</summary>
+    public async Task RollbackAsync(ulong depth, CancellationToken ct = default)
+    {
+        if (depth == 0) return;
+        await Rpc.CallAsync("anvil_rollback", [depth], ct);
+    }
+
+    /// <summary>
+    /// Executes one block on the engine's tip: the transactions in payload order, each only if it can execute there (it
+    /// decodes, its nonce is its sender's next, the engine takes it); the others are skipped and the block stands.
+    /// </summary>
+    public async Task<ExecutedBlock> ExecuteAsync(IReadOnlyList<byte[]> rawTxs, ulong timestamp, Address coinbase, CancellationToken ct = default)
+    {
+        var skipped = new List<SkippedTx>();
+        await Rpc.CallAsync("anvil_dropAllTransactions", [], ct);
+        await Rpc.CallAsync("anvil_setCoinbase", [coinbase.ToString()], ct);
+        await Rpc.CallAsync("evm_setNextBlockTimestamp", [timestamp], ct);
+        var nextNonce = new Dictionary<Address, ulong>();
+        var sent = new List<(int Index, Hash32 Hash)>();
+        for (var i = 0; i < rawTxs.Count; i++)
+        {
+            var raw = rawTxs[i];
+            var tx = PayloadCodec.DecodeTransaction(raw, out var error);
+            if (tx is null) { skipped.Add(new(i, null, error!.Message)); continue; }
+            Address sender;
+            try { sender = PayloadCodec.RecoverSender(raw); }
+            catch (FormatException e) { skipped.Add(new(i, tx.TxHash, $"sender: {e.Message}")); continue; }
+            if (!nextNonce.TryGetValue(sender, out var expected))
+                expected = Quantity.ToUInt64(await Rpc.CallAsync("eth_getTransactionCount", [sender.ToString(), "latest"], ct));
+            if (tx.Nonce != expected)
+            {
+                nextNonce[sender] = expected;
+                skipped.Add(new(i, tx.TxHash, $"nonce {tx.Nonce}, but {sender}'s next nonce is {expected}"));
+                continue;
+            }
+            try
+            {
+                await Rpc.CallAsync("eth_sendRawTransaction", [Hex.Encode(raw)], ct);
+                nextNonce[sender] = expected + 1;
+                sent.Add((i, tx.TxHash));
+            }
+            catch (JsonRpcException e)
+            {
+                nextNonce[sender] = expected;
+                skipped.Add(new(i, tx.TxHash, e.RpcMessage));
+            }
+        }
+        await Rpc.CallAsync("evm_mine", [], ct);
+        var block = await BlockAsync(null, ct);
+        var included = block.Transactions.ToHashSet();
+        foreach (var (index, hash) in sent)
+            if (!included.Contains(hash)) skipped.Add(new(index, hash, "the engine did not execute it"));
+        await Rpc.CallAsync("anvil_dropAllTransactions", [], ct);
+        skipped.Sort((a, b) => a.Index.CompareTo(b.Index));
+        return new ExecutedBlock(block, skipped);
+    }
+}

@@ -1,0 +1,132 @@
+using System.Numerics;
+using PbsMarket.Core;
+
+namespace PbsMarket.L2;
+
+/// <summary>A signed L2 transaction waiting for a builder.</summary>
+public sealed record PendingTx(Hash32 Hash, Address From, ulong Nonce, byte[] Raw, ulong Gas, BigInteger MaxFeePerGas, BigInteger MaxPriorityFeePerGas, long ReceivedAtMs)
+{
+    /// <summary>What the builder earns per gas (the L2 has no base fee).</summary>
+    public BigInteger Tip => BigInteger.Min(MaxFeePerGas, MaxPriorityFeePerGas);
+}
+
+/// <summary>Why a transaction was not taken into the mempool (the JSON-RPC error message).</summary>
+public sealed class MempoolRefusal(string message) : Exception(message);
+
+/// <summary>
+/// The L2 node's mempool: what users send with <c>eth_sendRawTransaction</c>, for builders to take
+/// (<c>pbs_pendingTransactions</c>). Bounded: at most <see cref="MaxTxs"/> transactions, <see cref="MaxPerSender"/> per
+/// sender and <see cref="MaxTxBytes"/> each; a transaction with the nonce of a waiting one replaces it only with a tip at
+/// least 10% higher. A transaction leaves once its sender's nonce on the chain has passed it, or after <see cref="MaxAge"/>.
+/// </summary>
+public sealed class Mempool(TimeProvider time)
+{
+    public int MaxTxs { get; init; } = 10_000;
+    public int MaxPerSender { get; init; } = 64;
+    public int MaxTxBytes { get; init; } = 128 * 1024;
+    public TimeSpan MaxAge { get; init; } = TimeSpan.FromMinutes(10);
+
+    readonly Dictionary<Address, SortedDictionary<ulong, PendingTx>> _bySender = [];
+    readonly Dictionary<Hash32, PendingTx> _byHash = [];
+    readonly object _lock = new();
+
+    public int Count { get { lock (_lock) return _byHash.Count; } }
+
+    /// <summary>Checks and adds a raw transaction; <paramref name="stateNonce"/> and <paramref name="balance"/> are the sender's on the tip.</summary>
+    public async Task<PendingTx> AddAsync(byte[] raw, BigInteger l2ChainId, Func<Address, Task<(ulong Nonce, BigInteger Balance)>> account)
+    {
+        if (raw.Length > MaxTxBytes) throw new MempoolRefusal($"transaction of {raw.Length} bytes exceeds the limit of {MaxTxBytes}");
+        var tx = PayloadCodec.DecodeTransaction(raw, out var error) ?? throw new MempoolRefusal($"invalid transaction: {error!.Message}");
+        if (tx.ChainId != l2ChainId) throw new MempoolRefusal($"chain id {tx.ChainId} is not the L2 chain id {l2ChainId}");
+        Address from;
+        try { from = PayloadCodec.RecoverSender(raw); }
+        catch (FormatException e) { throw new MempoolRefusal($"invalid signature: {e.Message}"); }
+        lock (_lock)
+            if (_byHash.TryGetValue(tx.TxHash, out var known)) return known; // the same transaction again
+        var (nonce, balance) = await account(from);
+        if (tx.Nonce < nonce) throw new MempoolRefusal($"nonce too low: {from}'s next nonce is {nonce}, got {tx.Nonce}");
+        if (tx.Nonce >= nonce + (ulong)MaxPerSender) throw new MempoolRefusal($"nonce too high: {from}'s next nonce is {nonce}, the mempool keeps at most {MaxPerSender} ahead");
+        var cost = tx.MaxFeePerGas * tx.GasLimit + tx.Value;
+        if (balance < cost) throw new MempoolRefusal($"insufficient funds for gas * price + value: balance {balance}, cost {cost}");
+        if (tx.GasLimit < 21_000) throw new MempoolRefusal($"intrinsic gas too low: gas limit {tx.GasLimit}");
+        var pending = new PendingTx(tx.TxHash, from, tx.Nonce, raw, tx.GasLimit, tx.MaxFeePerGas, tx.MaxPriorityFeePerGas, time.GetUtcNow().ToUnixTimeMilliseconds());
+        lock (_lock)
+        {
+            if (!_bySender.TryGetValue(from, out var txs)) _bySender[from] = txs = [];
+            if (txs.TryGetValue(tx.Nonce, out var old))
+            {
+                if (pending.Tip * 10 < old.Tip * 11) throw new MempoolRefusal($"replacement transaction underpriced: the waiting one tips {old.Tip} per gas, a replacement needs 10% more");
+                _byHash.Remove(old.Hash);
+            }
+            else
+            {
+                if (_byHash.Count >= MaxTxs) throw new MempoolRefusal($"txpool is full ({MaxTxs} transactions)");
+                if (txs.Count >= MaxPerSender) throw new MempoolRefusal($"{from} has {MaxPerSender} transactions waiting");
+            }
+            txs[tx.Nonce] = pending;
+            _byHash[tx.TxHash] = pending;
+        }
+        return pending;
+    }
+
+    /// <summary>The highest nonce + 1 of <paramref name="from"/>'s run of waiting transactions from <paramref name="stateNonce"/> on.</summary>
+    public ulong PendingNonce(Address from, ulong stateNonce)
+    {
+        lock (_lock)
+        {
+            if (!_bySender.TryGetValue(from, out var txs)) return stateNonce;
+            var n = stateNonce;
+            while (txs.ContainsKey(n)) n++;
+            return n;
+        }
+    }
+
+    /// <summary>
+    /// What a builder can include on the tip, best tip first, each sender's transactions in nonce order from its chain
+    /// nonce with no gap: at most <paramref name="limit"/>.
+    /// </summary>
+    public IReadOnlyList<PendingTx> Executable(Func<Address, ulong> stateNonce, int limit)
+    {
+        lock (_lock)
+        {
+            var runs = new List<List<PendingTx>>();
+            foreach (var (from, txs) in _bySender)
+            {
+                var run = new List<PendingTx>();
+                var n = stateNonce(from);
+                while (txs.TryGetValue(n, out var t)) { run.Add(t); n++; }
+                if (run.Count > 0) runs.Add(run);
+            }
+            // A simple greedy order: senders by their first transaction's tip, then time; each sender's run stays in order.
+            return [.. runs.OrderByDescending(r => r[0].Tip).ThenBy(r => r[0].ReceivedAtMs).SelectMany(r => r).Take(limit)];
+        }
+    }
+
+    public IReadOnlyCollection<Address> Senders()
+    {
+        lock (_lock) return [.. _bySender.Keys];
+    }
+
+    /// <summary>Drops what the chain has passed (nonce below the sender's) and what is older than <see cref="MaxAge"/>.</summary>
+    public int Prune(Func<Address, ulong> stateNonce)
+    {
+        var oldest = time.GetUtcNow().ToUnixTimeMilliseconds() - (long)MaxAge.TotalMilliseconds;
+        var dropped = 0;
+        lock (_lock)
+        {
+            foreach (var from in _bySender.Keys.ToList())
+            {
+                var txs = _bySender[from];
+                var n = stateNonce(from);
+                foreach (var t in txs.Values.Where(t => t.Nonce < n || t.ReceivedAtMs < oldest).ToList())
+                {
+                    txs.Remove(t.Nonce);
+                    _byHash.Remove(t.Hash);
+                    dropped++;
+                }
+                if (txs.Count == 0) _bySender.Remove(from);
+            }
+        }
+        return dropped;
+    }
+}
