@@ -39,6 +39,7 @@ public static class Cli
         root.Subcommands.Add(ProposerCommand.Build());
         root.Subcommands.Add(DevnetCommand.Build());
         root.Subcommands.Add(KeysCommand.Build());
+        root.Subcommands.Add(L2NodeCommand.Build());
         return root;
     }
 
