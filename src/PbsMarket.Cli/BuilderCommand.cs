@@ -34,8 +34,10 @@ public static class BuilderCommand
         var l1 = new Option<string>("--l1-rpc") { Description = "L1 JSON-RPC URL (for --deposit-wei).", DefaultValueFactory = _ => "http://127.0.0.1:8545" };
         var verbose = new Option<bool>("--verbose") { Description = "Log every bid." };
         var statsFile = new Option<string?>("--stats-file") { Description = "On exit, write what it did (bids accepted and refused, wins, inclusion checks) to this JSON file (Builder:StatsFile)." };
+        var l2Rpc = new Option<string?>("--l2-rpc") { Description = "The L2 node's JSON-RPC: build blocks from its mempool (Builder:L2Rpc; needs --l2-simulation-rpc). Without it, blocks of demo transfers." };
+        var l2Sim = new Option<string?>("--l2-simulation-rpc") { Description = "The L2 node's relay port, where blocks are simulated (Builder:L2SimulationRpc)." };
         var config = Cli.ConfigOption();
-        foreach (var o in new Option[] { relays, strategy, name, minTxs, maxTxs, keystore, password, dev, deposit, deployment, allocate, l1, verbose, statsFile, config }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { relays, strategy, name, minTxs, maxTxs, keystore, password, dev, deposit, deployment, allocate, l1, verbose, statsFile, l2Rpc, l2Sim, config }) cmd.Options.Add(o);
         cmd.SetAction(async (pr, ct) =>
         {
             var cfg = Cli.LoadConfiguration(pr.GetValue(config));
@@ -60,14 +62,19 @@ public static class BuilderCommand
                 Console.Error.WriteLine($"pbs builder: deposited {amount} wei for {key.Address} at relay {relayAddress}");
             }
             var verboseOn = pr.GetValue(verbose);
+            var l2 = Cli.Setting(pr, l2Rpc, cfg, "Builder:L2Rpc");
+            var l2s = Cli.Setting(pr, l2Sim, cfg, "Builder:L2SimulationRpc");
+            foreach (var (flag, u) in new[] { ("--l2-rpc", l2), ("--l2-simulation-rpc", l2s) })
+                if (!string.IsNullOrEmpty(u) && (!Uri.TryCreate(u, UriKind.Absolute, out var lu) || lu.Scheme is not ("http" or "https"))) throw new UsageException($"{flag}: \"{u}\" is not an http(s) URL");
+            if (string.IsNullOrEmpty(l2) != string.IsNullOrEmpty(l2s)) throw new UsageException("--l2-rpc and --l2-simulation-rpc go together");
             var builderName = Cli.Setting(pr, name, cfg, "Builder:Name");
-            await using var builder = new DemoBuilder(new DemoBuilderOptions { Name = builderName, Relays = urls, Strategy = strat, MinTxs = lo, MaxTxs = hi }, key,
+            await using var builder = new DemoBuilder(new DemoBuilderOptions { Name = builderName, Relays = urls, Strategy = strat, MinTxs = lo, MaxTxs = hi, L2Rpc = l2, L2SimulationRpc = l2s }, key,
                 (level, message) =>
                 {
                     if (level == DemoLogLevel.Debug && !verboseOn) return;
                     Console.Error.WriteLine($"{DateTime.Now:HH:mm:ss.fff} {builderName}: {message}");
                 });
-            Console.Error.WriteLine($"pbs builder: {builder} bidding on {string.Join(", ", urls)} (Ctrl-C stops)");
+            Console.Error.WriteLine($"pbs builder: {builder} bidding on {string.Join(", ", urls)}{(string.IsNullOrEmpty(l2) ? "" : $" with blocks from the L2 mempool at {l2}")} (Ctrl-C stops)");
             try { await builder.RunAsync(ct); } catch (OperationCanceledException) when (ct.IsCancellationRequested) { }
             var s = builder.Stats;
             Console.Error.WriteLine($"pbs builder: {s.BidsAccepted} bids accepted in {s.SlotsBid} slots, {s.BidsRefused} refused, {s.Wins} won, {s.InclusionVerified} verified in the bids root, {s.InclusionFailed} not");

@@ -40,6 +40,7 @@ public static class Cli
         root.Subcommands.Add(DevnetCommand.Build());
         root.Subcommands.Add(KeysCommand.Build());
         root.Subcommands.Add(L2NodeCommand.Build());
+        root.Subcommands.Add(L2UsersCommand.Build());
         return root;
     }
 

@@ -142,6 +142,25 @@ public sealed class DevnetTests(ITestOutputHelper log)
             Assert.True(summaryBuilders.Sum(b => b.GetProperty("wins").GetInt32()) <= 20, "more wins than slots");
             log.WriteLine($"{posted} posted, {missed} missed, {bids} bids ({bids / 20.0:0.0} per slot)");
 
+            // The blocks executed: the banner names the L2 RPC, and the L2 node executed every header L1 holds for the run
+            // from L1, with the users' transactions in them and none skipped (the relays simulated every bid).
+            var l2Rpc = root.GetProperty("l2_rpc").GetString()!;
+            Assert.Contains(pbs.Stdout.Split('\n'), l => l.TrimEnd() == $"L2 RPC {l2Rpc}");
+            using (var l2 = new PbsMarket.L2.JsonRpcClient(l2Rpc, TimeSpan.FromSeconds(10)))
+            {
+                var txs = 0;
+                foreach (var e in inRun)
+                {
+                    var b = await l2.CallAsync("pbs_blockOfHeader", [e.HeaderHash.ToString()]);
+                    Assert.True(b.ValueKind == JsonValueKind.Object && b.GetProperty("on_l1").GetBoolean(), $"slot {e.Slot}: header {e.HeaderHash} is not an L2 block executed from L1");
+                    Assert.Equal(0, b.GetProperty("skipped").GetArrayLength());
+                    txs += b.GetProperty("tx_count").GetInt32();
+                }
+                Assert.True(txs > 0, "no L2 transaction was included in the run's blocks");
+                Assert.Matches(@"L2: \d+ block\(s\) of the run executed by the L2 node from L1, \d+ transaction\(s\), none skipped", pbs.Stdout);
+                log.WriteLine($"{txs} L2 transactions in the run's {inRun.Count} blocks");
+            }
+
             // The relays post with the key from their keystore (no raw key in their config): a relay log shows its posts.
             var relayLogs = string.Concat(Directory.GetFiles(runtime, "relay-*.log").Select(File.ReadAllText));
             Assert.Contains("posting slots ", relayLogs);

@@ -16,6 +16,11 @@ public sealed class DemoBuilderOptions
     public bool VerifyInclusion { get; set; } = true;
     /// <summary>How long after the close the inclusion check runs (the relay publishes results at the close).</summary>
     public TimeSpan VerifyDelay { get; set; } = TimeSpan.FromMilliseconds(150);
+    /// <summary>The L2 node's JSON-RPC: when set (with <see cref="L2SimulationRpc"/>), blocks come from its mempool and
+    /// are simulated (<see cref="MempoolBlocks"/>); otherwise from the builder's own demo wallet.</summary>
+    public string? L2Rpc { get; set; }
+    /// <summary>The L2 node's relay port (serves <c>pbs_simulateBlock</c>).</summary>
+    public string? L2SimulationRpc { get; set; }
 }
 
 public enum DemoLogLevel { Debug, Info, Warning }
@@ -66,7 +71,19 @@ public sealed class DemoBuilder : IAsyncDisposable
         _log = log ?? ((_, _) => { });
         _wallet = new L2Wallet(options.Name);
         _clients = [.. options.Relays.Select(r => new BuilderClient(r))];
+        if (!string.IsNullOrEmpty(options.L2Rpc))
+        {
+            if (string.IsNullOrEmpty(options.L2SimulationRpc)) throw new ArgumentException("a demo builder with an L2 RPC needs the L2 node's simulation port too");
+            _mempool = new MempoolBlocks(new PbsMarket.L2.JsonRpcClient(options.L2Rpc, TimeSpan.FromSeconds(2)),
+                new PbsMarket.L2.JsonRpcClient(options.L2SimulationRpc, TimeSpan.FromSeconds(2)), options.MaxTxs);
+        }
     }
+
+    readonly MempoolBlocks? _mempool;
+
+    /// <summary>The block to offer in auction <paramref name="a"/>; null while the L2 node cannot simulate on its parent yet.</summary>
+    async Task<DemoBlock?> BuildAsync(OpenAuction a, CancellationToken ct) =>
+        _mempool is null ? _wallet.BlockFor(a.Slot, a.L2ChainId, _o.MinTxs, _o.MaxTxs) : await _mempool.BlockForAsync(a, _signer.Address, ct);
 
     public Address Address => _signer.Address;
     public string Name => _o.Name;
@@ -115,10 +132,20 @@ public sealed class DemoBuilder : IAsyncDisposable
 
     async Task<List<(BidReceiptResponse Receipt, Header Header)>> BidAsync(BuilderClient client, OpenAuction a, long seenAtMs, CancellationToken ct)
     {
-        var block = _wallet.BlockFor(a.Slot, a.L2ChainId, _o.MinTxs, _o.MaxTxs);
+        var receipts = new List<(BidReceiptResponse, Header)>();
+        DemoBlock? built;
+        while ((built = await BuildAsync(a, ct)) is null)
+        {
+            // The L2 node has not executed the auction's parent yet (it follows the relays' heads).
+            if (NowMs >= (long)a.ClosesAtMs - 100) return receipts;
+            await Task.Delay(50, ct);
+            var again = await client.GetAuctionAsync(ct);
+            if (again.Slot != a.Slot) return receipts;
+            a = again;
+        }
+        var block = built;
         var plan = _strategy.Plan(seenAtMs, (long)a.ClosesAtMs, block.Tips, a.ReservePrice);
         _log(DemoLogLevel.Debug, $"slot {a.Slot}: auction seen at {seenAtMs}, closes {a.ClosesAtMs}, parent {a.ParentHash}; {plan.Count} bid(s) planned, block of {block.RawTxs.Count} txs worth {block.Tips} wei");
-        var receipts = new List<(BidReceiptResponse, Header)>();
         BigInteger? lastValue = null;
         var planned = new Queue<PlannedBid>(plan);
         while (true)
@@ -143,6 +170,12 @@ public sealed class DemoBuilder : IAsyncDisposable
                 {
                     _log(DemoLogLevel.Debug, $"slot {a.Slot}: head moved to {fresh.ParentHash}; bidding on it");
                     a = fresh;
+                    if (_mempool is not null)
+                    {
+                        // Another parent, another state: build and simulate again (what the last block included is gone).
+                        if (await BuildAsync(a, ct) is not { } rebuilt) continue;
+                        block = rebuilt;
+                    }
                 }
                 else if (replan) continue; // nothing changed: the last bid stands
             }
@@ -196,7 +229,7 @@ public sealed class DemoBuilder : IAsyncDisposable
                 && _committed.TryAdd(a.Slot, 0))
             {
                 Stats.Win();
-                _wallet.Commit(a.Slot);
+                if (_mempool is null) _wallet.Commit(a.Slot);
                 _log(DemoLogLevel.Info, $"slot {a.Slot}: won at {(doc.RootElement.TryGetProperty("price", out var p) ? p.GetString() : "?")} wei");
             }
         }
@@ -228,6 +261,7 @@ public sealed class DemoBuilder : IAsyncDisposable
     public ValueTask DisposeAsync()
     {
         foreach (var c in _clients) c.Dispose();
+        _mempool?.Dispose();
         return ValueTask.CompletedTask;
     }
 

@@ -57,6 +57,8 @@ public sealed class DevnetRunner(DevnetSettings s, TextWriter output, TextWriter
     readonly List<PbsChild> _relays = [];
     readonly List<PbsChild> _builderProcesses = [];
     PbsChild? _proposer;
+    PbsChild? _l2node;
+    PbsChild? _l2users;
     readonly List<DevnetBuilder> _builders = [];
     readonly List<ILoggerProvider> _logs = [];
     readonly CancellationTokenSource _junkStop = new();
@@ -123,11 +125,12 @@ public sealed class DevnetRunner(DevnetSettings s, TextWriter output, TextWriter
         _watchdog.Start();
 
         // ---- servers ----
-        Say($"starting Redis, PostgreSQL and anvil (runtime folder {_runtime})");
+        Say($"starting Redis, PostgreSQL, anvil (L1) and the L2 engine (runtime folder {_runtime})");
         // Append-only file, fsync once a second: a restart after kill -9 keeps everything acknowledged (docs/relay.md).
         var redis = Own(new RedisServer(Path.Combine(_runtime, "redis"), appendFsync: "everysec"));
         var postgres = Own(new PostgresServer(Path.Combine(_runtime, "postgres")));
         var anvil = Own(new AnvilNode(Path.Combine(_runtime, "anvil"), blockTimeSeconds: 1));
+        var l2engine = Own(new L2EngineNode(Path.Combine(_runtime, "l2engine"), s.L2ChainId));
         // ---- keys: anvil's public dev accounts (0 deployer, 1-4 proposers, 5-7 builders, 9 relay), extra ones derived and funded ----
         var proposerKeys = Enumerable.Range(0, s.Proposers).Select(i => i < 4 ? DevKeys.Keys[1 + i] : Derived("proposer", i)).ToList();
         var builderKeys = Enumerable.Range(0, s.Builders).Select(i => i < 3 ? DevKeys.Keys[5 + i] : Derived("builder", i)).ToList();
@@ -141,7 +144,7 @@ public sealed class DevnetRunner(DevnetSettings s, TextWriter output, TextWriter
             named.AddRange(builderKeys.Select((k, i) => ($"builder-{i + 1}", k)));
             Parallel.ForEach(named, n => SecretFiles.WriteKeystoreWithPassword(Keystore(n.Name), PasswordFile(n.Name), n.Hex, light: true));
         }, ct);
-        await Task.WhenAll(redis.StartAsync(ct), postgres.StartAsync(ct), anvil.StartAsync(ct), keystores);
+        await Task.WhenAll(redis.StartAsync(ct), postgres.StartAsync(ct), anvil.StartAsync(ct), l2engine.StartAsync(ct), keystores);
         await postgres.ExecAsync("CREATE DATABASE relay", ct: ct);
         var pgConn = postgres.ConnectionString("relay");
         var extra = proposerKeys.Skip(4).Concat(builderKeys.Skip(3)).ToList();
@@ -202,12 +205,38 @@ public sealed class DevnetRunner(DevnetSettings s, TextWriter output, TextWriter
             ["Relay:PriceRule"] = s.PriceRule == "first_price" ? "FirstPrice" : "SecondPrice",
         };
         RelayCommand.Fill(relaySection, deployment);
+        // The L2 node's ports are chosen now: the relays simulate every bid on its relay port (it starts after them,
+        // since it follows their heads; until it is up, bids are answered 503).
+        var l2Port = FreePort.Next();
+        var l2RelayPort = FreePort.Next();
+        var l2Rpc = $"http://127.0.0.1:{l2Port}";
+        var l2SimRpc = $"http://127.0.0.1:{l2RelayPort}";
+        relaySection["Relay:L2Rpc"] = l2SimRpc;
         Say($"starting {s.Relays} relay process(es)");
         // The first relay where it was asked to be; the others (and all of them without --port) on a free port.
         var relays = await Task.WhenAll(Enumerable.Range(0, s.Relays).Select(i => StartRelayAsync(i, s.Port is { } p0 && i == 0 ? p0 : null, relaySection, ct)));
         var relayUrls = relays.Select(r => r.Url!).ToList();
         foreach (var r in relays) Watch(r);
         using var run = CancellationTokenSource.CreateLinkedTokenSource(ct, _childDied.Token);
+
+        // ---- the L2 node: `pbs l2node`, deriving the chain on the L2 engine from L1 and the relays' heads ----
+        var l2Config = WriteConfig("l2node", new JsonObject
+        {
+            ["Logging"] = LoggingSection(),
+            ["L2Node"] = new JsonObject
+            {
+                ["DeploymentFile"] = deploymentPath,
+                ["L1Rpc"] = anvil.RpcUrl,
+                ["EngineRpc"] = l2engine.RpcUrl,
+                ["Relays"] = new JsonArray([.. relayUrls.Select(u => (JsonNode)u)]),
+                ["Port"] = l2Port,
+                ["RelayPort"] = l2RelayPort,
+            },
+        });
+        Say($"starting the L2 node: pbs l2node --config {l2Config}");
+        _l2node = Launch("l2node", "l2node", l2Config, [], l2Rpc);
+        if (!await WaitReadyAsync(_l2node, ct)) throw new ChildFailedException(_l2node, $"exited with code {await _l2node.Exited} while starting");
+        Watch(_l2node);
 
         // ---- proposer: one `pbs proposer` with every proposer key, asking every relay (with --no-proposer its config is
         // written all the same, for starting it by hand) ----
@@ -252,6 +281,8 @@ public sealed class DevnetRunner(DevnetSettings s, TextWriter output, TextWriter
                     ["Keystore"] = Keystore(name),
                     ["PasswordFile"] = PasswordFile(name),
                     ["StatsFile"] = StatsFile(name),
+                    ["L2Rpc"] = l2Rpc,
+                    ["L2SimulationRpc"] = l2SimRpc,
                 },
             });
             var child = Launch(name, "builder", config, [Keystore(name)], null);
@@ -262,10 +293,19 @@ public sealed class DevnetRunner(DevnetSettings s, TextWriter output, TextWriter
             builderInfo.Add(new JsonObject { ["name"] = name, ["strategy"] = strategy, ["address"] = b.Address.ToString(), ["collateral_wei"] = s.Collateral.ToString(), ["pid"] = child.Pid });
         }
 
+        // ---- L2 users: `pbs l2users`, transfers and contract calls with real tips ----
+        var usersConfig = WriteConfig("l2users", new JsonObject
+        {
+            ["L2Users"] = new JsonObject { ["L2Rpc"] = l2Rpc, ["L2ChainId"] = s.L2ChainId, ["Users"] = 6, ["IntervalMs"] = Math.Clamp(s.SlotMs / 4, 50, 1000) },
+        });
+        _l2users = Launch("l2users", "l2users", usersConfig, [], null);
+        Watch(_l2users);
+
         // The proposer and the builders have no health endpoint: each is up once it says so in its log (a .NET start
         // costs a second or more on a loaded machine; the run's first slot is picked after that).
         var starting = _builderProcesses.Select(c => WaitSaysAsync(c, $"pbs builder: {c.Name} ", run.Token)).ToList();
         if (_proposer is not null) starting.Add(WaitSaysAsync(_proposer, "pbs proposer: running", run.Token));
+        starting.Add(WaitSaysAsync(_l2users, "pbs l2users: ", run.Token));
         await Task.WhenAll(starting);
 
         var clock = new SlotClock(TimeProvider.System, (ulong)deployment.GenesisMs, (ulong)s.SlotMs, (ulong)s.CloseOffsetMs);
@@ -285,6 +325,9 @@ public sealed class DevnetRunner(DevnetSettings s, TextWriter output, TextWriter
             ["relays"] = new JsonArray([.. relayUrls.Select(u => (JsonNode)u)]),
             ["relay_address"] = relayAddress.ToString(),
             ["l1_rpc"] = anvil.RpcUrl,
+            ["l2_rpc"] = l2Rpc,
+            ["l2_engine_rpc"] = l2engine.RpcUrl,
+            ["l2_chain_id"] = s.L2ChainId,
             ["redis"] = redis.Endpoint,
             ["postgres"] = pgConn,
             ["deployment"] = deploymentPath,
@@ -299,7 +342,7 @@ public sealed class DevnetRunner(DevnetSettings s, TextWriter output, TextWriter
         };
         File.WriteAllText(Path.Combine(_runtime, "devnet.json"), info.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
 
-        PrintWhere(relays, anvil, redis, pgConn, deployment, deploymentPath, proposerKeys, relayAddress);
+        PrintWhere(relays, anvil, redis, pgConn, deployment, deploymentPath, proposerKeys, relayAddress, l2Rpc, l2engine);
 
         // ---- follow the market ----
         using var data = new HttpClient { BaseAddress = new Uri(relayUrls[0] + "/"), Timeout = TimeSpan.FromSeconds(5) };
@@ -333,14 +376,17 @@ public sealed class DevnetRunner(DevnetSettings s, TextWriter output, TextWriter
 
         // Quiesce: no more bids or proposals (the builders write their stats as they stop); let the relays post what is
         // already proposed, then read L1 once.
-        await Task.WhenAll(StopAsync(_builderProcesses, StopGrace), StopAsync(_proposer is null ? [] : [_proposer], StopGrace), StopJunkAsync());
+        await Task.WhenAll(StopAsync(_builderProcesses, StopGrace), StopAsync(_proposer is null ? [] : [_proposer], StopGrace), StopAsync(_l2users is null ? [] : [_l2users], StopGrace), StopJunkAsync());
         foreach (var b in _builders) b.Stats = BuilderStats.Read(StatsFile(b.Name));
         await monitor.WaitNoneProposedAsync(TimeSpan.FromSeconds(20), run.Token);
 
         var inbox = new InboxClient(L1Rpc.Connect(anvil.RpcUrl, TimeSpan.FromSeconds(10)), deployment);
         var check = await MarketCheck.RunAsync(data, inbox, deployment, firstSlot, lastSlot, _builders,
             [.. proposerKeys.Select(k => ProtocolKey.FromHex(k).Address)], s.Collateral, relayAddress, run.Token);
+        var l2 = await L2Check.RunAsync(l2Rpc, inbox, deployment, firstSlot, lastSlot, run.Token);
+        check.Problems.AddRange(l2.Problems);
         check.Print(output, _builders, elapsed);
+        Say(l2.Summary);
         File.WriteAllText(Path.Combine(_runtime, "summary.json"), check.ToJson(_builders, elapsed));
 
         if (s.Hold)
@@ -510,11 +556,12 @@ public sealed class DevnetRunner(DevnetSettings s, TextWriter output, TextWriter
             await web3.Eth.GetEtherTransferService().TransferEtherAndWaitForReceiptAsync(ProtocolKey.FromHex(k).Address.ToString(), 100m, cancellationToken: ct);
     }
 
-    void PrintWhere(IReadOnlyList<PbsChild> relays, AnvilNode anvil, RedisServer redis, string pg, DeployedMarket d, string deploymentPath, List<string> proposerKeys, Address relayAddress)
+    void PrintWhere(IReadOnlyList<PbsChild> relays, AnvilNode anvil, RedisServer redis, string pg, DeployedMarket d, string deploymentPath, List<string> proposerKeys, Address relayAddress,
+        string l2Rpc, L2EngineNode l2engine)
     {
         var web = Directory.Exists(Path.Combine(Tools.RepoRoot ?? "", "web", "dist")) || Environment.GetEnvironmentVariable("PBS_WEB_ROOT") is not null;
         string Rel(string path) => Path.GetRelativePath(_runtime, path);
-        string Process(PbsChild c) => $"pid {c.Pid,-7} pbs {c.Role} --config {Rel(c.ConfigPath)}, keys {string.Join(" ", c.Keystores.Select(Rel))}, log {Rel(c.LogPath)}";
+        string Process(PbsChild c) => $"pid {c.Pid,-7} pbs {c.Role} --config {Rel(c.ConfigPath)}{(c.Keystores.Count == 0 ? "" : $", keys {string.Join(" ", c.Keystores.Select(Rel))}")}, log {Rel(c.LogPath)}";
         Say("");
         Say("PbsMarket devnet is up");
         Say($"  dashboard   {relays[0].Url}/{(web ? "" : "   (not built: run scripts/build-web.sh, then restart)")}");
@@ -524,6 +571,10 @@ public sealed class DevnetRunner(DevnetSettings s, TextWriter output, TextWriter
             Say($"              {Process(relays[i])}");
         }
         Say($"  L1 RPC      {anvil.RpcUrl}  (anvil, chain id {d.L1ChainId}, a block every second)");
+        Say($"L2 RPC {l2Rpc}");
+        Say($"              the L2 chain (id {d.L2ChainId}): balances, receipts, blocks, eth_sendRawTransaction; accounts 0-19 of anvil's test mnemonic are funded");
+        if (_l2node is not null) Say($"  l2node      {Process(_l2node)}, engine {l2engine.RpcUrl} (anvil)");
+        if (_l2users is not null) Say($"  l2users     {Process(_l2users)}");
         Say($"  Redis       {redis.Endpoint}");
         Say($"  PostgreSQL  {pg}");
         Say($"  contracts   inbox {d.Inbox}, registry {d.Registry}, escrow {d.Escrow}  ({deploymentPath}, by pbs deploy --config {Rel(Path.Combine(_runtime, "config", "deploy.json"))}, log deploy.log)");
@@ -548,8 +599,10 @@ public sealed class DevnetRunner(DevnetSettings s, TextWriter output, TextWriter
         // Builders and the proposer first, then the relays, then the servers; each child gets SIGTERM and a deadline.
         List<PbsChild> relays;
         lock (_gate) relays = [.. _relays];
-        await Task.WhenAll(StopAsync(_builderProcesses, StopGrace), StopAsync(_proposer is null ? [] : [_proposer], StopGrace), StopJunkAsync());
+        await Task.WhenAll(StopAsync(_builderProcesses, StopGrace), StopAsync(_proposer is null ? [] : [_proposer], StopGrace),
+            StopAsync(_l2users is null ? [] : [_l2users], StopGrace), StopJunkAsync());
         await StopAsync(relays, RelayStopGrace);
+        if (_l2node is not null) await StopAsync([_l2node], StopGrace);
         await StopAsync(Children().Where(c => c.IsRunning).ToList(), StopGrace); // `pbs deploy` if it was still running
         await Task.WhenAll(_servers.Select(x => x.DisposeAsync().AsTask()));
         foreach (var l in _logs) l.Dispose();
