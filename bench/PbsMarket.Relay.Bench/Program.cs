@@ -15,6 +15,10 @@ using PbsMarket.Testing.Market;
 // --redis-cluster keeps the relay's state on a Redis Cluster (3 masters, 1 replica each) and prints each master's commands.
 // --wait-replicas N turns the durability promise on (Relay:Durability:WaitReplicas; with one Redis, a replica is started);
 // --aof everysec|always gives the single Redis an append-only file.
+// --simulate N runs an L2 engine and the L2 node, and the relay simulates every bid's block (N signed transfers, 0 = the
+// empty block) before accepting it (docs/l2.md); afterwards it also times pbs_simulateBlock alone, one call at a time.
+// The relay keeps each block's verdict, so by default most bids (the same block at other values) are not simulated
+// again; --distinct-blocks gives every bid a block of its own (the first transfer's value differs), the worst case.
 // With --flood it measures honest bids with and without an attacker instead (FloodBench.cs); --attacker is that
 // attacker's own process (Attacker.cs).
 if (args.Contains("--attacker")) return await PbsMarket.Relay.Bench.Attacker.RunAsync(args);
@@ -44,6 +48,8 @@ if (cluster is null && waitReplicas > 0)
         await Task.Delay(100);
     }
 }
+var simulateTxs = args.Contains("--simulate") ? Arg("--simulate", 0) : -1;
+var l2engine = simulateTxs >= 0 ? await servers.StartOwnAsync(new L2EngineNode()) : null;
 var pg = await servers.PostgresAsync();
 var pgConn = await pg.CreateDatabaseAsync("bench");
 Console.WriteLine($"servers up in {sw.Elapsed.TotalSeconds:0.0} s");
@@ -60,6 +66,21 @@ var builderHex = Enumerable.Range(0, builders).Select(_ => "0x" + Convert.ToHexS
 var builderKeys = builderHex.Select(ProtocolKey.FromHex).ToArray();
 await FundBuildersAsync(anvil, deployment, builderHex);
 Console.WriteLine($"contracts deployed and {builders} builders funded in {sw.Elapsed.TotalSeconds:0.0} s");
+PbsMarket.L2.L2Node? l2node = null;
+if (l2engine is not null)
+{
+    l2node = PbsMarket.L2.L2Node.Build(new PbsMarket.L2.L2NodeOptions { L1Rpc = anvil.RpcUrl, EngineRpc = l2engine.RpcUrl }, deployment,
+        b => b.Configuration["Logging:LogLevel:Default"] = "Warning");
+    await l2node.StartAsync();
+    while (!(await new HttpClient().GetAsync($"{l2node.RpcUrl}/readyz")).IsSuccessStatusCode) await Task.Delay(100);
+    Console.WriteLine($"L2 engine and L2 node up; every bid's block ({simulateTxs} transfer(s)) is simulated before it is accepted");
+}
+// The block every bid offers: empty, or (with --simulate N) N transfers from N funded L2 genesis accounts.
+var distinct = args.Contains("--distinct-blocks") && simulateTxs > 0;
+byte[] PayloadFor(int bid) => simulateTxs <= 0 ? PayloadCodec.Empty
+    : PayloadCodec.Encode(Enumerable.Range(0, simulateTxs).Select(i => BenchTx.Transfer(AnvilNode.DevKeys[10 + i % 10], (ulong)(i / 10), AnvilNode.DevKeys[i % 10], i == 0 && distinct ? 1 + bid : 1)));
+var payload = PayloadFor(0);
+var gasUsed = 21_000UL * (ulong)Math.Max(simulateTxs, 0);
 
 // Raw recovery rate, one core and all cores, same machine, same run.
 var digest = Keccak.Hash("bench"u8);
@@ -80,6 +101,7 @@ var relay = await market.StartRelayAsync(c =>
     c["Relay:BidRequestsPerSecondPerAddress"] = "1000000";
     c["Relay:BidsPerSecondPerBuilder"] = "1000000";
     if (cluster is not null) c["Relay:Redis"] = cluster.ConnectionString;
+    if (l2node is not null) c["Relay:L2Rpc"] = l2node.RelayRpcUrl;
     c["Relay:Durability:WaitReplicas"] = waitReplicas.ToString(CultureInfo.InvariantCulture);
 });
 
@@ -93,9 +115,10 @@ var bodies = new byte[totalBids][];
 Parallel.For(0, totalBids, i =>
 {
     var key = builderKeys[i % builders];
-    var header = new Header(TestMarket.L2ChainId, slot, 1, Hash32.Zero, clock.StartMs(slot), 30_000_000, 0, Keccak.Hash(PayloadCodec.Empty),
+    var p = distinct ? PayloadFor(i) : payload;
+    var header = new Header(TestMarket.L2ChainId, slot, 1, Hash32.Zero, clock.StartMs(slot), 30_000_000, gasUsed, Keccak.Hash(p),
         key.Address, proposer, 1_000 + i);
-    bodies[i] = Wire.ToUtf8(new BidSubmission(header, key.Sign(Eip712.Digest(domain, header)), PayloadCodec.Empty), Wire.WriteBidSubmission);
+    bodies[i] = Wire.ToUtf8(new BidSubmission(header, key.Sign(Eip712.Digest(domain, header)), p), Wire.WriteBidSubmission);
 });
 Console.WriteLine($"{totalBids} bids pre-signed for slot {slot}");
 
@@ -154,6 +177,26 @@ if (cluster is not null)
 await Task.Delay(TimeSpan.FromMilliseconds(Math.Max(0, (long)clock.AuctionClosesMs(slot) - DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() + 300)));
 using (var doc = await relay.Client.GetJsonAsync($"relay/v1/data/slots/{slot}"))
     Console.WriteLine($"slot {slot} closed with bid_count {doc.RootElement.GetProperty("bid_count").GetString()} (accepted {accepted})");
+if (l2node is not null)
+{
+    // The simulation alone, as the relay calls it: one call at a time on the node's relay port.
+    using var sim = new PbsMarket.L2.JsonRpcClient(l2node.RelayRpcUrl, TimeSpan.FromSeconds(10));
+    var one = new System.Text.Json.Nodes.JsonObject
+    {
+        ["parent_hash"] = Hash32.Zero.ToString(), ["timestamp_ms"] = clock.StartMs(slot + 1).ToString(CultureInfo.InvariantCulture),
+        ["builder"] = builderKeys[0].Address.ToString(), ["payload"] = Hex.Encode(payload),
+    };
+    var times = new List<double>();
+    for (var i = 0; i < 300; i++)
+    {
+        var t = Stopwatch.GetTimestamp();
+        await sim.CallAsync("pbs_simulateBlock", [one.DeepClone()]);
+        times.Add(Stopwatch.GetElapsedTime(t).TotalMilliseconds);
+    }
+    times.Sort();
+    Console.WriteLine($"simulation alone    p50 {times[150]:0.00} ms, p99 {times[296]:0.00} ms ({simulateTxs} transfer(s), 300 calls one at a time)");
+    await l2node.DisposeAsync();
+}
 await relay.DisposeAsync();
 await anvil.DisposeAsync();
 return 0;
@@ -195,4 +238,16 @@ int Arg(string name, int fallback)
 {
     var i = Array.IndexOf(args, name);
     return i >= 0 && i + 1 < args.Length && int.TryParse(args[i + 1], out var v) ? v : fallback;
+}
+
+static class BenchTx
+{
+    /// <summary>An EIP-1559 transfer on the test L2 chain, tip 1 gwei.</summary>
+    public static byte[] Transfer(string key, ulong nonce, string toKey, BigInteger value)
+    {
+        var to = new Nethereum.Signer.EthECKey(toKey).GetPublicAddress();
+        var t = new Nethereum.Model.Transaction1559(TestMarket.L2ChainId, nonce, 1_000_000_000, 2_000_000_000, 21_000, to, value, "", null);
+        new Nethereum.Signer.Transaction1559Signer().SignTransaction(new Nethereum.Signer.EthECKey(key), t);
+        return t.GetRLPEncoded();
+    }
 }

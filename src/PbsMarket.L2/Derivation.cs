@@ -86,8 +86,10 @@ public sealed class Derivation(L2Engine engine, System.Numerics.BigInteger l2Cha
     {
         var h = posted.Header;
         await _lock.WaitAsync(ct);
+        ct = CancellationToken.None; // from here the engine is changed: a cancelled caller must not leave it half done
         try
         {
+            await EnsureEngineAtTipAsync();
             var n = h.Number;
             if (n == 0) return $"slot {h.Slot}: number 0 is the genesis; ignored";
             var count = (ulong)_chain.Count;
@@ -128,8 +130,10 @@ public sealed class Derivation(L2Engine engine, System.Numerics.BigInteger l2Cha
     {
         if (ByHeaderHash(headerHash) is not null) return "already executed";
         await _lock.WaitAsync(ct);
+        ct = CancellationToken.None;
         try
         {
+            await EnsureEngineAtTipAsync();
             var tip = _chain[^1];
             if (h.Number != tip.Number + 1 || h.ParentHash != tip.HeaderHash)
                 return $"number {h.Number} on parent {h.ParentHash} does not extend the tip {tip.Number} ({tip.HeaderHash})";
@@ -156,8 +160,10 @@ public sealed class Derivation(L2Engine engine, System.Numerics.BigInteger l2Cha
             await _lock.WaitAsync(ct);
         }
         finally { Interlocked.Decrement(ref _waiting); }
+        ct = CancellationToken.None; // a simulation, once started, always ends with its rollback
         try
         {
+            await EnsureEngineAtTipAsync();
             var tip = _chain[^1];
             if (tip.HeaderHash != parentHash) return null;
             var before = await BalanceAsync(builder, ct);
@@ -173,6 +179,20 @@ public sealed class Derivation(L2Engine engine, System.Numerics.BigInteger l2Cha
             }
         }
         finally { _lock.Release(); }
+    }
+
+    /// <summary>
+    /// Under the lock: the engine's newest block must be the derived tip. Blocks above it (left by anything that changed the
+    /// engine and did not finish) are rolled back; an engine behind the tip is an error (the loop derives again).
+    /// </summary>
+    async Task EnsureEngineAtTipAsync()
+    {
+        var tip = _chain[^1];
+        var height = Quantity.ToUInt64(await engine.Rpc.CallAsync("eth_blockNumber", [], CancellationToken.None));
+        if (height == tip.Number) return;
+        if (height < tip.Number) throw new InvalidOperationException($"the engine is at block {height}, behind the derived tip {tip.Number}");
+        logger.LogWarning("the engine is at block {Height}, above the derived tip {Tip}: rolling back {Depth} block(s)", height, tip.Number, height - tip.Number);
+        await engine.RollbackAsync(height - tip.Number, CancellationToken.None);
     }
 
     async Task<System.Numerics.BigInteger> BalanceAsync(Address a, CancellationToken ct) =>

@@ -67,7 +67,10 @@ public sealed class JsonRpcClient : IDisposable
         {
             using var response = await _http.PostAsJsonAsync("", request, deadline.Token);
             response.EnsureSuccessStatusCode();
-            return (await response.Content.ReadFromJsonAsync<JsonElement>(deadline.Token)).Clone();
+            // Call traces nest one level per call frame: a contract can nest hundreds deep.
+            await using var body = await response.Content.ReadAsStreamAsync(deadline.Token);
+            using var doc = await JsonDocument.ParseAsync(body, new JsonDocumentOptions { MaxDepth = 4096 }, deadline.Token);
+            return doc.RootElement.Clone();
         }
         catch (OperationCanceledException) when (!ct.IsCancellationRequested)
         {

@@ -24,18 +24,23 @@ public sealed class L1Feed(InboxClient inbox, JsonRpcClient l1, ulong fromBlock,
 
     public void Rewind() => NextBlock = _fromBlock;
 
-    /// <summary>The posted blocks in the next range of L1 blocks (up to the latest), in L1 order; empty when up to date.</summary>
-    public async Task<IReadOnlyList<PostedBlock>> PollAsync(CancellationToken ct)
+    /// <summary>
+    /// The posted blocks in the next range of L1 blocks (up to the latest), in L1 order, and the L1 block after the range
+    /// (empty and null when up to date). The cursor moves only with <see cref="Advance"/>, once the caller applied them all:
+    /// a failure half way reads the range again (applying a header L1 holds twice changes nothing).
+    /// </summary>
+    public async Task<(IReadOnlyList<PostedBlock> Blocks, ulong? Next)> PollAsync(CancellationToken ct)
     {
         var latest = Quantity.ToUInt64(await l1.CallAsync("eth_blockNumber", [], ct));
-        if (latest < NextBlock) return [];
+        if (latest < NextBlock) return ([], null);
         var to = Math.Min(latest, NextBlock + maxRange - 1);
         var logs = await inbox.GetHeaderPostedAsync(NextBlock, to, ct);
         var result = new List<PostedBlock>(logs.Count);
         foreach (var log in logs) result.Add(await ReadAsync(log, ct));
-        NextBlock = to + 1;
-        return result;
+        return (result, to + 1);
     }
+
+    public void Advance(ulong next) => NextBlock = Math.Max(NextBlock, next);
 
     async Task<PostedBlock> ReadAsync(HeaderPostedLog log, CancellationToken ct)
     {
@@ -57,12 +62,18 @@ public sealed class L1Feed(InboxClient inbox, JsonRpcClient l1, ulong fromBlock,
     bool IsInboxCall(string? to, string input) =>
         to is not null && string.Equals(to, inbox.Inbox, StringComparison.OrdinalIgnoreCase) && input.StartsWith(Selector, StringComparison.OrdinalIgnoreCase);
 
-    static IEnumerable<JsonElement> Frames(JsonElement frame)
+    /// <summary>Every call frame of a call tracer's tree, without recursion (a contract can nest calls deeply).</summary>
+    static IEnumerable<JsonElement> Frames(JsonElement root)
     {
-        yield return frame;
-        if (frame.TryGetProperty("calls", out var calls) && calls.ValueKind == JsonValueKind.Array)
-            foreach (var c in calls.EnumerateArray())
-                foreach (var f in Frames(c)) yield return f;
+        var stack = new Stack<JsonElement>();
+        stack.Push(root);
+        while (stack.Count > 0)
+        {
+            var frame = stack.Pop();
+            yield return frame;
+            if (frame.TryGetProperty("calls", out var calls) && calls.ValueKind == JsonValueKind.Array)
+                foreach (var c in calls.EnumerateArray().Reverse()) stack.Push(c);
+        }
     }
 
     static PostedBlock? Find(string input, HeaderPostedLog log)

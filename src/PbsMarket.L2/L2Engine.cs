@@ -7,11 +7,17 @@ namespace PbsMarket.L2;
 /// <summary>A block as the engine holds it.</summary>
 public sealed record EngineBlock(ulong Number, Hash32 Hash, ulong Timestamp, Hash32 StateRoot, ulong GasUsed, IReadOnlyList<Hash32> Transactions)
 {
+    /// <summary>The block's base fee per gas (the chain rules want 0).</summary>
+    public System.Numerics.BigInteger BaseFee { get; init; }
+
     public static EngineBlock FromJson(JsonElement b) => new(
         Quantity.ToUInt64(b.GetProperty("number")), Hash32.Parse(b.GetProperty("hash").GetString()!),
         Quantity.ToUInt64(b.GetProperty("timestamp")), Hash32.Parse(b.GetProperty("stateRoot").GetString()!),
         Quantity.ToUInt64(b.GetProperty("gasUsed")),
-        [.. b.GetProperty("transactions").EnumerateArray().Select(t => Hash32.Parse(t.ValueKind == JsonValueKind.String ? t.GetString()! : t.GetProperty("hash").GetString()!))]);
+        [.. b.GetProperty("transactions").EnumerateArray().Select(t => Hash32.Parse(t.ValueKind == JsonValueKind.String ? t.GetString()! : t.GetProperty("hash").GetString()!))])
+    {
+        BaseFee = b.TryGetProperty("baseFeePerGas", out var f) && f.ValueKind == JsonValueKind.String ? Quantity.ToBig(f) : 0,
+    };
 }
 
 /// <summary>A transaction of a payload the engine did not execute, and why.</summary>
@@ -46,6 +52,9 @@ public sealed class L2Engine(JsonRpcClient rpc)
     {
         await Rpc.CallAsync("anvil_reset", [], ct);
         await Rpc.CallAsync("anvil_dropAllTransactions", [], ct);
+        // anvil_reset sets the base fee to 1 gwei whatever --base-fee said, and a rollback does not restore it: the chain
+        // rules say 0, so it is set before every block (ExecuteAsync) and checked on every mined block.
+        await Rpc.CallAsync("anvil_setNextBlockBaseFeePerGas", ["0x0"], ct);
     }
 
     /// <summary>Removes the newest <paramref name="depth"/> blocks.</summary>
@@ -53,6 +62,7 @@ public sealed class L2Engine(JsonRpcClient rpc)
     {
         if (depth == 0) return;
         await Rpc.CallAsync("anvil_rollback", [depth], ct);
+        await Rpc.CallAsync("anvil_setNextBlockBaseFeePerGas", ["0x0"], ct);
     }
 
     /// <summary>
@@ -65,6 +75,7 @@ public sealed class L2Engine(JsonRpcClient rpc)
         await Rpc.CallAsync("anvil_dropAllTransactions", [], ct);
         await Rpc.CallAsync("anvil_setCoinbase", [coinbase.ToString()], ct);
         await Rpc.CallAsync("evm_setNextBlockTimestamp", [timestamp], ct);
+        await Rpc.CallAsync("anvil_setNextBlockBaseFeePerGas", ["0x0"], ct);
         var nextNonce = new Dictionary<Address, ulong>();
         var sent = new List<(int Index, Hash32 Hash)>();
         for (var i = 0; i < rawTxs.Count; i++)
@@ -97,6 +108,7 @@ public sealed class L2Engine(JsonRpcClient rpc)
         }
         await Rpc.CallAsync("evm_mine", [], ct);
         var block = await BlockAsync(null, ct);
+        if (!block.BaseFee.IsZero) throw new InvalidOperationException($"the engine mined block {block.Number} with base fee {block.BaseFee}; the chain rules say 0");
         var included = block.Transactions.ToHashSet();
         foreach (var (index, hash) in sent)
             if (!included.Contains(hash)) skipped.Add(new(index, hash, "the engine did not execute it"));

@@ -117,7 +117,7 @@ public sealed class L2Node : IAsyncDisposable
 /// <summary>The derivation loop: L1 first, then each relay's proposed head, then the mempool's pruning; every PollMs.</summary>
 sealed class DerivationService(L2NodeOptions o, DeployedMarket market, Derivation derivation, L2RpcServer rpc, JsonRpcClient l1, ILogger logger) : BackgroundService
 {
-    readonly HttpClient _http = new() { Timeout = TimeSpan.FromMilliseconds(o.RelayTimeoutMs) };
+    readonly HttpClient _http = new() { Timeout = Timeout.InfiniteTimeSpan }; // ProposedHeads puts one deadline over each whole fetch
     volatile string? _ready = "starting: the chain is not derived from L1 yet";
     readonly Dictionary<string, string> _lastRefusal = [];
 
@@ -129,9 +129,10 @@ sealed class DerivationService(L2NodeOptions o, DeployedMarket market, Derivatio
         var domain = Eip712Domain.PbsMarket(market.L1ChainId, Address.Parse(market.Inbox));
         var inbox = new InboxClient(L1Rpc.Connect(o.L1Rpc, TimeSpan.FromMilliseconds(o.RpcTimeoutMs)), market);
         var feed = new L1Feed(inbox, l1, market.DeployedAtBlock);
-        var heads = new ProposedHeads(_http, domain, market.L2ChainId, inbox, o.MaxPayloadBytes);
+        var heads = new ProposedHeads(_http, domain, market, inbox, o.MaxPayloadBytes, TimeSpan.FromMilliseconds(o.RelayTimeoutMs));
         var started = false;
         var lastWarning = DateTime.MinValue;
+        var lastPrune = DateTime.MinValue;
         while (!ct.IsCancellationRequested)
         {
             try
@@ -144,15 +145,25 @@ sealed class DerivationService(L2NodeOptions o, DeployedMarket market, Derivatio
                     logger.LogInformation("l2node: engine {Engine} reset to the genesis; deriving the chain from L1 block {From}", o.EngineRpc, market.DeployedAtBlock);
                 }
                 var changed = false;
-                while (true)
+                try
                 {
-                    var posted = await feed.PollAsync(ct);
-                    foreach (var p in posted)
+                    while (true)
                     {
-                        logger.LogInformation("{What}", await derivation.ApplyL1Async(p, ct));
-                        changed = true;
+                        var (posted, next) = await feed.PollAsync(ct);
+                        foreach (var p in posted)
+                        {
+                            logger.LogInformation("{What}", await derivation.ApplyL1Async(p, ct));
+                            changed = true;
+                        }
+                        if (next is null) break;
+                        feed.Advance(next.Value);
                     }
-                    if (posted.Count == 0) break;
+                }
+                catch (Exception e) when (e is not OperationCanceledException and not InvalidOperationException)
+                {
+                    // Not ready while L1 cannot be read (an L1 RPC down, or a posted header whose payload cannot be found).
+                    _ready = $"reading L1 from block {feed.NextBlock} failed: {e.Message}";
+                    throw;
                 }
                 _ready = null;
                 foreach (var relay in o.Relays)
@@ -172,7 +183,11 @@ sealed class DerivationService(L2NodeOptions o, DeployedMarket market, Derivatio
                         _lastRefusal[relay] = "unreachable";
                     }
                 }
-                if (changed) await rpc.PruneMempoolAsync(ct);
+                if (changed || DateTime.UtcNow - lastPrune > TimeSpan.FromSeconds(5))
+                {
+                    await rpc.PruneMempoolAsync(ct);
+                    lastPrune = DateTime.UtcNow;
+                }
             }
             catch (OperationCanceledException) when (ct.IsCancellationRequested) { break; }
             catch (InvalidOperationException e)

@@ -15,6 +15,8 @@ namespace PbsMarket.L2;
 public sealed class L2RpcServer(Derivation derivation, Mempool mempool, BigInteger l2ChainId)
 {
     public const int MaxBatch = 100;
+    /// <summary>The most transactions one <c>pbs_pendingTransactions</c> answers.</summary>
+    public const int MaxPending = 1000;
     public const int MaxBodyBytes = 4 << 20;
 
     /// <summary>JSON-RPC error codes of the pbs_ methods.</summary>
@@ -125,7 +127,7 @@ public sealed class L2RpcServer(Derivation derivation, Mempool mempool, BigInteg
                 return new JsonArray(); // the engine's dev accounts are not this node's to sign with
             case "pbs_pendingTransactions":
             {
-                var limit = ps.Count > 0 && ps[0] is JsonValue lv && lv.TryGetValue<int>(out var l) ? Math.Clamp(l, 1, 10_000) : 1000;
+                var limit = ps.Count > 0 && ps[0] is JsonValue lv && lv.TryGetValue<int>(out var l) ? Math.Clamp(l, 1, MaxPending) : MaxPending;
                 var senders = mempool.Senders().ToList();
                 var nonces = await NoncesAsync(senders, ct);
                 var list = new JsonArray();

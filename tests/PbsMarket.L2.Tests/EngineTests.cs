@@ -63,6 +63,10 @@ public sealed class EngineTests(TestServers servers) : IAsyncLifetime
         Assert.Equal(42_000ul, block.Engine.GasUsed);
         Assert.Equal(1_700_000_000ul, block.Engine.Timestamp);
         Assert.Contains("2 skipped", what, StringComparison.Ordinal);
+        // No base fee (anvil_reset would set 1 gwei): the sender paid exactly the values and the tips.
+        Assert.True(block.Engine.BaseFee.IsZero);
+        var sender = Quantity.ToBig(await _rpc.CallAsync("eth_getBalance", [AddressOf(Keys[0]), "latest"]));
+        Assert.Equal(BigInteger.Parse("10000000000000000000000", System.Globalization.CultureInfo.InvariantCulture) - 2000 - 42_000 * 1_000_000_000L, sender);
         // The builder is the coinbase: it earned the tips (1 gwei a gas, no base fee).
         var balance = Quantity.ToBig(await _rpc.CallAsync("eth_getBalance", [builder.ToString(), "latest"]));
         Assert.Equal(BigInteger.Parse("10000000000000000000000", System.Globalization.CultureInfo.InvariantCulture) + 42_000 * 1_000_000_000L, balance);
@@ -162,6 +166,30 @@ public sealed class EngineTests(TestServers servers) : IAsyncLifetime
         Assert.Equal(0ul, Quantity.ToUInt64(await _rpc.CallAsync("eth_getTransactionCount", [AddressOf(Keys[0]), "latest"])));
         // Not on the tip: no answer.
         Assert.Null(await d.SimulateAsync(Hash32.Parse("0x" + new string('a', 64)), 1_700_000_000_000, builder, payload, CancellationToken.None));
+    }
+
+    [Fact]
+    public async Task A_cancelled_simulation_leaves_no_block_and_a_block_left_on_the_engine_is_rolled_back()
+    {
+        var d = new Derivation(new L2Engine(_rpc), 901, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance);
+        await d.StartAsync(CancellationToken.None);
+        var builder = Address.Parse(AddressOf(Keys[3]));
+        var payload = PayloadCodec.Encode([.. Enumerable.Range(0, 20).Select(i => Transfer(Keys[i % 10 + 10], (ulong)(i / 10), AddressOf(Keys[2]), 1))]);
+        // A caller that gives up at any point (here after 0-20 ms): however far the simulation got, it ends rolled back.
+        for (var ms = 0; ms <= 20; ms += 5)
+        {
+            using var cts = new CancellationTokenSource(TimeSpan.FromMilliseconds(ms));
+            try { await d.SimulateAsync(Hash32.Zero, 1_700_000_000_000, builder, payload, cts.Token); }
+            catch (OperationCanceledException) { }
+            Assert.Equal(0ul, Quantity.ToUInt64(await _rpc.CallAsync("eth_blockNumber", [])));
+        }
+        // Something mined a block the derivation did not make: the next use of the engine rolls it back first.
+        await _rpc.CallAsync("evm_mine", []);
+        var h = HeaderAt(1, Hash32.Zero, 1_700_000_001_000, builder, payload);
+        await d.ApplyL1Async(new PostedBlock(h, Eip712.HashStruct(h), payload, 0, ""), CancellationToken.None);
+        Assert.Equal(1ul, d.Tip.Number);
+        Assert.Equal(20, d.Tip.Engine.Transactions.Count);
+        Assert.Equal(1ul, Quantity.ToUInt64(await _rpc.CallAsync("eth_blockNumber", [])));
     }
 
     async Task<BigInteger> BalanceAsync(string who) => Quantity.ToBig(await _rpc.CallAsync("eth_getBalance", [who, "latest"]));

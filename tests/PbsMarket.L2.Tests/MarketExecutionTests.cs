@@ -110,6 +110,14 @@ public sealed class MarketExecutionTests(TestServers servers) : IAsyncLifetime
         // The builder was the coinbase and earned the tip.
         var gas = (ulong)receipt.GasUsed.Value;
         Assert.Equal(21_000ul, gas);
+        // The data API shows the block's fees as the simulation measured them: what the builder earned as coinbase
+        // (the gas times the effective price, which is all tip on an L2 without base fee).
+        using (var http = new HttpClient())
+        {
+            using var slot = JsonDocument.Parse(await http.GetStringAsync($"{_relay.Url}/relay/v1/data/slots/{a.Slot}"));
+            var bid = slot.RootElement.GetProperty("bids").EnumerateArray().Single(x => x.GetProperty("header_hash").GetString() == headerHash.ToString());
+            Assert.Equal((receipt.EffectiveGasPrice.Value * gas).ToString(System.Globalization.CultureInfo.InvariantCulture), bid.GetProperty("fees").GetString());
+        }
         // Included transactions leave the mempool.
         var deadline = DateTime.UtcNow.AddSeconds(30);
         while ((await _l2.CallAsync("pbs_pendingTransactions", [])).GetArrayLength() > 0 && DateTime.UtcNow < deadline) await Task.Delay(100);

@@ -6,7 +6,8 @@ using PbsMarket.Core;
 namespace PbsMarket.Relay.Api;
 
 /// <summary>One accepted bid as revealed once its auction closed.</summary>
-public sealed record BidView(Hash32 HeaderHash, Address Builder, BigInteger Value, ulong GasUsed, int TxCount, ulong ReceivedAtMs);
+/// <param name="Fees">What the block's fees pay the builder, measured by the bid's simulation (absent when bids are not simulated).</param>
+public sealed record BidView(Hash32 HeaderHash, Address Builder, BigInteger Value, ulong GasUsed, int TxCount, ulong ReceivedAtMs, BigInteger? Fees = null);
 
 public sealed record WinnerView(Hash32 HeaderHash, Address Builder, BigInteger Value);
 

@@ -103,7 +103,7 @@ public sealed class AuctionStore(IConnectionMultiplexer redis, RedisKeys keys, R
     public sealed record Duplicate(ulong ReceivedAtMs) : AcceptOutcome;
     public sealed record Refused(string Code, string Detail) : AcceptOutcome;
 
-    public async Task<AcceptOutcome> AcceptAsync(Header header, Hash32 headerHash, Signature signature, int txCount, byte[] payload)
+    public async Task<AcceptOutcome> AcceptAsync(Header header, Hash32 headerHash, Signature signature, int txCount, byte[] payload, BigInteger? fees = null)
     {
         var r = (RedisResult[])(await Db.ScriptEvaluateAsync(Scripts.Accept, new
         {
@@ -119,7 +119,7 @@ public sealed class AuctionStore(IConnectionMultiplexer redis, RedisKeys keys, R
             maxBids = options.MaxBidsPerBuilderPerSlot,
             maxBytes = options.MaxStoredBytesPerBuilderPerSlot,
             payloadTtl = PayloadTtlSeconds,
-            record = StoredBid.RecordJson(header, signature, txCount),
+            record = StoredBid.RecordJson(header, signature, txCount, fees),
             payload,
             ttl = options.SlotTtlSeconds,
         }))!;

@@ -108,10 +108,11 @@ public sealed class BidService(AuctionStore store, Market market, IChainView cha
         if (GasCheck.CheckAgainstTransactions(h.GasUsed, decoded.Transactions) is { } txGasError) return No(txGasError.Code, txGasError.Message);
 
         // 6b. execution: the block runs on the L2 node at its parent, every transaction valid, gas_used exact (last: the dearest check)
-        if (await simulation.CheckAsync(h, bid.Payload, ct) is { } simError) return No(simError.Code, simError.Message);
+        var simulated = await simulation.CheckAsync(h, bid.Payload, ct);
+        if (simulated?.Error is { } simError) return No(simError.Code, simError.Message);
 
         // 7. the atomic step: still open, still on the head, within the builder's bid limit
-        var accepted = await store.AcceptAsync(h, headerHash, bid.Signature, decoded.Transactions.Count, bid.Payload);
+        var accepted = await store.AcceptAsync(h, headerHash, bid.Signature, decoded.Transactions.Count, bid.Payload, simulated?.CoinbaseGain);
         switch (accepted)
         {
             // Acknowledged only once the replicas the durability setting asks for hold it (a resent bid is confirmed again:

@@ -53,7 +53,7 @@ public sealed class ResultService(
             ClosesAtMs = market.Clock.AuctionClosesMs(slot),
             ClosedAtMs = closed.ClosedAtMs,
             Bids = closed.Bids.OrderBy(b => b.Sequence)
-                .Select(b => new BidView(b.HeaderHash, b.Header.Builder, b.Header.Value, b.Header.GasUsed, b.TxCount, b.ReceivedAtMs)).ToList(),
+                .Select(b => new BidView(b.HeaderHash, b.Header.Builder, b.Header.Value, b.Header.GasUsed, b.TxCount, b.ReceivedAtMs, b.Fees)).ToList(),
             Winner = winner is null ? null : new WinnerView(winner.HeaderHash, winner.Header.Builder, winner.Header.Value),
             Price = result.Price,
             BidsRoot = root,

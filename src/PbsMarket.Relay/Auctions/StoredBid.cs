@@ -7,10 +7,13 @@ namespace PbsMarket.Relay.Auctions;
 /// <summary>An accepted bid as the relay keeps it: the signed header, its receipt time and order.</summary>
 public sealed record StoredBid(Header Header, Hash32 HeaderHash, Signature Signature, int TxCount, ulong ReceivedAtMs, long Sequence)
 {
+    /// <summary>What the block's fees pay its builder (the coinbase), as the bid's simulation measured it; null unsimulated.</summary>
+    public System.Numerics.BigInteger? Fees { get; init; }
+
     public AcceptedBid ToAccepted() => new(HeaderHash, Header.Builder, Header.Value, ReceivedAtMs, Header.ParentHash, Sequence, Header.GasUsed, TxCount);
 
     /// <summary>The JSON part of the Redis record (the script prefixes "received_ms|seq|").</summary>
-    public static string RecordJson(Header header, Signature signature, int txCount)
+    public static string RecordJson(Header header, Signature signature, int txCount, System.Numerics.BigInteger? fees = null)
     {
         using var buffer = new MemoryStream();
         using (var w = new Utf8JsonWriter(buffer))
@@ -20,6 +23,7 @@ public sealed record StoredBid(Header Header, Hash32 HeaderHash, Signature Signa
             Wire.WriteHeader(w, header);
             w.WriteString("signature", signature.ToString());
             w.WriteNumber("tx_count", txCount);
+            if (fees is { } f) w.WriteString("fees", f.ToString(System.Globalization.CultureInfo.InvariantCulture));
             w.WriteEndObject();
         }
         return Encoding.UTF8.GetString(buffer.ToArray());
@@ -37,7 +41,8 @@ public sealed record StoredBid(Header Header, Hash32 HeaderHash, Signature Signa
         var header = Wire.ParseHeader(root.GetProperty("header")).Value;
         var signature = Signature.Parse(root.GetProperty("signature").GetString()!);
         var txCount = root.GetProperty("tx_count").GetInt32();
-        return new StoredBid(header, Eip712.HashStruct(header), signature, txCount, received, seq);
+        System.Numerics.BigInteger? fees = root.TryGetProperty("fees", out var f) ? System.Numerics.BigInteger.Parse(f.GetString()!, System.Globalization.CultureInfo.InvariantCulture) : null;
+        return new StoredBid(header, Eip712.HashStruct(header), signature, txCount, received, seq) { Fees = fees };
     }
 
     public static ulong ReceivedAtOf(string record) => ulong.Parse(record.AsSpan(0, record.IndexOf('|')));

@@ -320,7 +320,7 @@ function sortedBids(view) {
 
 function bidsRows(view) {
   const bids = sortedBids(view);
-  if (bids.length === 0) return `<tr><td colspan="6" class="empty">No bids: no winner, nothing paid.</td></tr>`;
+  if (bids.length === 0) return `<tr><td colspan="7" class="empty">No bids: no winner, nothing paid.</td></tr>`;
   const max = BigInt(bids[0].value) || 1n;
   const winner = view.winner?.header_hash;
   return bids.map((b, i) => {
@@ -331,6 +331,7 @@ function bidsRows(view) {
       <td>${addr(b.builder)}${isWinner ? ` <span class="tag" title="winner"><span class="hide-sm">winner</span><span class="show-sm">★</span></span>` : ""}</td>
       <td class="num"><div class="valbar" style="--w:${pct}%">${amount(b.value)}</div></td>
       <td class="num">${receivedCell(b, view.closes_at_ms)}</td>
+      <td class="num hide-sm" data-testid="bid-fees">${amount(b.fees)}</td>
       <td class="num mono hide-sm">${formatCount(b.gas_used)}</td>
       <td class="num mono">${formatCount(b.tx_count)}</td>
     </tr>`;
@@ -376,7 +377,7 @@ function slotDetails(view) {
   ];
   if (view.missed_reason) facts.push(["Missed", esc(view.missed_reason)]);
   const bids = Array.isArray(view.bids)
-    ? `<div class="table-wrap"><table class="bids compact"><thead><tr><th class="hide-sm">#</th><th>Builder</th><th class="num">Value</th><th class="num">Received</th><th class="num hide-sm">Gas used</th><th class="num">Txs</th></tr></thead><tbody>${bidsRows(view)}</tbody></table></div>`
+    ? `<div class="table-wrap"><table class="bids compact"><thead><tr><th class="hide-sm">#</th><th>Builder</th><th class="num">Value</th><th class="num">Received</th><th class="num hide-sm" title="what the block's fees pay its builder, measured by the relay's simulation">Fees</th><th class="num hide-sm">Gas used</th><th class="num">Txs</th></tr></thead><tbody>${bidsRows(view)}</tbody></table></div>`
     : `<p class="muted">Loading bids…</p>`;
   return `<dl class="details-grid">${facts.map(([k, v]) => `<div><dt>${k}</dt><dd>${v}</dd></div>`).join("")}</dl>${bids}`;
 }
