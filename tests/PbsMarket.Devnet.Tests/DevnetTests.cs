@@ -9,8 +9,8 @@ using Xunit.Sdk;
 namespace PbsMarket.Devnet.Tests;
 
 /// <summary>
-/// The real `pbs devnet` as a child process, itself a deployment of processes (Redis, PostgreSQL, anvil, `pbs deploy`,
-/// two `pbs relay`, one `pbs proposer`, three `pbs builder`). The tests of this class run one after the other (one devnet
+/// The real `pbs devnet` as a child process, itself a deployment of processes (Redis, PostgreSQL, anvil, the L2 engine, `pbs deploy`,
+/// two `pbs relay`, `pbs l2node`, one `pbs proposer`, three `pbs builder`, `pbs l2users`). The tests of this class run one after the other (one devnet
 /// at a time).
 /// </summary>
 public sealed class DevnetTests(ITestOutputHelper log)
@@ -261,7 +261,10 @@ public sealed class DevnetTests(ITestOutputHelper log)
         await using var pbs = new PbsProcess("devnet", "--slot-ms", "2000", "--runtime-dir", runtime);
         await pbs.WaitForLineAsync(l => l.StartsWith("slot ", StringComparison.Ordinal), TimeSpan.FromMinutes(3));
         var info = DevnetInfo.Read(runtime);
-        Assert.Equal(6, info.Processes.Count(p => p.Role != "deploy" && PbsProcess.IsAlive(p.Pid)));
+        // Two relays, the proposer, three builders, the L2 node and the L2 users.
+        Assert.Equal(8, info.Processes.Count(p => p.Role != "deploy" && PbsProcess.IsAlive(p.Pid)));
+        Assert.Single(info.Processes, p => p.Role == "l2node");
+        Assert.Single(info.Processes, p => p.Role == "l2users");
         pbs.KillHard();
         await pbs.WaitExitAsync(TimeSpan.FromSeconds(30));
         foreach (var pid in info.AllPids)

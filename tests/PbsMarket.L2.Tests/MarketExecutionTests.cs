@@ -19,11 +19,12 @@ public sealed class MarketExecutionTests(TestServers servers) : IAsyncLifetime
     L2Node _node = null!;
     RelayInstance _relay = null!;
     JsonRpcClient _l2 = null!;
+    L2EngineNode _engine = null!;
 
     public async ValueTask InitializeAsync()
     {
         _market = await TestMarket.StartAsync(servers, slotMs: 2000);
-        var engine = await servers.StartOwnAsync(new L2EngineNode());
+        var engine = _engine = await servers.StartOwnAsync(new L2EngineNode());
         var options = new L2NodeOptions { L1Rpc = _market.Anvil.RpcUrl, EngineRpc = engine.RpcUrl, PollMs = 50 };
         _node = L2Node.Build(options, _market.Deployment);
         await _node.StartAsync();
@@ -122,6 +123,29 @@ public sealed class MarketExecutionTests(TestServers servers) : IAsyncLifetime
         var deadline = DateTime.UtcNow.AddSeconds(30);
         while ((await _l2.CallAsync("pbs_pendingTransactions", [])).GetArrayLength() > 0 && DateTime.UtcNow < deadline) await Task.Delay(100);
         Assert.Equal(0, (await _l2.CallAsync("pbs_pendingTransactions", [])).GetArrayLength());
+
+        // A restart of the L2 node, following no relay this time: it resets the engine and derives the chain from L1
+        // alone, to the same block, receipt and balance.
+        var l1Block = await _l2.CallAsync("pbs_blockOfHeader", [headerHash.ToString()]);
+        await _node.DisposeAsync();
+        _node = L2Node.Build(new L2NodeOptions { L1Rpc = _market.Anvil.RpcUrl, EngineRpc = _engine.RpcUrl, PollMs = 50 }, _market.Deployment);
+        await _node.StartAsync();
+        using var restarted = new JsonRpcClient(_node.RpcUrl, TimeSpan.FromSeconds(10));
+        JsonElement again = default;
+        deadline = DateTime.UtcNow.AddSeconds(60);
+        while (DateTime.UtcNow < deadline)
+        {
+            again = await restarted.CallAsync("pbs_blockOfHeader", [headerHash.ToString()]);
+            if (again.ValueKind == JsonValueKind.Object) break;
+            await Task.Delay(100);
+        }
+        Assert.Equal(JsonValueKind.Object, again.ValueKind);
+        Assert.True(again.GetProperty("on_l1").GetBoolean());
+        Assert.Equal(l1Block.GetProperty("number").GetString(), again.GetProperty("number").GetString());
+        Assert.Equal(l1Block.GetProperty("timestamp").GetString(), again.GetProperty("timestamp").GetString());
+        var web3Again = new Nethereum.Web3.Web3(user, _node.RpcUrl);
+        Assert.Equal(1, (int)(await web3Again.Eth.Transactions.GetTransactionReceipt.SendRequestAsync(txHash)).Status.Value);
+        Assert.Equal(before + Nethereum.Web3.Web3.Convert.ToWei(0.25m), (await web3Again.Eth.GetBalance.SendRequestAsync(recipient)).Value);
     }
 
     [Fact]
