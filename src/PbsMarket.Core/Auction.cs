@@ -55,12 +55,15 @@ public static class AuctionRules
     /// 1. Each builder's latest bid (largest Sequence; ties by later ReceivedAtMs, then higher header hash) replaces
     ///    all its earlier ones, whatever head they were built on, so a replaced bid never comes back.
     /// 2. A latest bid whose parent is not <paramref name="head"/> drops out (the builder then has no bid).
+    ///    So does a latest bid in <paramref name="failed"/> (its block failed execution at the close, docs/l2.md): the
+    ///    builder's earlier bids do not come back either.
     /// 3. Bids under <paramref name="reserve"/> are excluded.
     /// 4. Rank: higher value, then earlier ReceivedAtMs, then lower header hash (unsigned big-endian).
     /// 5. Price: first price = winner's value; second price = max(the best value among the other builders'
     ///    eligible bids, reserve) - never above the winner's value, since the winner ranks first.
     /// </summary>
-    public static AuctionOutcome Resolve(IReadOnlyCollection<AcceptedBid> bids, Hash32 head, BigInteger reserve, PriceRule rule)
+    public static AuctionOutcome Resolve(IReadOnlyCollection<AcceptedBid> bids, Hash32 head, BigInteger reserve, PriceRule rule,
+        IReadOnlySet<Hash32>? failed = null)
     {
         ArgumentNullException.ThrowIfNull(bids);
         var latest = new Dictionary<Address, AcceptedBid>();
@@ -72,7 +75,7 @@ public static class AuctionRules
         var eligible = new List<AcceptedBid>(latest.Count);
         foreach (var bid in latest.Values)
         {
-            if (bid.ParentHash == head && bid.Value >= reserve) eligible.Add(bid);
+            if (bid.ParentHash == head && bid.Value >= reserve && failed?.Contains(bid.HeaderHash) != true) eligible.Add(bid);
         }
         eligible.Sort(Rank);
 

@@ -88,6 +88,9 @@ public static class RelayHost
         s.AddHostedService(sp => sp.GetRequiredService<EventHub>());
         s.AddSingleton<ResultService>();
         s.AddSingleton<BidSimulation>();
+        s.AddSingleton<SimulationVerdicts>();
+        s.AddSingleton<SimulationPrefetcher>();
+        s.AddHostedService(sp => sp.GetRequiredService<SimulationPrefetcher>());
         s.AddSingleton<BidService>();
         s.AddSingleton<ProposalService>();
         s.AddSingleton<SlotReader>();

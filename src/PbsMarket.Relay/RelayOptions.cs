@@ -61,6 +61,18 @@ public sealed class RelayOptions
 
     /// <summary>How long a bid's simulation may take before the bid is answered 503 unavailable.</summary>
     [Range(50, 60_000)] public int L2SimulationTimeoutMs { get; set; } = 2000;
+
+    /// <summary>
+    /// With <see cref="L2Rpc"/> set: <c>pessimistic</c> simulates every bid before its receipt; <c>optimistic</c> accepts a
+    /// bid of a builder in good standing (its value already within its free collateral) before simulating it, simulates
+    /// the leading bids during the auction and always the winner (and the second-price runner-up) before the result
+    /// exists; a builder whose block fails is demoted to pessimistic for <see cref="DemotionSlots"/> slots (docs/l2.md,
+    /// "Optimistic simulation").
+    /// </summary>
+    [RegularExpression("^(pessimistic|optimistic)$")] public string Simulation { get; set; } = "pessimistic";
+
+    /// <summary>Slots a builder whose optimistic bid failed execution stays demoted (its bids simulated before their receipt).</summary>
+    [Range(1, 1_000_000)] public int DemotionSlots { get; set; } = 64;
     [Range(1, 64 * 1024 * 1024)] public int MaxPayloadBytes { get; set; } = 1024 * 1024;
     [Range(1, 100_000)] public int MaxTxsPerBlock { get; set; } = 5_000;
     [Range(1, 100_000)] public int MaxBidsPerBuilderPerSlot { get; set; } = 500;

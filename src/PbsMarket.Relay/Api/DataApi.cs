@@ -19,6 +19,7 @@ public static class DataApi
         group.MapGet("/slots/{slot}", GetSlot).WithSummary("One slot; bids and result once its auction closed.");
         group.MapGet("/slots/{slot}/proof/{headerHash}", GetProof).WithSummary("Merkle proof of one bid in the slot's bids root.");
         group.MapGet("/builders", Builders).WithSummary("Builder standings.");
+        group.MapGet("/demotions", Demotions).WithSummary("Builders demoted because an optimistic bid's block failed execution (closed slots only).");
         group.MapGet("/proposers", Proposers).WithSummary("The proposer rotation for the coming slots and each proposer's record.");
         group.MapGet("/stream", Stream).WithoutRateLimit().WithSummary("Server-sent events as slots open, close, are proposed, posted or missed.");
         return app;
@@ -90,6 +91,25 @@ public static class DataApi
     }
 
     static async Task<IResult> Builders(SlotReader reader, CancellationToken ct) => Json(new { builders = await reader.BuildersAsync(ct) });
+
+    /// <summary>Each demoted builder's latest failure, once the failed bid's auction has closed (sealed until then).</summary>
+    static async Task<IResult> Demotions(SimulationVerdicts verdicts, Market market)
+    {
+        var now = market.Clock.NowMs;
+        var current = market.Clock.CurrentSlot;
+        var shown = (await verdicts.DemotionsAsync()).Where(d => market.Clock.AuctionClosesMs(d.Slot) <= now).Select(d => new
+        {
+            builder = d.Builder.ToString(),
+            slot = d.Slot.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            header_hash = d.HeaderHash.ToString(),
+            code = d.Code,
+            message = d.Message,
+            at_ms = d.AtMs.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            until_slot = d.UntilSlot.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            active = d.UntilSlot >= current,
+        });
+        return Json(new { mode = verdicts.Enabled ? market.Options.Simulation : "off", demotions = shown.ToList() });
+    }
 
     static async Task<IResult> Proposers(SlotReader reader, Market market, IChainView chain, CancellationToken ct)
     {

@@ -7,7 +7,10 @@ namespace PbsMarket.Relay.Api;
 
 /// <summary>One accepted bid as revealed once its auction closed.</summary>
 /// <param name="Fees">What the block's fees pay the builder, measured by the bid's simulation (absent when bids are not simulated).</param>
-public sealed record BidView(Hash32 HeaderHash, Address Builder, BigInteger Value, ulong GasUsed, int TxCount, ulong ReceivedAtMs, BigInteger? Fees = null);
+/// <param name="Simulation">The bid's simulation verdict: <c>valid</c>, the code its block failed with (the bid then took no part
+/// in the auction), or absent when it was not simulated (bids not simulated at all, or an optimistic bid the close did not need).</param>
+public sealed record BidView(Hash32 HeaderHash, Address Builder, BigInteger Value, ulong GasUsed, int TxCount, ulong ReceivedAtMs, BigInteger? Fees = null,
+    string? Simulation = null);
 
 public sealed record WinnerView(Hash32 HeaderHash, Address Builder, BigInteger Value);
 

@@ -138,7 +138,7 @@ public sealed class SlotReader(AuctionStore store, ResultService results, Market
     {
         var result = new Dictionary<ulong, List<BidView>>();
         await using var cmd = new NpgsqlCommand("""
-            SELECT slot, header_hash, builder, value::text, gas_used, tx_count, received_at_ms, record->>'fees'
+            SELECT slot, header_hash, builder, value::text, gas_used, tx_count, received_at_ms, record->>'fees', record->>'simulation'
             FROM bids WHERE slot = ANY($1) ORDER BY slot, sequence
             """, conn) { Parameters = { new() { Value = slots.Select(s => (long)s).ToArray() } } };
         await using var r = await cmd.ExecuteReaderAsync(ct);
@@ -147,7 +147,8 @@ public sealed class SlotReader(AuctionStore store, ResultService results, Market
             var slot = (ulong)r.GetInt64(0);
             if (!result.TryGetValue(slot, out var list)) result[slot] = list = [];
             list.Add(new BidView(Hash32.Parse(r.GetString(1)), Address.Parse(r.GetString(2)), BigInteger.Parse(r.GetString(3), CultureInfo.InvariantCulture),
-                (ulong)r.GetInt64(4), r.GetInt32(5), (ulong)r.GetInt64(6), r.IsDBNull(7) ? null : BigInteger.Parse(r.GetString(7), CultureInfo.InvariantCulture)));
+                (ulong)r.GetInt64(4), r.GetInt32(5), (ulong)r.GetInt64(6), r.IsDBNull(7) ? null : BigInteger.Parse(r.GetString(7), CultureInfo.InvariantCulture),
+                r.IsDBNull(8) ? null : r.GetString(8)));
         }
         return result;
     }

@@ -12,7 +12,7 @@ namespace PbsMarket.Relay.Auctions;
 /// one atomic Redis step. A refused bid changes nothing; the same bid sent twice gets the same receipt.
 /// </summary>
 public sealed class BidService(AuctionStore store, Market market, IChainView chain, RelayKey key, ResultService results, DebtLedger ledger,
-    RelayMetrics metrics, BuilderRateLimiter limiter, BidSimulation simulation)
+    RelayMetrics metrics, BuilderRateLimiter limiter, BidSimulation simulation, SimulationVerdicts verdicts, SimulationPrefetcher prefetcher)
 {
     public abstract record Outcome;
     public sealed record Receipt(Hash32 HeaderHash, ulong ReceivedAtMs, Signature RelaySignature, bool Duplicate) : Outcome;
@@ -107,8 +107,11 @@ public sealed class BidService(AuctionStore store, Market market, IChainView cha
         if (!decoded.IsOk) return No(decoded.Error.Code, decoded.Error.Message);
         if (GasCheck.CheckAgainstTransactions(h.GasUsed, decoded.Transactions) is { } txGasError) return No(txGasError.Code, txGasError.Message);
 
-        // 6b. execution: the block runs on the L2 node at its parent, every transaction valid, gas_used exact (last: the dearest check)
-        var simulated = await simulation.CheckAsync(h, bid.Payload, ct);
+        // 6b. execution: the block runs on the L2 node at its parent, every transaction valid, gas_used exact (last: the dearest
+        // check). Optimistic: a builder in good standing, whose value step 5 bounded by its free collateral, is simulated after
+        // its receipt (during the auction, and at the latest at the close, before any header is served); a demoted one now.
+        var optimistic = verdicts.Optimistic && !verdicts.IsDemoted(h.Builder, h.Slot);
+        var simulated = optimistic ? null : await simulation.CheckAsync(h, bid.Payload, ct);
         if (simulated?.Error is { } simError) return No(simError.Code, simError.Message);
 
         // 7. the atomic step: still open, still on the head, within the builder's bid limit
@@ -118,6 +121,7 @@ public sealed class BidService(AuctionStore store, Market market, IChainView cha
             // Acknowledged only once the replicas the durability setting asks for hold it (a resent bid is confirmed again:
             // its first answer may have been this refusal).
             case AuctionStore.Accepted a:
+                if (optimistic) prefetcher.Offer(h.Slot, headerHash, h, bid.Payload, a.Sequence);
                 return await store.ConfirmBidAsync(h.Slot) ? new Receipt(headerHash, a.ReceivedAtMs, SignReceipt(headerHash, a.ReceivedAtMs), false) : NotConfirmed();
             case AuctionStore.Duplicate d:
                 return await store.ConfirmBidAsync(h.Slot, fence: true) ? new Receipt(headerHash, d.ReceivedAtMs, SignReceipt(headerHash, d.ReceivedAtMs), true) : NotConfirmed();

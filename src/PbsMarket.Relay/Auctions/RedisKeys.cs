@@ -17,6 +17,10 @@ public sealed class RedisKeys(string network)
     public RedisKey Result(ulong slot) => $"pbs:{Tag(slot)}:result";
     public RedisKey Proposal(ulong slot) => $"pbs:{Tag(slot)}:proposal";
     public RedisKey Evidence(ulong slot) => $"pbs:{Tag(slot)}:evidence";
+    /// <summary>Simulation verdicts of optimistically accepted bids, by header hash, each stored once (SimulationVerdicts).</summary>
+    public RedisKey Verdicts(ulong slot) => $"pbs:{Tag(slot)}:verdicts";
+    /// <summary>Builders demoted after a failed optimistic bid: builder -> JSON record (SimulationVerdicts).</summary>
+    public RedisKey Demotions => $"pbs:{{{network}}}:demotions";
 
     /// <summary>The latest proposed header: hash, number, slot (global; slot copies are authoritative for bids).</summary>
     public RedisKey Head => $"pbs:{{{network}}}:head";

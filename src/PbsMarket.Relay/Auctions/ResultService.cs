@@ -14,7 +14,7 @@ namespace PbsMarket.Relay.Auctions;
 /// </summary>
 public sealed class ResultService(
     AuctionStore store, Market market, RelayKey key, DebtLedger ledger, ArchiveQueue archive,
-    EventHub events, RelayMetrics metrics, ILogger<ResultService> log)
+    EventHub events, RelayMetrics metrics, SimulationVerdicts verdicts, ILogger<ResultService> log)
 {
     public sealed record Closed(SlotView View, IReadOnlyList<StoredBid> Bids, StoredBid? Winner);
 
@@ -27,8 +27,8 @@ public sealed class ResultService(
         var existing = await store.GetResultJsonAsync(slot);
         if (existing is not null) return await BookAsync(Rehydrate(existing, closed.Bids));
 
-        var accepted = closed.Bids.Select(b => b.ToAccepted()).ToList();
-        var result = AuctionRules.Resolve(accepted, closed.Parent, market.Reserve, market.PriceRule);
+        var (result, bids) = await ResolveExecutedAsync(slot, closed);
+        closed = closed with { Bids = bids };
         var root = BidsMerkle.Root(closed.Bids.Select(b => (b.HeaderHash, b.ReceivedAtMs)));
         var winner = result.Winner is { } w ? closed.Bids.First(b => b.HeaderHash == w.HeaderHash) : null;
         var auctionResult = new AuctionResult(slot, winner?.HeaderHash ?? Hash32.Zero, result.Price, root, (uint)closed.Bids.Count);
@@ -53,7 +53,7 @@ public sealed class ResultService(
             ClosesAtMs = market.Clock.AuctionClosesMs(slot),
             ClosedAtMs = closed.ClosedAtMs,
             Bids = closed.Bids.OrderBy(b => b.Sequence)
-                .Select(b => new BidView(b.HeaderHash, b.Header.Builder, b.Header.Value, b.Header.GasUsed, b.TxCount, b.ReceivedAtMs, b.Fees)).ToList(),
+                .Select(b => new BidView(b.HeaderHash, b.Header.Builder, b.Header.Value, b.Header.GasUsed, b.TxCount, b.ReceivedAtMs, b.Fees, b.Simulation)).ToList(),
             Winner = winner is null ? null : new WinnerView(winner.HeaderHash, winner.Header.Builder, winner.Header.Value),
             Price = result.Price,
             BidsRoot = root,
@@ -78,6 +78,48 @@ public sealed class ResultService(
             return new Closed(view, closed.Bids, winner);
         }
         return await BookAsync(Rehydrate((await store.GetResultJsonAsync(slot))!, closed.Bids));
+    }
+
+    /// <summary>
+    /// The auction rules over the frozen bids, where every bid the result depends on executes: the winner, and under
+    /// second price the runner-up whose value sets the price (an invalid runner-up would raise what the winner pays).
+    /// A bid simulated before its receipt is valid; any other is looked up in, or simulated into, the stored verdicts
+    /// (SimulationVerdicts). A failed one drops out with its builder's bid (the builder demoted), and the rules run again:
+    /// at most once per builder. The simulations share one budget (Relay:L2SimulationTimeoutMs); a bid still without a
+    /// verdict when it runs out is stored <c>unavailable</c> and drops out, so every instance resolves the slot alike.
+    /// The returned bids carry their verdicts (fees, simulation code) for the result and the archive.
+    /// </summary>
+    async Task<(AuctionOutcome, IReadOnlyList<StoredBid>)> ResolveExecutedAsync(ulong slot, AuctionStore.ClosedAuction closed)
+    {
+        var accepted = closed.Bids.Select(b => b.ToAccepted()).ToList();
+        if (!verdicts.Enabled) return (AuctionRules.Resolve(accepted, closed.Parent, market.Reserve, market.PriceRule), closed.Bids);
+        var byHash = closed.Bids.ToDictionary(b => b.HeaderHash);
+        var failed = new HashSet<Hash32>();
+        using var budget = new CancellationTokenSource(market.Options.L2SimulationTimeoutMs);
+        while (true)
+        {
+            var result = AuctionRules.Resolve(accepted, closed.Parent, market.Reserve, market.PriceRule, failed);
+            StoredBid? invalid = null;
+            foreach (var candidate in new[] { result.Winner, result.RunnerUp(market.PriceRule, market.Reserve) })
+            {
+                if (candidate is null) continue;
+                var bid = byHash[candidate.HeaderHash];
+                if (bid.Fees is not null) continue; // simulated valid before its receipt
+                var verdict = await verdicts.EnsureAsync(slot, bid.HeaderHash, bid.Header, null, final: true, budget.Token);
+                if (verdict is { IsValid: true }) continue;
+                invalid = bid;
+                break;
+            }
+            if (invalid is null)
+            {
+                var stored = await verdicts.AllAsync(slot);
+                var annotated = closed.Bids.Select(b => stored.TryGetValue(b.HeaderHash, out var v)
+                    ? b with { Fees = v.Fees ?? b.Fees, Simulation = v.Code }
+                    : b with { Simulation = b.Fees is null ? null : StoredVerdict.Valid }).ToList();
+                return (result, annotated);
+            }
+            failed.Add(invalid.HeaderHash);
+        }
     }
 
     async Task<Closed> BookAsync(Closed c)

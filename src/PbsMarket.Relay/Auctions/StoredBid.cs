@@ -7,13 +7,18 @@ namespace PbsMarket.Relay.Auctions;
 /// <summary>An accepted bid as the relay keeps it: the signed header, its receipt time and order.</summary>
 public sealed record StoredBid(Header Header, Hash32 HeaderHash, Signature Signature, int TxCount, ulong ReceivedAtMs, long Sequence)
 {
-    /// <summary>What the block's fees pay its builder (the coinbase), as the bid's simulation measured it; null unsimulated.</summary>
+    /// <summary>What the block's fees pay its builder (the coinbase), as the bid's simulation measured it; null unsimulated.
+    /// A bid stored with fees was simulated valid before its receipt (pessimistic simulation).</summary>
     public System.Numerics.BigInteger? Fees { get; init; }
+
+    /// <summary>The simulation's verdict as the close saw it: <c>valid</c>, a failure code, or null (not simulated). Set on the
+    /// bids of a closed auction only (docs/l2.md, "Optimistic simulation").</summary>
+    public string? Simulation { get; init; }
 
     public AcceptedBid ToAccepted() => new(HeaderHash, Header.Builder, Header.Value, ReceivedAtMs, Header.ParentHash, Sequence, Header.GasUsed, TxCount);
 
     /// <summary>The JSON part of the Redis record (the script prefixes "received_ms|seq|").</summary>
-    public static string RecordJson(Header header, Signature signature, int txCount, System.Numerics.BigInteger? fees = null)
+    public static string RecordJson(Header header, Signature signature, int txCount, System.Numerics.BigInteger? fees = null, string? simulation = null)
     {
         using var buffer = new MemoryStream();
         using (var w = new Utf8JsonWriter(buffer))
@@ -24,6 +29,7 @@ public sealed record StoredBid(Header Header, Hash32 HeaderHash, Signature Signa
             w.WriteString("signature", signature.ToString());
             w.WriteNumber("tx_count", txCount);
             if (fees is { } f) w.WriteString("fees", f.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            if (simulation is not null) w.WriteString("simulation", simulation);
             w.WriteEndObject();
         }
         return Encoding.UTF8.GetString(buffer.ToArray());
@@ -42,7 +48,8 @@ public sealed record StoredBid(Header Header, Hash32 HeaderHash, Signature Signa
         var signature = Signature.Parse(root.GetProperty("signature").GetString()!);
         var txCount = root.GetProperty("tx_count").GetInt32();
         System.Numerics.BigInteger? fees = root.TryGetProperty("fees", out var f) ? System.Numerics.BigInteger.Parse(f.GetString()!, System.Globalization.CultureInfo.InvariantCulture) : null;
-        return new StoredBid(header, Eip712.HashStruct(header), signature, txCount, received, seq) { Fees = fees };
+        var simulation = root.TryGetProperty("simulation", out var sim) ? sim.GetString() : null;
+        return new StoredBid(header, Eip712.HashStruct(header), signature, txCount, received, seq) { Fees = fees, Simulation = simulation };
     }
 
     public static ulong ReceivedAtOf(string record) => ulong.Parse(record.AsSpan(0, record.IndexOf('|')));

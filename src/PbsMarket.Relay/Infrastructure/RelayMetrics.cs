@@ -26,6 +26,7 @@ public sealed class RelayMetrics
             tags: null, advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = LatencyBuckets });
         SimulationSeconds = Meter.CreateHistogram("pbs_simulation_seconds", unit: null, description: "Time to simulate a bid's block on the L2 node, by result code (published after the slot closes).",
             tags: null, advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = LatencyBuckets });
+        Demotions = Meter.CreateCounter<long>("pbs_demotions_total", description: "Builders demoted because an optimistic bid's block failed execution, by code (published after the slot closes).");
         AuctionBids = Meter.CreateHistogram("pbs_auction_bids", unit: null, description: "Bids in each closed auction.",
             tags: null, advice: new InstrumentAdvice<long> { HistogramBucketBoundaries = SizeBuckets });
         AuctionsClosed = Meter.CreateCounter<long>("pbs_auctions_closed_total", description: "Auctions closed by this instance, by outcome (won, empty).");
@@ -48,6 +49,7 @@ public sealed class RelayMetrics
     public Counter<long> Bids { get; }
     public Histogram<double> BidSeconds { get; }
     public Histogram<double> SimulationSeconds { get; }
+    public Counter<long> Demotions { get; }
     public Histogram<long> AuctionBids { get; }
     public Counter<long> AuctionsClosed { get; }
     public Counter<long> HeadersServed { get; }

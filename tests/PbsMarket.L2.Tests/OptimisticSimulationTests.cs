@@ -1,0 +1,168 @@
+using System.Text.Json;
+using PbsMarket.Builder;
+using PbsMarket.Core;
+using PbsMarket.Relay.Auctions;
+using PbsMarket.Testing;
+using PbsMarket.Testing.Market;
+using StackExchange.Redis;
+
+namespace PbsMarket.L2.Tests;
+
+/// <summary>
+/// Optimistic simulation (docs/l2.md): a relay that accepts a builder's bid before simulating it, simulates the leading
+/// bids during the auction, and never lets a block that fails execution win or set the price; its builder is demoted.
+/// A real L1, Redis, PostgreSQL, L2 engine and L2 node.
+/// </summary>
+/// <remarks>3 s slots: the test checks verdicts while the auction is still open.</remarks>
+public sealed class OptimisticSimulationTests(TestServers servers) : IAsyncLifetime
+{
+    TestMarket _market = null!;
+    L2Node _node = null!;
+    RelayInstance _relay = null!;
+    JsonRpcClient _relayPort = null!;
+    ConnectionMultiplexer _redis = null!;
+
+    public async ValueTask InitializeAsync()
+    {
+        _market = await TestMarket.StartAsync(servers, slotMs: 3000);
+        var engine = await servers.StartOwnAsync(new L2EngineNode());
+        var options = new L2NodeOptions { L1Rpc = _market.Anvil.RpcUrl, EngineRpc = engine.RpcUrl, PollMs = 50 };
+        _node = L2Node.Build(options, _market.Deployment);
+        await _node.StartAsync();
+        _relay = await _market.StartRelayAsync(c =>
+        {
+            c["Relay:L2Rpc"] = _node.RelayRpcUrl;
+            c["Relay:Simulation"] = "optimistic";
+            c["Relay:DemotionSlots"] = "1000";
+        });
+        options.Relays = [_relay.Url];
+        _relayPort = new JsonRpcClient(_node.RelayRpcUrl, TimeSpan.FromSeconds(10));
+        _redis = await ConnectionMultiplexer.ConnectAsync(_market.RedisConnection);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        _relayPort.Dispose();
+        await _redis.DisposeAsync();
+        await _market.DisposeAsync();
+        await _node.DisposeAsync();
+    }
+
+    static readonly string[] Keys = PbsMarket.LocalServers.AnvilNode.DevKeys;
+    static readonly string Recipient = EngineTests.AddressOf(Keys[19]);
+
+    /// <summary>An open auction with time left whose parent the L2 node has executed (an optimistic relay does not say).</summary>
+    async Task<OpenAuction> AuctionAtTipAsync()
+    {
+        var simulator = new BlockSimulator(_relayPort);
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (true)
+        {
+            var a = await _market.NextAuctionAsync(_relay.Client, 1800);
+            var probe = TestMarket.Bid(a, TestMarket.Builders[0], 1);
+            var verdict = await simulator.SimulateAsync(probe.Header, probe.Payload, CancellationToken.None);
+            if (verdict.Error?.Code != "unavailable") return a;
+            if (DateTime.UtcNow > deadline) throw new TimeoutException($"the L2 node did not reach the auction's parent: {verdict.Error.Message}");
+            await Task.Delay(100);
+        }
+    }
+
+    async Task<Hash32> SubmitAsync(OpenAuction a, ProtocolKey builder, BigInteger value, byte[] payload, ulong gas)
+    {
+        var bid = TestMarket.Bid(a, builder, value, payload, gas);
+        return (await _relay.Client.SubmitAsync(bid.Header, bid.Signature, bid.Payload)).HeaderHash;
+    }
+
+    async Task WaitVerdictWhileOpenAsync(OpenAuction a, Hash32 headerHash)
+    {
+        var key = new RedisKeys(_market.Network).Verdicts(a.Slot);
+        while (DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() < (long)a.ClosesAtMs - 100)
+        {
+            if (await _redis.GetDatabase().HashExistsAsync(key, headerHash.ToString())) return;
+            await Task.Delay(20);
+        }
+        Assert.Fail($"no verdict for {headerHash} was stored during slot {a.Slot}'s auction");
+    }
+
+    async Task<JsonElement> HeaderServedAsync(ulong slot)
+    {
+        var proposer = _market.ProposerOf(slot);
+        using var http = new HttpClient();
+        var request = new HttpRequestMessage(HttpMethod.Get, $"{_relay.Url}/relay/v1/proposer/header/{slot}");
+        request.Headers.Add("X-Pbs-Signature", proposer.Sign(Eip712.Digest(_market.Domain, new HeaderRequest(slot, proposer.Address))).ToString());
+        using var response = await http.SendAsync(request);
+        var body = await response.Content.ReadAsStringAsync();
+        Assert.True(response.IsSuccessStatusCode, body);
+        return JsonDocument.Parse(body).RootElement.Clone();
+    }
+
+    static async Task<JsonElement> GetAsync(string url)
+    {
+        using var http = new HttpClient();
+        return JsonDocument.Parse(await http.GetStringAsync(url)).RootElement.Clone();
+    }
+
+    [Fact]
+    public async Task Optimistic_bids_that_fail_execution_neither_win_nor_set_the_price_and_demote_their_builders()
+    {
+        var b = TestMarket.Builders;
+        var transfer = PayloadCodec.Encode([EngineTests.Transfer(Keys[10], 0, Recipient, 1)]);
+
+        // Slot 1: a valid winner, an invalid bid that would be the runner-up (and raise the second price), a valid third.
+        var a = await AuctionAtTipAsync();
+        var winner = await SubmitAsync(a, b[0], 9_000, transfer, 21_000);
+        var badGas = PayloadCodec.Encode([EngineTests.Transfer(Keys[11], 0, Recipient, 1, gas: 50_000)]);
+        var invalidRunnerUp = await SubmitAsync(a, b[1], 8_000, badGas, 30_000); // accepted: not simulated before its receipt
+        var third = await SubmitAsync(a, b[2], 3_000, PayloadCodec.Empty, 0);
+        // The leading bids are simulated during the auction; the failure is sealed until the close.
+        await WaitVerdictWhileOpenAsync(a, winner);
+        await WaitVerdictWhileOpenAsync(a, invalidRunnerUp);
+        Assert.Empty((await GetAsync($"{_relay.Url}/relay/v1/data/demotions")).GetProperty("demotions").EnumerateArray());
+
+        await _market.WaitClosedAsync(a.Slot, _relay);
+        var served = await HeaderServedAsync(a.Slot);
+        Assert.Equal(winner.ToString(), served.GetProperty("header_hash").GetString());
+        var slot = await GetAsync($"{_relay.Url}/relay/v1/data/slots/{a.Slot}");
+        Assert.Equal("3000", slot.GetProperty("price").GetString()); // the third bid's value, not the invalid 8,000
+        Assert.Equal(b[2].Address.ToString(), slot.GetProperty("runner_up").GetProperty("builder").GetString(), ignoreCase: true);
+        Assert.Equal("3", slot.GetProperty("bid_count").GetString()); // every accepted bid stays in the bids root
+        string SimulationOf(JsonElement s, Hash32 h) => s.GetProperty("bids").EnumerateArray()
+            .Single(x => x.GetProperty("header_hash").GetString() == h.ToString()).TryGetProperty("simulation", out var v) ? v.GetString()! : "(none)";
+        Assert.Equal("valid", SimulationOf(slot, winner));
+        Assert.Equal("wrong_gas_used", SimulationOf(slot, invalidRunnerUp));
+        Assert.Equal("valid", SimulationOf(slot, third));
+
+        // The failure is on record with its code, and the demoted builder's next bids are simulated before their receipt.
+        var demotions = await GetAsync($"{_relay.Url}/relay/v1/data/demotions");
+        Assert.Equal("optimistic", demotions.GetProperty("mode").GetString());
+        var record = Assert.Single(demotions.GetProperty("demotions").EnumerateArray());
+        Assert.Equal(b[1].Address.ToString(), record.GetProperty("builder").GetString(), ignoreCase: true);
+        Assert.Equal("wrong_gas_used", record.GetProperty("code").GetString());
+        Assert.Equal(invalidRunnerUp.ToString(), record.GetProperty("header_hash").GetString());
+        Assert.True(record.GetProperty("active").GetBoolean());
+
+        // Slot 2: an invalid bid worth far more than the rest, from a builder in good standing: accepted, never served.
+        var a2 = await AuctionAtTipAsync();
+        var invalidTop = await SubmitAsync(a2, b[2], 1_000_000, PayloadCodec.Encode([EngineTests.Transfer(Keys[10], 5, Recipient, 1)]), 21_000);
+        var winner2 = await SubmitAsync(a2, b[0], 5_000, PayloadCodec.Empty, 0);
+        var refused = await Assert.ThrowsAsync<RelayRefusedException>(() =>
+        {
+            var bid = TestMarket.Bid(a2, b[1], 4_000, badGas, 30_000);
+            return _relay.Client.SubmitAsync(bid.Header, bid.Signature, bid.Payload);
+        });
+        Assert.Equal("wrong_gas_used", refused.Code); // demoted: refused at once, like every bid of a pessimistic relay
+        var runnerUp2 = await SubmitAsync(a2, b[1], 2_000, PayloadCodec.Empty, 0);
+
+        await _market.WaitClosedAsync(a2.Slot, _relay);
+        Assert.Equal(winner2.ToString(), (await HeaderServedAsync(a2.Slot)).GetProperty("header_hash").GetString());
+        var slot2 = await GetAsync($"{_relay.Url}/relay/v1/data/slots/{a2.Slot}");
+        Assert.Equal("2000", slot2.GetProperty("price").GetString());
+        Assert.Equal("invalid_nonce", SimulationOf(slot2, invalidTop));
+        Assert.Equal("valid", SimulationOf(slot2, runnerUp2)); // simulated before its receipt
+        var codes = (await GetAsync($"{_relay.Url}/relay/v1/data/demotions")).GetProperty("demotions").EnumerateArray()
+            .ToDictionary(d => d.GetProperty("builder").GetString()!.ToLowerInvariant(), d => d.GetProperty("code").GetString());
+        Assert.Equal("invalid_nonce", codes[b[2].Address.ToString().ToLowerInvariant()]);
+        Assert.Equal("wrong_gas_used", codes[b[1].Address.ToString().ToLowerInvariant()]);
+        Assert.False(codes.ContainsKey(b[0].Address.ToString().ToLowerInvariant()));
+    }
+}
