@@ -19,6 +19,8 @@ using PbsMarket.Testing.Market;
 // empty block) before accepting it (docs/l2.md); afterwards it also times pbs_simulateBlock alone, one call at a time.
 // The relay keeps each block's verdict, so by default most bids (the same block at other values) are not simulated
 // again; --distinct-blocks gives every bid a block of its own (the first transfer's value differs), the worst case.
+// --optimistic turns on optimistic simulation (Relay:Simulation): bids are answered before their blocks are simulated,
+// the leading ones are simulated during the auction and the winner at the latest at the close.
 // With --flood it measures honest bids with and without an attacker instead (FloodBench.cs); --attacker is that
 // attacker's own process (Attacker.cs).
 if (args.Contains("--attacker")) return await PbsMarket.Relay.Bench.Attacker.RunAsync(args);
@@ -49,6 +51,7 @@ if (cluster is null && waitReplicas > 0)
     }
 }
 var simulateTxs = args.Contains("--simulate") ? Arg("--simulate", 0) : -1;
+var optimistic = args.Contains("--optimistic");
 var l2engine = simulateTxs >= 0 ? await servers.StartOwnAsync(new L2EngineNode()) : null;
 var pg = await servers.PostgresAsync();
 var pgConn = await pg.CreateDatabaseAsync("bench");
@@ -73,7 +76,9 @@ if (l2engine is not null)
         b => b.Configuration["Logging:LogLevel:Default"] = "Warning");
     await l2node.StartAsync();
     while (!(await new HttpClient().GetAsync($"{l2node.RpcUrl}/readyz")).IsSuccessStatusCode) await Task.Delay(100);
-    Console.WriteLine($"L2 engine and L2 node up; every bid's block ({simulateTxs} transfer(s)) is simulated before it is accepted");
+    Console.WriteLine(optimistic
+        ? $"L2 engine and L2 node up; optimistic simulation: bids ({simulateTxs} transfer(s) each) are answered before their blocks are simulated"
+        : $"L2 engine and L2 node up; every bid's block ({simulateTxs} transfer(s)) is simulated before it is accepted");
 }
 // The block every bid offers: empty, or (with --simulate N) N transfers from N funded L2 genesis accounts.
 var distinct = args.Contains("--distinct-blocks") && simulateTxs > 0;
@@ -106,6 +111,7 @@ var relay = await market.StartRelayAsync(c =>
     c["Relay:BidsPerSecondPerBuilder"] = "1000000";
     if (cluster is not null) c["Relay:Redis"] = cluster.ConnectionString;
     if (l2node is not null) c["Relay:L2Rpc"] = l2node.RelayRpcUrl;
+    if (l2node is not null && optimistic) c["Relay:Simulation"] = "optimistic";
     c["Relay:Durability:WaitReplicas"] = waitReplicas.ToString(CultureInfo.InvariantCulture);
 });
 

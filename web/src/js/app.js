@@ -325,10 +325,12 @@ function bidsRows(view) {
   const winner = view.winner?.header_hash;
   return bids.map((b, i) => {
     const isWinner = b.header_hash === winner;
+    // A block that failed the relay's simulation took no part in the auction (docs/l2.md, optimistic simulation).
+    const failed = b.simulation && b.simulation !== "valid" ? b.simulation : null;
     const pct = Number((BigInt(b.value) * 1000n) / max) / 10;
-    return `<tr class="${isWinner ? "winner-row" : ""}" data-testid="bid-row" data-header-hash="${esc(b.header_hash)}">
+    return `<tr class="${isWinner ? "winner-row" : failed ? "failed-row" : ""}" data-testid="bid-row" data-header-hash="${esc(b.header_hash)}">
       <td class="muted hide-sm">${i + 1}</td>
-      <td>${addr(b.builder)}${isWinner ? ` <span class="tag" title="winner"><span class="hide-sm">winner</span><span class="show-sm">★</span></span>` : ""}</td>
+      <td>${addr(b.builder)}${isWinner ? ` <span class="tag" title="winner"><span class="hide-sm">winner</span><span class="show-sm">★</span></span>` : ""}${failed ? ` <span class="tag tag-failed" data-testid="bid-failed" title="its block failed execution (${esc(failed)}): it took no part in the auction">${esc(failed)}</span>` : ""}</td>
       <td class="num"><div class="valbar" style="--w:${pct}%">${amount(b.value)}</div></td>
       <td class="num">${receivedCell(b, view.closes_at_ms)}</td>
       <td class="num hide-sm" data-testid="bid-fees">${amount(b.fees)}</td>
