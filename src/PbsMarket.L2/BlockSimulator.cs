@@ -18,7 +18,8 @@ public sealed class BlockSimulator(JsonRpcClient l2node)
 {
     public string Url => l2node.Url;
 
-    public async Task<SimulationVerdict> SimulateAsync(Header h, byte[] payload, CancellationToken ct)
+    /// <param name="priority">Ahead of every other use of the node's engine (a relay's close; docs/l2.md).</param>
+    public async Task<SimulationVerdict> SimulateAsync(Header h, byte[] payload, CancellationToken ct, bool priority = false)
     {
         var started = System.Diagnostics.Stopwatch.GetTimestamp();
         double Ms() => System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds;
@@ -31,6 +32,7 @@ public sealed class BlockSimulator(JsonRpcClient l2node)
                 ["timestamp_ms"] = h.TimestampMs.ToString(System.Globalization.CultureInfo.InvariantCulture),
                 ["builder"] = h.Builder.ToString(),
                 ["payload"] = Hex.Encode(payload),
+                ["priority"] = priority,
             }], ct);
         }
         catch (JsonRpcException e) when (e.Code is L2RpcServer.NotTip or L2RpcServer.Busy)

@@ -24,13 +24,18 @@ public sealed class Derivation(L2Engine engine, System.Numerics.BigInteger l2Cha
 {
     readonly List<DerivedBlock> _chain = [];
     readonly Dictionary<Hash32, DerivedBlock> _byHash = [];
-    readonly SemaphoreSlim _lock = new(1, 1);
+    readonly PriorityGate _lock = new();
     volatile DerivedBlock? _tip;
     volatile DerivedBlock? _confirmed;
-    int _waiting;
+    int _waitingReads;
+    readonly int[] _waitingSimulations = new int[2]; // [ordinary, priority]
 
     /// <summary>The most simulations that may wait for the engine; more are refused as busy.</summary>
     public int MaxWaitingSimulations { get; init; } = 32;
+    /// <summary>The most reads that may wait for the engine (public RPC reads; more are refused as busy), and the most
+    /// priority simulations (a relay's close; they go before every other use of the engine).</summary>
+    public int MaxWaitingReads { get; init; } = 16;
+    public int MaxWaitingPriority { get; init; } = 8;
 
     /// <summary>Raised (under the lock) after a block was executed or rolled back.</summary>
     public event Action? ChainChanged;
@@ -74,9 +79,20 @@ public sealed class Derivation(L2Engine engine, System.Numerics.BigInteger l2Cha
     }
 
     /// <summary>Runs <paramref name="read"/> with the engine to itself (no block is being executed or simulated).</summary>
+    /// <remarks>At most <see cref="MaxWaitingReads"/> wait (else <see cref="L2BusyException"/>): readers of the public RPC
+    /// cannot queue without bound ahead of the derivation and the simulations.</remarks>
     public async Task<T> ReadAsync<T>(Func<L2Engine, Task<T>> read, CancellationToken ct)
     {
-        await _lock.WaitAsync(ct);
+        if (Interlocked.Increment(ref _waitingReads) > MaxWaitingReads)
+        {
+            Interlocked.Decrement(ref _waitingReads);
+            throw new L2BusyException($"{MaxWaitingReads} reads are already waiting for the engine; retry shortly");
+        }
+        try
+        {
+            await _lock.WaitAsync(ct);
+        }
+        finally { Interlocked.Decrement(ref _waitingReads); }
         try { return await read(engine); }
         finally { _lock.Release(); }
     }
@@ -148,18 +164,22 @@ public sealed class Derivation(L2Engine engine, System.Numerics.BigInteger l2Cha
     /// Executes a candidate block on the tip, exactly as the derivation would, reads what it did, and rolls it back.
     /// Null when <paramref name="parentHash"/> is not the tip (not executed yet, or no longer the tip).
     /// </summary>
-    public async Task<SimulatedBlock?> SimulateAsync(Hash32 parentHash, ulong timestampMs, Address builder, byte[] payload, CancellationToken ct)
+    /// <param name="priority">A relay's close (docs/l2.md, optimistic simulation): it goes before every other waiting use of
+    /// the engine, with a limit of its own (<see cref="MaxWaitingPriority"/>).</param>
+    public async Task<SimulatedBlock?> SimulateAsync(Hash32 parentHash, ulong timestampMs, Address builder, byte[] payload, CancellationToken ct, bool priority = false)
     {
-        if (Interlocked.Increment(ref _waiting) > MaxWaitingSimulations)
+        var lane = priority ? 1 : 0;
+        var max = priority ? MaxWaitingPriority : MaxWaitingSimulations;
+        if (Interlocked.Increment(ref _waitingSimulations[lane]) > max)
         {
-            Interlocked.Decrement(ref _waiting);
-            throw new L2BusyException($"{MaxWaitingSimulations} simulations are already waiting for the engine");
+            Interlocked.Decrement(ref _waitingSimulations[lane]);
+            throw new L2BusyException($"{max} {(priority ? "priority " : "")}simulations are already waiting for the engine");
         }
         try
         {
-            await _lock.WaitAsync(ct);
+            await _lock.WaitAsync(priority, ct);
         }
-        finally { Interlocked.Decrement(ref _waiting); }
+        finally { Interlocked.Decrement(ref _waitingSimulations[lane]); }
         ct = CancellationToken.None; // a simulation, once started, always ends with its rollback
         try
         {

@@ -191,7 +191,8 @@ public sealed class L2RpcServer(Derivation derivation, Mempool mempool, BigInteg
         if (!ulong.TryParse(Field("timestamp_ms"), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var ts)) throw new RpcParamsException("params[0].timestamp_ms: not a decimal integer");
         if (!Address.TryParse(Field("builder"), out var builder)) throw new RpcParamsException("params[0].builder: not an address");
         if (!Hex.TryDecode(Field("payload"), out var payload, out var err)) throw new RpcParamsException($"params[0].payload: {err}");
-        var sim = await derivation.SimulateAsync(parent, ts, builder, payload, ct);
+        var priority = a["priority"] is JsonValue pv && pv.TryGetValue<bool>(out var pb) && pb;
+        var sim = await derivation.SimulateAsync(parent, ts, builder, payload, ct, priority);
         if (sim is null)
         {
             var tip = derivation.Tip;

@@ -71,6 +71,10 @@ public sealed class RelayOptions
     /// </summary>
     [RegularExpression("^(pessimistic|optimistic)$")] public string Simulation { get; set; } = "pessimistic";
 
+    /// <summary>The heaviest block (its <c>gas_used</c>) taken optimistically; a heavier one is simulated before its receipt,
+    /// so that the close never has to simulate a block too slow for the slot.</summary>
+    [Range(0, long.MaxValue)] public long OptimisticMaxGasUsed { get; set; } = 5_000_000;
+
     /// <summary>Slots a builder whose optimistic bid failed execution stays demoted (its bids simulated before their receipt).</summary>
     [Range(1, 1_000_000)] public int DemotionSlots { get; set; } = 64;
     [Range(1, 64 * 1024 * 1024)] public int MaxPayloadBytes { get; set; } = 1024 * 1024;

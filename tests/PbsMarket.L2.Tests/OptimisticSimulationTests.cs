@@ -34,6 +34,7 @@ public sealed class OptimisticSimulationTests(TestServers servers) : IAsyncLifet
             c["Relay:L2Rpc"] = _node.RelayRpcUrl;
             c["Relay:Simulation"] = "optimistic";
             c["Relay:DemotionSlots"] = "1000";
+            c["Relay:OptimisticMaxGasUsed"] = "30000"; // heavier blocks are simulated before their receipt
         });
         options.Relays = [_relay.Url];
         _relayPort = new JsonRpcClient(_node.RelayRpcUrl, TimeSpan.FromSeconds(10));
@@ -45,8 +46,10 @@ public sealed class OptimisticSimulationTests(TestServers servers) : IAsyncLifet
         _relayPort.Dispose();
         await _redis.DisposeAsync();
         await _market.DisposeAsync();
-        await _node.DisposeAsync();
+        if (!_nodeStopped) await _node.DisposeAsync();
     }
+
+    bool _nodeStopped;
 
     static readonly string[] Keys = PbsMarket.LocalServers.AnvilNode.DevKeys;
     static readonly string Recipient = EngineTests.AddressOf(Keys[19]);
@@ -113,6 +116,13 @@ public sealed class OptimisticSimulationTests(TestServers servers) : IAsyncLifet
         var winner = await SubmitAsync(a, b[0], 9_000, transfer, 21_000);
         var badGas = PayloadCodec.Encode([EngineTests.Transfer(Keys[11], 0, Recipient, 1, gas: 50_000)]);
         var invalidRunnerUp = await SubmitAsync(a, b[1], 8_000, badGas, 30_000); // accepted: not simulated before its receipt
+        // A block heavier than Relay:OptimisticMaxGasUsed is simulated before its receipt, whoever sends it.
+        var heavy = await Assert.ThrowsAsync<RelayRefusedException>(() =>
+        {
+            var bid = TestMarket.Bid(a, b[2], 4_000, PayloadCodec.Encode([EngineTests.Transfer(Keys[12], 0, Recipient, 1, gas: 50_000)]), 40_000);
+            return _relay.Client.SubmitAsync(bid.Header, bid.Signature, bid.Payload);
+        });
+        Assert.Equal("wrong_gas_used", heavy.Code);
         var third = await SubmitAsync(a, b[2], 3_000, PayloadCodec.Empty, 0);
         // The leading bids are simulated during the auction; the failure is sealed until the close.
         await WaitVerdictWhileOpenAsync(a, winner);
@@ -164,5 +174,41 @@ public sealed class OptimisticSimulationTests(TestServers servers) : IAsyncLifet
         Assert.Equal("invalid_nonce", codes[b[2].Address.ToString().ToLowerInvariant()]);
         Assert.Equal("wrong_gas_used", codes[b[1].Address.ToString().ToLowerInvariant()]);
         Assert.False(codes.ContainsKey(b[0].Address.ToString().ToLowerInvariant()));
+    }
+
+    [Fact]
+    public async Task A_better_bid_that_cannot_be_simulated_leaves_the_slot_without_a_winner_rather_than_let_a_lower_one_win()
+    {
+        var b = TestMarket.Builders;
+        // Builder 1 gets itself demoted, so that its next bid is simulated (and stored valid) before its receipt.
+        var a = await AuctionAtTipAsync();
+        var invalid = await SubmitAsync(a, b[1], 8_000, PayloadCodec.Encode([EngineTests.Transfer(Keys[11], 9, Recipient, 1)]), 21_000);
+        await WaitVerdictWhileOpenAsync(a, invalid);
+        await _market.WaitClosedAsync(a.Slot, _relay);
+
+        var a2 = await AuctionAtTipAsync();
+        var checkedLow = await SubmitAsync(a2, b[1], 2_000, PayloadCodec.Empty, 0); // demoted: simulated before its receipt
+        // The L2 node goes away (down, or kept busy by an attacker); a better optimistic bid is still taken.
+        await _node.DisposeAsync();
+        _nodeStopped = true;
+        var unchecked_ = await SubmitAsync(a2, b[0], 9_000, PayloadCodec.Empty, 0);
+        await _market.WaitClosedAsync(a2.Slot, _relay);
+
+        var slot = await GetAsync($"{_relay.Url}/relay/v1/data/slots/{a2.Slot}");
+        Assert.Equal(JsonValueKind.Null, slot.GetProperty("winner").ValueKind); // not the checked 2,000 bid
+        var bids = slot.GetProperty("bids").EnumerateArray().ToDictionary(x => x.GetProperty("header_hash").GetString()!, x => x.GetProperty("simulation").GetString());
+        Assert.Equal("unavailable", bids[unchecked_.ToString()]);
+        Assert.Equal("valid", bids[checkedLow.ToString()]);
+        var proposer = _market.ProposerOf(a2.Slot);
+        using var http = new HttpClient();
+        var request = new HttpRequestMessage(HttpMethod.Get, $"{_relay.Url}/relay/v1/proposer/header/{a2.Slot}");
+        request.Headers.Add("X-Pbs-Signature", proposer.Sign(Eip712.Digest(_market.Domain, new HeaderRequest(a2.Slot, proposer.Address))).ToString());
+        using var response = await http.SendAsync(request);
+        Assert.Equal(System.Net.HttpStatusCode.NoContent, response.StatusCode); // no header to sign: the proposer builds its own or misses
+        // An unavailable node is the relay's fault, not the builder's: builder 0 is not demoted.
+        var demoted = (await GetAsync($"{_relay.Url}/relay/v1/data/demotions")).GetProperty("demotions").EnumerateArray()
+            .Select(d => d.GetProperty("builder").GetString()!.ToLowerInvariant()).ToList();
+        Assert.DoesNotContain(b[0].Address.ToString().ToLowerInvariant(), demoted);
+        Assert.Contains(b[1].Address.ToString().ToLowerInvariant(), demoted);
     }
 }

@@ -118,7 +118,7 @@ public sealed class DemoBuilder : IAsyncDisposable
             {
                 break;
             }
-            catch (Exception e) when (e is HttpRequestException or RelayRefusedException or TaskCanceledException or InvalidDataException or FormatException or System.Text.Json.JsonException or KeyNotFoundException)
+            catch (Exception e) when (e is HttpRequestException or RelayRefusedException or TaskCanceledException or TimeoutException or PbsMarket.L2.JsonRpcException or InvalidDataException or FormatException or System.Text.Json.JsonException or KeyNotFoundException)
             {
                 // No open auction (between the close and the next slot), or the relay is restarting.
                 _log(DemoLogLevel.Debug, $"{client.BaseAddress}: {e.Message}");
@@ -136,8 +136,12 @@ public sealed class DemoBuilder : IAsyncDisposable
         DemoBlock? built;
         while ((built = await BuildAsync(a, ct)) is null)
         {
-            // The L2 node has not executed the auction's parent yet (it follows the relays' heads).
-            if (NowMs >= (long)a.ClosesAtMs - 100) return receipts;
+            // The L2 node has not executed the auction's parent yet (it follows the relays' heads), or is busy or slow.
+            if (NowMs >= (long)a.ClosesAtMs - 100)
+            {
+                _log(DemoLogLevel.Info, $"slot {a.Slot}: no bid: the L2 node gave no block in time ({_mempool?.LastError ?? "no answer"})");
+                return receipts;
+            }
             await Task.Delay(50, ct);
             var again = await client.GetAuctionAsync(ct);
             if (again.Slot != a.Slot) return receipts;

@@ -13,8 +13,25 @@ namespace PbsMarket.Builder.Demo;
 /// </summary>
 public sealed class MempoolBlocks(JsonRpcClient publicRpc, JsonRpcClient simulationRpc, int maxTxs) : IDisposable
 {
-    /// <summary>The block for the auction, or null while the L2 node has not executed the auction's parent.</summary>
+    /// <summary>The block for the auction, or null while the L2 node has not executed the auction's parent, is busy, or does
+    /// not answer in time (a loaded node must not end the builder: it tries again while the auction is open).</summary>
     public async Task<DemoBlock?> BlockForAsync(OpenAuction a, Address builder, CancellationToken ct)
+    {
+        try
+        {
+            return await BuildAsync(a, builder, ct);
+        }
+        catch (Exception e) when (!ct.IsCancellationRequested && e is TimeoutException or HttpRequestException or JsonRpcException or InvalidDataException or FormatException or JsonException or KeyNotFoundException)
+        {
+            LastError = e.Message;
+            return null;
+        }
+    }
+
+    /// <summary>Why the last <see cref="BlockForAsync"/> gave no block, for the log.</summary>
+    public string? LastError { get; private set; }
+
+    async Task<DemoBlock?> BuildAsync(OpenAuction a, Address builder, CancellationToken ct)
     {
         var pending = await publicRpc.CallAsync("pbs_pendingTransactions", [maxTxs], ct);
         var raws = pending.EnumerateArray().Select(t => Hex.Decode(t.GetProperty("raw").GetString()!)).ToList();
@@ -34,6 +51,7 @@ public sealed class MempoolBlocks(JsonRpcClient publicRpc, JsonRpcClient simulat
             }
             catch (JsonRpcException e) when (e.Code is L2RpcServer.NotTip or L2RpcServer.Busy)
             {
+                LastError = e.RpcMessage;
                 return null;
             }
             var skipped = sim.GetProperty("skipped").EnumerateArray().Select(s => s.GetProperty("index").GetInt32()).ToHashSet();

@@ -17,7 +17,7 @@ public sealed class ArchiveQueue(IConnectionMultiplexer redis, RedisKeys keys)
     public Task EnqueueResultAsync(SlotView view, IReadOnlyList<StoredBid> bids)
     {
         var record = new ResultRecord(view, bids.Select(b => new ArchivedBid(
-            b.HeaderHash, StoredBid.RecordJson(b.Header, b.Signature, b.TxCount, b.Fees, b.Simulation), b.ReceivedAtMs, b.Sequence)).ToList());
+            b.HeaderHash, StoredBid.RecordJson(b.Header, b.Signature, b.TxCount, b.Fees, b.Simulation, b.Optimistic), b.ReceivedAtMs, b.Sequence)).ToList());
         return AddAsync("result", JsonSerializer.Serialize(record, WireJson.Options));
     }
 

@@ -103,7 +103,9 @@ public sealed class AuctionStore(IConnectionMultiplexer redis, RedisKeys keys, R
     public sealed record Duplicate(ulong ReceivedAtMs) : AcceptOutcome;
     public sealed record Refused(string Code, string Detail) : AcceptOutcome;
 
-    public async Task<AcceptOutcome> AcceptAsync(Header header, Hash32 headerHash, Signature signature, int txCount, byte[] payload, BigInteger? fees = null)
+    /// <param name="optimistic">Accepted before its simulation: the close must have its verdict before it can win or set a price.</param>
+    public async Task<AcceptOutcome> AcceptAsync(Header header, Hash32 headerHash, Signature signature, int txCount, byte[] payload, BigInteger? fees = null,
+        bool optimistic = false)
     {
         var r = (RedisResult[])(await Db.ScriptEvaluateAsync(Scripts.Accept, new
         {
@@ -119,7 +121,7 @@ public sealed class AuctionStore(IConnectionMultiplexer redis, RedisKeys keys, R
             maxBids = options.MaxBidsPerBuilderPerSlot,
             maxBytes = options.MaxStoredBytesPerBuilderPerSlot,
             payloadTtl = PayloadTtlSeconds,
-            record = StoredBid.RecordJson(header, signature, txCount, fees),
+            record = StoredBid.RecordJson(header, signature, txCount, fees, optimistic: optimistic),
             payload,
             ttl = options.SlotTtlSeconds,
         }))!;

@@ -110,12 +110,12 @@ public sealed class BidService(AuctionStore store, Market market, IChainView cha
         // 6b. execution: the block runs on the L2 node at its parent, every transaction valid, gas_used exact (last: the dearest
         // check). Optimistic: a builder in good standing, whose value step 5 bounded by its free collateral, is simulated after
         // its receipt (during the auction, and at the latest at the close, before any header is served); a demoted one now.
-        var optimistic = verdicts.Optimistic && !verdicts.IsDemoted(h.Builder, h.Slot);
+        var optimistic = verdicts.MayAcceptUnsimulated(h);
         var simulated = optimistic ? null : await simulation.CheckAsync(h, bid.Payload, ct);
         if (simulated?.Error is { } simError) return No(simError.Code, simError.Message);
 
         // 7. the atomic step: still open, still on the head, within the builder's bid limit
-        var accepted = await store.AcceptAsync(h, headerHash, bid.Signature, decoded.Transactions.Count, bid.Payload, simulated?.CoinbaseGain);
+        var accepted = await store.AcceptAsync(h, headerHash, bid.Signature, decoded.Transactions.Count, bid.Payload, simulated?.CoinbaseGain, optimistic);
         switch (accepted)
         {
             // Acknowledged only once the replicas the durability setting asks for hold it (a resent bid is confirmed again:

@@ -35,13 +35,15 @@ public sealed class BidSimulation : IDisposable
 
     /// <summary>Null when bids are not simulated; else the verdict (its error null when the block executes as claimed).</summary>
     /// <remarks>The payload must be the one <paramref name="h"/>'s payload hash commits to (the caller checked it).</remarks>
-    public async Task<SimulationVerdict?> CheckAsync(Header h, byte[] payload, CancellationToken ct)
+    /// <param name="priority">The close: the node runs it before every other waiting use of its engine (a simulation of the
+    /// same block already running is shared, whatever its priority).</param>
+    public async Task<SimulationVerdict?> CheckAsync(Header h, byte[] payload, CancellationToken ct, bool priority = false)
     {
         if (_simulator is null) return null;
         var key = (h.ParentHash, h.TimestampMs, h.Builder, h.PayloadHash, h.GasUsed);
         if (_verdicts.Count >= MaxCached) _verdicts.Clear();
         var started = System.Diagnostics.Stopwatch.GetTimestamp();
-        var entry = _verdicts.GetOrAdd(key, _ => new Lazy<Task<SimulationVerdict>>(() => _simulator.SimulateAsync(h, payload, CancellationToken.None)));
+        var entry = _verdicts.GetOrAdd(key, _ => new Lazy<Task<SimulationVerdict>>(() => _simulator.SimulateAsync(h, payload, CancellationToken.None, priority)));
         SimulationVerdict verdict;
         try
         {

@@ -83,44 +83,48 @@ public sealed class ResultService(
     /// <summary>
     /// The auction rules over the frozen bids, where every bid the result depends on executes: the winner, and under
     /// second price the runner-up whose value sets the price (an invalid runner-up would raise what the winner pays).
-    /// A bid simulated before its receipt is valid; any other is looked up in, or simulated into, the stored verdicts
-    /// (SimulationVerdicts). A failed one drops out with its builder's bid (the builder demoted), and the rules run again:
-    /// at most once per builder. The simulations share one budget (Relay:L2SimulationTimeoutMs); a bid still without a
-    /// verdict when it runs out is stored <c>unavailable</c> and drops out, so every instance resolves the slot alike.
+    /// Only optimistic bids (accepted before their simulation) need a verdict; it is read from, or simulated into, the
+    /// stored verdicts (SimulationVerdicts), ahead of everything else on the node. A failed one drops out with its
+    /// builder's bid (the builder demoted) and the rules run again: at most once per builder. A needed bid that cannot be
+    /// simulated within the close's budget (node down, busy or slow) is stored <c>unavailable</c> and the auction then
+    /// has **no winner**: a lower bid never wins because a better one could not be checked (whoever made the node slow
+    /// would gain by it). Every instance resolves alike, since every verdict used is stored first.
     /// The returned bids carry their verdicts (fees, simulation code) for the result and the archive.
     /// </summary>
     async Task<(AuctionOutcome, IReadOnlyList<StoredBid>)> ResolveExecutedAsync(ulong slot, AuctionStore.ClosedAuction closed)
     {
         var accepted = closed.Bids.Select(b => b.ToAccepted()).ToList();
-        if (!verdicts.Enabled) return (AuctionRules.Resolve(accepted, closed.Parent, market.Reserve, market.PriceRule), closed.Bids);
+        if (!closed.Bids.Any(b => b.Optimistic)) return (AuctionRules.Resolve(accepted, closed.Parent, market.Reserve, market.PriceRule), Annotate(closed.Bids, null));
         var byHash = closed.Bids.ToDictionary(b => b.HeaderHash);
         var failed = new HashSet<Hash32>();
-        using var budget = new CancellationTokenSource(market.Options.L2SimulationTimeoutMs);
+        using var budget = new CancellationTokenSource(verdicts.CloseBudgetMs);
         while (true)
         {
             var result = AuctionRules.Resolve(accepted, closed.Parent, market.Reserve, market.PriceRule, failed);
             StoredBid? invalid = null;
             foreach (var candidate in new[] { result.Winner, result.RunnerUp(market.PriceRule, market.Reserve) })
             {
-                if (candidate is null) continue;
-                var bid = byHash[candidate.HeaderHash];
-                if (bid.Fees is not null) continue; // simulated valid before its receipt
-                var verdict = await verdicts.EnsureAsync(slot, bid.HeaderHash, bid.Header, null, final: true, budget.Token);
-                if (verdict is { IsValid: true }) continue;
+                if (candidate is null || byHash[candidate.HeaderHash] is not { Optimistic: true } bid) continue;
+                var verdict = (await verdicts.EnsureAsync(slot, bid.HeaderHash, bid.Header, null, final: true, budget.Token))!;
+                if (verdict.IsValid) continue;
+                if (verdict.Code == "unavailable")
+                {
+                    log.LogWarning("slot {Slot}: no winner: the block of bid {Hash} (builder {Builder}) could not be simulated: {Reason}",
+                        slot, bid.HeaderHash, bid.Header.Builder, verdict.Message);
+                    return (new AuctionOutcome(null, BigInteger.Zero, []), Annotate(closed.Bids, await verdicts.AllAsync(slot)));
+                }
                 invalid = bid;
                 break;
             }
-            if (invalid is null)
-            {
-                var stored = await verdicts.AllAsync(slot);
-                var annotated = closed.Bids.Select(b => stored.TryGetValue(b.HeaderHash, out var v)
-                    ? b with { Fees = v.Fees ?? b.Fees, Simulation = v.Code }
-                    : b with { Simulation = b.Fees is null ? null : StoredVerdict.Valid }).ToList();
-                return (result, annotated);
-            }
+            if (invalid is null) return (result, Annotate(closed.Bids, await verdicts.AllAsync(slot)));
             failed.Add(invalid.HeaderHash);
         }
     }
+
+    static List<StoredBid> Annotate(IReadOnlyList<StoredBid> bids, IReadOnlyDictionary<Hash32, StoredVerdict>? stored) =>
+        [.. bids.Select(b => stored is not null && stored.TryGetValue(b.HeaderHash, out var v)
+            ? b with { Fees = v.Fees ?? b.Fees, Simulation = v.Code }
+            : b with { Simulation = b.Fees is null ? null : StoredVerdict.Valid })];
 
     async Task<Closed> BookAsync(Closed c)
     {

@@ -36,8 +36,13 @@ public sealed class SimulationVerdicts(IConnectionMultiplexer redis, RedisKeys k
     /// <summary>Bids of builders in good standing are accepted before their simulation.</summary>
     public bool Optimistic => simulation.Enabled && market.Options.Simulation == "optimistic";
 
-    /// <summary>Whether the close must check verdicts: every bid is simulated, some perhaps only after their receipt.</summary>
+    /// <summary>Whether this instance simulates bids at all (Relay:L2Rpc).</summary>
     public bool Enabled => simulation.Enabled;
+
+    /// <summary>Whether a bid may skip its simulation before the receipt: optimistic mode, a builder not demoted, and a block
+    /// light enough for the close to simulate it in time (<see cref="RelayOptions.OptimisticMaxGasUsed"/>).</summary>
+    public bool MayAcceptUnsimulated(Header h) =>
+        Optimistic && h.GasUsed <= (ulong)market.Options.OptimisticMaxGasUsed && !IsDemoted(h.Builder, h.Slot);
 
     /// <summary>The stored verdicts of a slot's bids.</summary>
     public async Task<IReadOnlyDictionary<Hash32, StoredVerdict>> AllAsync(ulong slot)
@@ -53,50 +58,56 @@ public sealed class SimulationVerdicts(IConnectionMultiplexer redis, RedisKeys k
     /// <summary>
     /// The bid's verdict: the stored one, or a simulation of its block stored once (a failure demotes its builder). Null
     /// when the node could not simulate it now and <paramref name="final"/> is false (the bid is tried again later); a
-    /// final call (the close) stores <c>unavailable</c> instead, so that every instance resolves the slot alike.
+    /// final call (the close) stores <c>unavailable</c> instead (also when this instance does not simulate at all, or the
+    /// close's budget <paramref name="ct"/> ran out), so that every instance resolves the slot alike.
     /// </summary>
     /// <param name="payload">The block's payload, or null to read it from the slot's stored payloads (each builder's latest).</param>
     public async Task<StoredVerdict?> EnsureAsync(ulong slot, Hash32 headerHash, Header header, byte[]? payload, bool final, CancellationToken ct)
     {
         var stored = await Db.HashGetAsync(keys.Verdicts(slot), headerHash.ToString());
         if (!stored.IsNull) return Parse(stored!);
-        StoredVerdict verdict;
-        payload ??= await store.GetPayloadAsync(slot, headerHash);
-        if (payload is null)
+        StoredVerdict? verdict = null;
+        if (!simulation.Enabled) verdict = new StoredVerdict("unavailable", "this relay instance does not simulate bids (Relay:L2Rpc is not set)", null);
+        else if (final && ct.IsCancellationRequested) verdict = OverBudget();
+        if (verdict is null)
         {
+            payload ??= await store.GetPayloadAsync(slot, headerHash);
             // Only a builder's latest payload is kept, and only a latest bid can win: a missing one is a relay fault, not the builder's.
-            verdict = new StoredVerdict("unavailable", "the bid's payload is no longer stored", null);
-            if (!final) return null;
+            if (payload is null) verdict = new StoredVerdict("unavailable", "the bid's payload is no longer stored", null);
         }
-        else if (final && ct.IsCancellationRequested)
-        {
-            verdict = new StoredVerdict("unavailable", $"not simulated within the close's budget of {market.Options.L2SimulationTimeoutMs} ms", null);
-        }
-        else
+        if (verdict is null)
         {
             PbsMarket.L2.SimulationVerdict? simulated;
             try
             {
-                simulated = await simulation.CheckAsync(header, payload, ct);
+                simulated = await simulation.CheckAsync(header, payload!, ct, priority: final);
             }
             catch (OperationCanceledException) when (final && ct.IsCancellationRequested)
             {
-                simulated = new(new ProtocolError("unavailable", $"not simulated within the close's budget of {market.Options.L2SimulationTimeoutMs} ms"), 0, 0, 0);
+                simulated = null;
             }
-            if (simulated is null) return new StoredVerdict(StoredVerdict.Valid, "", null); // not simulating at all
-            if (simulated.Error is { Code: "unavailable" } && !final) return null;
-            verdict = simulated.Error is { } e ? new StoredVerdict(e.Code, e.Message, null) : new StoredVerdict(StoredVerdict.Valid, "", simulated.CoinbaseGain);
+            if (simulated is null) verdict = OverBudget();
+            else if (simulated.Error is { Code: "unavailable" } e0) verdict = new StoredVerdict("unavailable", e0.Message, null);
+            else verdict = simulated.Error is { } e ? new StoredVerdict(e.Code, e.Message, null) : new StoredVerdict(StoredVerdict.Valid, "", simulated.CoinbaseGain);
         }
-        var json = JsonSerializer.Serialize(verdict, Json);
+        if (verdict.Code == "unavailable" && !final) return null;
+        // A failure demotes before it is stored: a crash in between leaves a demotion and no verdict (the next reader
+        // simulates again and finds the same), never a stored failure nobody demoted for.
+        if (!verdict.IsValid && verdict.Code != "unavailable") await DemoteAsync(slot, headerHash, header.Builder, verdict);
         var key = keys.Verdicts(slot);
-        if (await Db.HashSetAsync(key, headerHash.ToString(), json, When.NotExists))
+        if (await Db.HashSetAsync(key, headerHash.ToString(), JsonSerializer.Serialize(verdict, Json), When.NotExists))
         {
             await Db.KeyExpireAsync(key, TimeSpan.FromSeconds(market.Options.SlotTtlSeconds), ExpireWhen.HasNoExpiry);
-            if (!verdict.IsValid && verdict.Code != "unavailable") await DemoteAsync(slot, headerHash, header.Builder, verdict);
             return verdict;
         }
         return Parse((await Db.HashGetAsync(key, headerHash.ToString()))!);
     }
+
+    StoredVerdict OverBudget() => new("unavailable", $"not simulated within the close's budget of {CloseBudgetMs} ms", null);
+
+    /// <summary>What the close may spend on the simulations it needs: until the slot starts (the proposer's header is due),
+    /// at most <see cref="RelayOptions.L2SimulationTimeoutMs"/>, at least 50 ms.</summary>
+    public int CloseBudgetMs => (int)Math.Max(50, Math.Min(market.Options.L2SimulationTimeoutMs, market.Options.CloseOffsetMs));
 
     readonly ConcurrentDictionary<Address, ulong> _demotedUntil = new();
 
@@ -111,27 +122,38 @@ public sealed class SimulationVerdicts(IConnectionMultiplexer redis, RedisKeys k
         var until = slot + (ulong)market.Options.DemotionSlots;
         var record = new Demotion(builder, slot, headerHash, verdict.Code, verdict.Message, (ulong)DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), until);
         _demotedUntil.AddOrUpdate(builder, until, (_, was) => Math.Max(was, until));
-        // The latest failure is kept (one record per builder, so the hash is bounded by the builders with collateral).
-        await Db.HashSetAsync(keys.Demotions, builder.ToString(), JsonSerializer.Serialize(record, Json));
-        metrics.WhenClosed(slot, m => m.Demotions.Add(1, RelayMetrics.Tag("code", verdict.Code)));
-        // Sealed: the log names no header hash or value (the bid's slot may still be open).
-        log.LogWarning("builder {Builder} demoted through slot {Until}: its optimistic bid for slot {Slot} failed execution ({Code})", builder, until, slot, verdict.Code);
+        // One record per builder and failing slot (a demoted builder cannot fail optimistically again until it expires, so
+        // this is bounded by the funded builders); the first record of a slot stays.
+        if (await Db.HashSetAsync(keys.Demotions, $"{builder}|{slot}", JsonSerializer.Serialize(record, Json), When.NotExists))
+        {
+            metrics.WhenClosed(slot, m => m.Demotions.Add(1, RelayMetrics.Tag("code", verdict.Code)));
+            // Sealed: the log names no header hash or value (the bid's slot may still be open).
+            log.LogWarning("builder {Builder} demoted through slot {Until}: its optimistic bid for slot {Slot} failed execution ({Code})", builder, until, slot, verdict.Code);
+        }
     }
 
-    /// <summary>Every demotion on record (expired ones included, with their <c>until_slot</c>).</summary>
+    /// <summary>Every demotion on record (expired ones too, until pruned), newest slot first.</summary>
     public async Task<IReadOnlyList<Demotion>> DemotionsAsync()
     {
         var entries = await Db.HashGetAllAsync(keys.Demotions);
         return [.. entries.Select(e => JsonSerializer.Deserialize<Demotion>((string)e.Value!, Json)!).OrderByDescending(d => d.Slot)];
     }
 
-    /// <summary>Reads the demotions of every instance into this one's view; drops records long expired.</summary>
+    static readonly LuaScript DeleteIfSame = LuaScript.Prepare("""
+        if redis.call('HGET', @key, @field) == @value then return redis.call('HDEL', @key, @field) end
+        return 0
+        """);
+
+    /// <summary>Reads the demotions of every instance into this one's view; prunes records expired for another
+    /// <see cref="RelayOptions.DemotionSlots"/> slots (only the record read: never one written since).</summary>
     public async Task RefreshAsync()
     {
         var now = market.Clock.CurrentSlot;
-        foreach (var d in await DemotionsAsync())
+        foreach (var e in await Db.HashGetAllAsync(keys.Demotions))
         {
-            if (d.UntilSlot + (ulong)market.Options.DemotionSlots < now) await Db.HashDeleteAsync(keys.Demotions, d.Builder.ToString());
+            var d = JsonSerializer.Deserialize<Demotion>((string)e.Value!, Json)!;
+            if (d.UntilSlot + (ulong)market.Options.DemotionSlots < now)
+                await Db.ScriptEvaluateAsync(DeleteIfSame, new { key = keys.Demotions, field = (string)e.Name!, value = (string)e.Value! });
             _demotedUntil.AddOrUpdate(d.Builder, d.UntilSlot, (_, was) => Math.Max(was, d.UntilSlot));
         }
         foreach (var (builder, until) in _demotedUntil)
@@ -140,21 +162,28 @@ public sealed class SimulationVerdicts(IConnectionMultiplexer redis, RedisKeys k
 }
 
 /// <summary>
-/// Simulates the leading optimistic bids while their auction is open, best value first, so that the close finds their
-/// verdicts stored and serving stays fast. Holds only each builder's latest bid of the open auctions this instance accepted.
+/// Simulates the optimistic bids of the open auction while it is open, so that the close finds their verdicts stored and
+/// serving stays fast: each builder's latest bid only (a replaced bid never wins), the builder simulated least often in
+/// the slot first and among those the highest value (one builder re-bidding cannot keep the leaders waiting). A bid the
+/// node could not simulate yet (its parent not executed, busy) is tried again while the auction is open.
 /// </summary>
 public sealed class SimulationPrefetcher(SimulationVerdicts verdicts, Market market, ILogger<SimulationPrefetcher> log) : BackgroundService
 {
-    sealed record Pending(ulong Slot, Hash32 HeaderHash, Header Header, byte[] Payload, long Sequence);
+    sealed record Pending(ulong Slot, Hash32 HeaderHash, Header Header, byte[] Payload, long Sequence)
+    {
+        public long NotBeforeMs { get; init; }
+    }
 
     readonly Lock _gate = new();
     readonly Dictionary<(ulong Slot, Address Builder), Pending> _pending = [];
+    readonly Dictionary<(ulong Slot, Address Builder), int> _runs = [];
     readonly SemaphoreSlim _signal = new(0);
+    const int RetryMs = 50;
 
     /// <summary>Pending bids, for tests and the benchmark.</summary>
     public int Count { get { lock (_gate) return _pending.Count; } }
 
-    /// <summary>An optimistic bid was accepted: it replaces its builder's earlier pending bid of the slot (a replaced bid never wins).</summary>
+    /// <summary>An optimistic bid was accepted: it replaces its builder's earlier pending bid of the slot.</summary>
     public void Offer(ulong slot, Hash32 headerHash, Header header, byte[] payload, long sequence)
     {
         lock (_gate)
@@ -163,44 +192,86 @@ public sealed class SimulationPrefetcher(SimulationVerdicts verdicts, Market mar
             if (_pending.TryGetValue(key, out var was) && was.Sequence > sequence) return;
             _pending[key] = new Pending(slot, headerHash, header, payload, sequence);
         }
-        _signal.Release();
+        Wake();
     }
 
-    Pending? Next()
+    // A wake-up, not a count: at most a few wait (a count would grow with every bid the worker did not wait for).
+    void Wake()
     {
-        var open = market.Clock.OpenAuctionSlot(market.Clock.NowMs) ?? market.Clock.CurrentSlot + 1;
+        if (_signal.CurrentCount == 0) _signal.Release();
+    }
+
+    /// <summary>The next bid to simulate, and how long until one is due when none is now.</summary>
+    (Pending? Next, int WaitMs) Take()
+    {
+        var now = market.Clock.NowMs;
+        var tick = Environment.TickCount64;
         lock (_gate)
         {
             Pending? best = null;
+            var bestRuns = 0;
+            var wait = SimulationVerdicts.RefreshMs;
             List<(ulong, Address)>? stale = null;
             foreach (var (key, p) in _pending)
             {
-                // A closed auction's bids are the close's to simulate.
-                if (p.Slot < open) { (stale ??= []).Add(key); continue; }
-                if (best is null || p.Slot < best.Slot || (p.Slot == best.Slot && p.Header.Value > best.Header.Value)) best = p;
+                // A closed auction's bids are the close's to simulate (it goes ahead of everything on the node).
+                if (!market.Clock.IsAuctionOpen(p.Slot, now)) { (stale ??= []).Add(key); continue; }
+                if (p.NotBeforeMs > tick) { wait = (int)Math.Min(wait, p.NotBeforeMs - tick); continue; }
+                var runs = _runs.GetValueOrDefault(key);
+                if (best is null || runs < bestRuns || (runs == bestRuns && p.Header.Value > best.Header.Value)) (best, bestRuns) = (p, runs);
             }
             foreach (var key in stale ?? []) _pending.Remove(key);
-            if (best is not null) _pending.Remove((best.Slot, best.Header.Builder));
-            return best;
+            foreach (var key in _runs.Keys.Where(k => !market.Clock.IsAuctionOpen(k.Slot, now)).ToList()) _runs.Remove(key);
+            if (best is null) return (null, wait);
+            var bestKey = (best.Slot, best.Header.Builder);
+            _pending.Remove(bestKey);
+            _runs[bestKey] = bestRuns + 1;
+            return (best, 0);
         }
     }
 
-    protected override async Task ExecuteAsync(CancellationToken ct)
+    void Retry(Pending p)
     {
-        if (!verdicts.Optimistic) return;
-        var lastRefresh = 0L;
+        lock (_gate)
+        {
+            var key = (p.Slot, p.Header.Builder);
+            if (_pending.ContainsKey(key)) return; // replaced by a later bid meanwhile
+            _pending[key] = p with { NotBeforeMs = Environment.TickCount64 + RetryMs };
+        }
+    }
+
+    protected override Task ExecuteAsync(CancellationToken ct) =>
+        !verdicts.Optimistic ? Task.CompletedTask : Task.WhenAll(RefreshLoopAsync(ct), SimulateLoopAsync(ct));
+
+    async Task RefreshLoopAsync(CancellationToken ct)
+    {
         while (!ct.IsCancellationRequested)
         {
             try
             {
-                if (Environment.TickCount64 - lastRefresh >= SimulationVerdicts.RefreshMs)
+                await verdicts.RefreshAsync();
+            }
+            catch (Exception e) when (!ct.IsCancellationRequested)
+            {
+                log.LogWarning("reading the demotions failed: {Type}: {Error}", e.GetType().Name, e.Message);
+            }
+            try { await Task.Delay(SimulationVerdicts.RefreshMs, ct); } catch (OperationCanceledException) { return; }
+        }
+    }
+
+    async Task SimulateLoopAsync(CancellationToken ct)
+    {
+        while (!ct.IsCancellationRequested)
+        {
+            try
+            {
+                var (p, wait) = Take();
+                if (p is null)
                 {
-                    await verdicts.RefreshAsync();
-                    lastRefresh = Environment.TickCount64;
+                    await _signal.WaitAsync(wait, ct);
+                    continue;
                 }
-                while (Next() is { } p && !ct.IsCancellationRequested)
-                    await verdicts.EnsureAsync(p.Slot, p.HeaderHash, p.Header, p.Payload, final: false, ct);
-                await _signal.WaitAsync(SimulationVerdicts.RefreshMs, ct);
+                if (await verdicts.EnsureAsync(p.Slot, p.HeaderHash, p.Header, p.Payload, final: false, ct) is null) Retry(p);
             }
             catch (OperationCanceledException) when (ct.IsCancellationRequested)
             {

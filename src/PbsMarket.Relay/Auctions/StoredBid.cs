@@ -15,10 +15,14 @@ public sealed record StoredBid(Header Header, Hash32 HeaderHash, Signature Signa
     /// bids of a closed auction only (docs/l2.md, "Optimistic simulation").</summary>
     public string? Simulation { get; init; }
 
+    /// <summary>Accepted before its simulation (optimistic): it may win or set the price only with a stored valid verdict.</summary>
+    public bool Optimistic { get; init; }
+
     public AcceptedBid ToAccepted() => new(HeaderHash, Header.Builder, Header.Value, ReceivedAtMs, Header.ParentHash, Sequence, Header.GasUsed, TxCount);
 
     /// <summary>The JSON part of the Redis record (the script prefixes "received_ms|seq|").</summary>
-    public static string RecordJson(Header header, Signature signature, int txCount, System.Numerics.BigInteger? fees = null, string? simulation = null)
+    public static string RecordJson(Header header, Signature signature, int txCount, System.Numerics.BigInteger? fees = null, string? simulation = null,
+        bool optimistic = false)
     {
         using var buffer = new MemoryStream();
         using (var w = new Utf8JsonWriter(buffer))
@@ -30,6 +34,7 @@ public sealed record StoredBid(Header Header, Hash32 HeaderHash, Signature Signa
             w.WriteNumber("tx_count", txCount);
             if (fees is { } f) w.WriteString("fees", f.ToString(System.Globalization.CultureInfo.InvariantCulture));
             if (simulation is not null) w.WriteString("simulation", simulation);
+            if (optimistic) w.WriteBoolean("optimistic", true);
             w.WriteEndObject();
         }
         return Encoding.UTF8.GetString(buffer.ToArray());
@@ -49,7 +54,8 @@ public sealed record StoredBid(Header Header, Hash32 HeaderHash, Signature Signa
         var txCount = root.GetProperty("tx_count").GetInt32();
         System.Numerics.BigInteger? fees = root.TryGetProperty("fees", out var f) ? System.Numerics.BigInteger.Parse(f.GetString()!, System.Globalization.CultureInfo.InvariantCulture) : null;
         var simulation = root.TryGetProperty("simulation", out var sim) ? sim.GetString() : null;
-        return new StoredBid(header, Eip712.HashStruct(header), signature, txCount, received, seq) { Fees = fees, Simulation = simulation };
+        var optimistic = root.TryGetProperty("optimistic", out var o) && o.ValueKind == JsonValueKind.True;
+        return new StoredBid(header, Eip712.HashStruct(header), signature, txCount, received, seq) { Fees = fees, Simulation = simulation, Optimistic = optimistic };
     }
 
     public static ulong ReceivedAtOf(string record) => ulong.Parse(record.AsSpan(0, record.IndexOf('|')));
