@@ -31,12 +31,14 @@ public static class DevnetCommand
         var port = new Option<int?>("--port") { Description = "First relay's port (the next relays use the following ports). Default: free ports." };
         var priceRule = new Option<string>("--price-rule") { Description = "Auction price rule.", DefaultValueFactory = _ => "second_price" };
         priceRule.AcceptOnlyFromAmong("first_price", "second_price");
+        var simulation = new Option<string>("--simulation") { Description = "How the relays check bids by execution (docs/l2.md): pessimistic (every bid simulated before its receipt) or optimistic (accepted first, the winner simulated before it is served).", DefaultValueFactory = _ => "pessimistic" };
+        simulation.AcceptOnlyFromAmong("pessimistic", "optimistic");
         var l2 = new Option<long>("--l2-chain-id") { Description = "The L2 chain id.", DefaultValueFactory = _ => 901 };
         var noProposer = new Option<bool>("--no-proposer") { Description = "Don't start `pbs proposer` (every slot is then missed); its config is still written, to start it by hand." };
         var junkHeads = new Option<bool>("--junk-heads") { Description = "The first proposer also announces junk heads (far-future own slots, made-up parents) to every relay; they must all be refused." };
         var noSetup = new Option<bool>("--no-setup") { Description = "Don't run scripts/setup.sh when a tool is missing; just say what is missing." };
         var config = Cli.ConfigOption();
-        foreach (var o in new Option[] { proposers, builders, relays, slotMs, closeOffset, slots, runtime, hold, port, priceRule, l2, noProposer, junkHeads, noSetup, config }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { proposers, builders, relays, slotMs, closeOffset, slots, runtime, hold, port, priceRule, simulation, l2, noProposer, junkHeads, noSetup, config }) cmd.Options.Add(o);
         cmd.SetAction(async (pr, ct) =>
         {
             var cfg = Cli.LoadConfiguration(pr.GetValue(config));
@@ -50,6 +52,7 @@ public static class DevnetCommand
                 Hold = pr.GetValue(hold),
                 Port = Cli.Setting(pr, port, cfg, "Devnet:Port"),
                 PriceRule = Cli.Setting(pr, priceRule, cfg, "Devnet:PriceRule"),
+                Simulation = Cli.Setting(pr, simulation, cfg, "Devnet:Simulation"),
                 L2ChainId = Cli.Setting(pr, l2, cfg, "Devnet:L2ChainId"),
                 Proposer = !pr.GetValue(noProposer),
                 JunkHeads = pr.GetValue(junkHeads),

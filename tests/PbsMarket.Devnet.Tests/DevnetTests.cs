@@ -178,6 +178,51 @@ public sealed class DevnetTests(ITestOutputHelper log)
     }
 
     [Fact]
+    public async Task An_optimistic_devnet_serves_only_simulated_winners_and_demotes_no_honest_builder()
+    {
+        var runtime = NewRuntimeDir();
+        using var cleanup = new DeleteOnDispose(runtime);
+        await using var pbs = new PbsProcess("devnet", "--slot-ms", "2000", "--slots", "8", "--simulation", "optimistic", "--hold", "--runtime-dir", runtime);
+        try
+        {
+            await pbs.WaitForLineAsync(l => l.StartsWith("holding:", StringComparison.Ordinal), TimeSpan.FromMinutes(4));
+            log.WriteLine(pbs.Stdout);
+            Assert.Contains("checks: ok", pbs.Stdout);
+            Assert.Matches(@"L2: \d+ block\(s\) of the run executed by the L2 node from L1, \d+ transaction\(s\), none skipped", pbs.Stdout);
+            using var info = JsonDocument.Parse(await File.ReadAllTextAsync(Path.Combine(runtime, "devnet.json")));
+            var root = info.RootElement;
+            var first = ulong.Parse(root.GetProperty("first_slot").GetString()!, CultureInfo.InvariantCulture);
+            var last = ulong.Parse(root.GetProperty("last_slot").GetString()!, CultureInfo.InvariantCulture);
+            var relay = root.GetProperty("relays").EnumerateArray().First().GetString()!;
+            using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
+            var won = 0;
+            for (var s = first; s <= last; s++)
+            {
+                using var slot = JsonDocument.Parse(await http.GetStringAsync($"{relay}/relay/v1/data/slots/{s}"));
+                if (slot.RootElement.GetProperty("winner") is not { ValueKind: JsonValueKind.Object } winner) continue;
+                won++;
+                // The winner's block was simulated before its header was served.
+                var hash = winner.GetProperty("header_hash").GetString();
+                var bid = slot.RootElement.GetProperty("bids").EnumerateArray().Single(b => b.GetProperty("header_hash").GetString() == hash);
+                Assert.Equal("valid", bid.GetProperty("simulation").GetString());
+                Assert.True(bid.TryGetProperty("fees", out _), $"slot {s}: the winner has no simulated fees");
+            }
+            Assert.True(won > 0, "no slot of the optimistic run had a winner");
+            using var demotions = JsonDocument.Parse(await http.GetStringAsync($"{relay}/relay/v1/data/demotions"));
+            Assert.Equal("optimistic", demotions.RootElement.GetProperty("mode").GetString());
+            Assert.Equal(0, demotions.RootElement.GetProperty("demotions").GetArrayLength()); // the demo builders are honest
+            await pbs.WriteLineAsync("");
+            var code = await pbs.WaitExitAsync(TimeSpan.FromSeconds(60));
+            Assert.True(code == 0, $"exit {code}\n{pbs.Stdout}\n{pbs.Stderr}");
+        }
+        finally
+        {
+            log.WriteLine(pbs.Stderr);
+        }
+        AssertNothingLeft(runtime);
+    }
+
+    [Fact]
     public async Task The_devnet_is_separate_pbs_processes_from_config_files_and_keystores_and_SIGTERM_ends_them_all_and_frees_the_ports()
     {
         var runtime = NewRuntimeDir();

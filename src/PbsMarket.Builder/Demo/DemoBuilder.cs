@@ -173,13 +173,15 @@ public sealed class DemoBuilder : IAsyncDisposable
                 if (fresh.ParentHash != a.ParentHash)
                 {
                     _log(DemoLogLevel.Debug, $"slot {a.Slot}: head moved to {fresh.ParentHash}; bidding on it");
-                    a = fresh;
                     if (_mempool is not null)
                     {
                         // Another parent, another state: build and simulate again (what the last block included is gone).
-                        if (await BuildAsync(a, ct) is not { } rebuilt) continue;
+                        // Until the L2 node has executed the new parent, no bid: the old block on the new parent would
+                        // repeat transactions the parent already holds (and fail execution).
+                        if (await BuildAsync(fresh, ct) is not { } rebuilt) continue;
                         block = rebuilt;
                     }
+                    a = fresh;
                 }
                 else if (replan) continue; // nothing changed: the last bid stands
             }

@@ -24,6 +24,8 @@ public sealed class DevnetSettings
     public bool Hold { get; set; }
     public int? Port { get; set; }
     public string PriceRule { get; set; } = "second_price";
+    /// <summary>The relays' Relay:Simulation (pessimistic | optimistic).</summary>
+    public string Simulation { get; set; } = "pessimistic";
     public string ReservePrice { get; set; } = "1000";
     public BigInteger Collateral { get; set; } = UnitConversion.Convert.ToWei(10);
     public bool Proposer { get; set; } = true;
@@ -212,8 +214,9 @@ public sealed class DevnetRunner(DevnetSettings s, TextWriter output, TextWriter
         var l2Rpc = $"http://127.0.0.1:{l2Port}";
         var l2SimRpc = $"http://127.0.0.1:{l2RelayPort}";
         relaySection["Relay:L2Rpc"] = l2SimRpc;
-        // Optimistic (docs/l2.md): bids are answered without waiting for the L2 node; the winner is simulated before it is served.
-        relaySection["Relay:Simulation"] = "optimistic";
+        // Pessimistic by default: every bid simulated before its receipt. Optimistic (docs/l2.md): bids answered without
+        // waiting for the L2 node, the winner simulated at the latest at the close.
+        relaySection["Relay:Simulation"] = s.Simulation;
         Say($"starting {s.Relays} relay process(es)");
         // The first relay where it was asked to be; the others (and all of them without --port) on a free port.
         var relays = await Task.WhenAll(Enumerable.Range(0, s.Relays).Select(i => StartRelayAsync(i, s.Port is { } p0 && i == 0 ? p0 : null, relaySection, ct)));

@@ -43,7 +43,20 @@ public sealed class BidSimulation : IDisposable
         var key = (h.ParentHash, h.TimestampMs, h.Builder, h.PayloadHash, h.GasUsed);
         if (_verdicts.Count >= MaxCached) _verdicts.Clear();
         var started = System.Diagnostics.Stopwatch.GetTimestamp();
-        var entry = _verdicts.GetOrAdd(key, _ => new Lazy<Task<SimulationVerdict>>(() => _simulator.SimulateAsync(h, payload, CancellationToken.None, priority)));
+        var created = false;
+        var entry = _verdicts.GetOrAdd(key, _ =>
+        {
+            created = true;
+            return new Lazy<Task<SimulationVerdict>>(() => _simulator.SimulateAsync(h, payload, CancellationToken.None, priority));
+        });
+        // The close does not wait behind an ordinary simulation of the same block still queued on the node: it runs its own
+        // in the priority lane (and its verdict replaces the queued one's place in the cache).
+        if (priority && !created && !entry.Value.IsCompleted)
+        {
+            var own = new Lazy<Task<SimulationVerdict>>(() => _simulator.SimulateAsync(h, payload, CancellationToken.None, priority: true));
+            _verdicts[key] = own;
+            entry = own;
+        }
         SimulationVerdict verdict;
         try
         {

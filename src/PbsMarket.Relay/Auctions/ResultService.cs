@@ -27,7 +27,19 @@ public sealed class ResultService(
         var existing = await store.GetResultJsonAsync(slot);
         if (existing is not null) return await BookAsync(Rehydrate(existing, closed.Bids));
 
-        var (result, bids) = await ResolveExecutedAsync(slot, closed);
+        // One resolution per slot on this instance however many callers arrive at once (proposers, bids booking the
+        // previous slot, the scheduler): the close's simulations run once and its budget is spent once.
+        var resolving = _resolving.GetOrAdd(slot, _ => new Lazy<Task<(AuctionOutcome, IReadOnlyList<StoredBid>)>>(() => ResolveExecutedAsync(slot, closed)));
+        (AuctionOutcome, IReadOnlyList<StoredBid>) resolved;
+        try
+        {
+            resolved = await resolving.Value;
+        }
+        finally
+        {
+            if (resolving.Value.IsCompleted) _resolving.TryRemove(KeyValuePair.Create(slot, resolving));
+        }
+        var (result, bids) = resolved;
         closed = closed with { Bids = bids };
         var root = BidsMerkle.Root(closed.Bids.Select(b => (b.HeaderHash, b.ReceivedAtMs)));
         var winner = result.Winner is { } w ? closed.Bids.First(b => b.HeaderHash == w.HeaderHash) : null;
@@ -131,6 +143,8 @@ public sealed class ResultService(
         if (c.View.Winner is { } w && c.View.Price is { } price) await ledger.BookAsync(c.View.Slot, w.Builder, price);
         return c;
     }
+
+    readonly System.Collections.Concurrent.ConcurrentDictionary<ulong, Lazy<Task<(AuctionOutcome, IReadOnlyList<StoredBid>)>>> _resolving = new();
 
     ulong _bookedBefore;
 
