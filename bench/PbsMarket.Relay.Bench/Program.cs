@@ -183,10 +183,23 @@ if (cluster is not null)
         string.Join(", ", after.Select(m => $"{m.Key} {(m.Value - callsBefore!.GetValueOrDefault(m.Key)) / (double)Math.Max(1, accepted):0.00}")));
 }
 
-// The auction's result must hold every accepted bid.
-await Task.Delay(TimeSpan.FromMilliseconds(Math.Max(0, (long)clock.AuctionClosesMs(slot) - DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() + 300)));
+// The auction's result must hold every accepted bid. From the close time on, the data API is asked every few ms: the
+// first answer with the result is when a proposer could have had the header (closing included: with --optimistic,
+// simulating whatever the result needs that the prefetch did not do).
+await Task.Delay(TimeSpan.FromMilliseconds(Math.Max(0, (long)clock.AuctionClosesMs(slot) - DateTimeOffset.UtcNow.ToUnixTimeMilliseconds())));
+double resultAfterMs;
+while (true)
+{
+    using var poll = await relay.Client.GetJsonAsync($"relay/v1/data/slots/{slot}");
+    if (poll.RootElement.GetProperty("status").GetString() != "open")
+    {
+        resultAfterMs = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() - (long)clock.AuctionClosesMs(slot);
+        break;
+    }
+    await Task.Delay(2);
+}
 using (var doc = await relay.Client.GetJsonAsync($"relay/v1/data/slots/{slot}"))
-    Console.WriteLine($"slot {slot} closed with bid_count {doc.RootElement.GetProperty("bid_count").GetString()} (accepted {accepted})");
+    Console.WriteLine($"slot {slot} closed with bid_count {doc.RootElement.GetProperty("bid_count").GetString()} (accepted {accepted}); result {resultAfterMs:0} ms after the close, winner {(doc.RootElement.GetProperty("winner").ValueKind != System.Text.Json.JsonValueKind.Object ? "none" : l2node is null ? "(not simulated)" : "simulated")}");
 if (l2node is not null)
 {
     // The simulation alone, as the relay calls it: one call at a time on the node's relay port.
