@@ -21,8 +21,10 @@ public sealed class ResultService(
     /// <summary>The slot's result, closing the auction first if its time has come; null if it is still open or absent.</summary>
     public async Task<Closed?> EnsureClosedAsync(ulong slot)
     {
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
         var outcome = await store.CloseAsync(slot);
         if (outcome is not AuctionStore.ClosedAuction closed) return null;
+        var read = System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds;
 
         var existing = await store.GetResultJsonAsync(slot);
         if (existing is not null) return await BookAsync(Rehydrate(existing, closed.Bids));
@@ -40,6 +42,7 @@ public sealed class ResultService(
             if (resolving.Value.IsCompleted) _resolving.TryRemove(KeyValuePair.Create(slot, resolving));
         }
         var (result, bids) = resolved;
+        var resolvedMs = System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds;
         closed = closed with { Bids = bids };
         var root = BidsMerkle.Root(closed.Bids.Select(b => (b.HeaderHash, b.ReceivedAtMs)));
         var winner = result.Winner is { } w ? closed.Bids.First(b => b.HeaderHash == w.HeaderHash) : null;
@@ -78,15 +81,18 @@ public sealed class ResultService(
         // The debt is booked before the result exists (the result is a pure function of the frozen bids, so every
         // instance books the same winner and price, once per slot): no crash can leave a stored result unbooked.
         await ledger.BookAsync(slot, winner?.Header.Builder ?? Address.Zero, winner is null ? 0 : result.Price);
+        var builtMs = System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds;
         if (await store.TryStoreResultAsync(slot, json))
         {
+            var storedMs = System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds;
             // Only the instance that stored the result archives and announces it.
             await archive.EnqueueResultAsync(view, closed.Bids);
             metrics.AuctionBids.Record(closed.Bids.Count);
             metrics.AuctionsClosed.Add(1, RelayMetrics.Tag("outcome", winner is null ? "empty" : "won"));
             await events.PublishAsync(JsonSerializer.Serialize(new { type = "closed", slot = slot.ToString(), bid_count = closed.Bids.Count.ToString(), winner = view.Winner?.Builder.ToString(), price = result.Price.ToString() }));
-            log.LogInformation("slot {Slot} closed: {Bids} bids, winner {Winner}, price {Price} wei, root {Root}",
-                slot, closed.Bids.Count, view.Winner?.Builder.ToString() ?? "none", result.Price, root);
+            var totalMs = System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds;
+            log.LogInformation("slot {Slot} closed: {Bids} bids, winner {Winner}, price {Price} wei, root {Root}; result stored {Stored:0} ms after the freeze began (read {Read:0}, resolve {Resolve:0}, root, signature and JSON {Build:0}, store {Store:0}; archive and event {Archive:0} more)",
+                slot, closed.Bids.Count, view.Winner?.Builder.ToString() ?? "none", result.Price, root, storedMs, read, resolvedMs - read, builtMs - resolvedMs, storedMs - builtMs, totalMs - storedMs);
             return new Closed(view, closed.Bids, winner);
         }
         return await BookAsync(Rehydrate((await store.GetResultJsonAsync(slot))!, closed.Bids));
