@@ -39,7 +39,7 @@ public sealed class ResultService(
         }
         finally
         {
-            if (resolving.Value.IsCompleted) _resolving.TryRemove(KeyValuePair.Create(slot, resolving));
+            _resolving.TryRemove(KeyValuePair.Create(slot, resolving)); // done (or failed): later callers find the stored result
         }
         var (result, bids) = resolved;
         var resolvedMs = System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds;

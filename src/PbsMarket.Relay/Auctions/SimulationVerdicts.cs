@@ -87,7 +87,6 @@ public sealed class SimulationVerdicts(IConnectionMultiplexer redis, RedisKeys k
                 simulated = null;
             }
             if (simulated is null) verdict = OverBudget();
-            else if (simulated.Error is { Code: "unavailable" } e0) verdict = new StoredVerdict("unavailable", e0.Message, null);
             else verdict = simulated.Error is { } e ? new StoredVerdict(e.Code, e.Message, null) : new StoredVerdict(StoredVerdict.Valid, "", simulated.CoinbaseGain);
         }
         if (verdict.Code == "unavailable" && !final) return null;
