@@ -32,6 +32,10 @@ public sealed class Derivation(L2Engine engine, System.Numerics.BigInteger l2Cha
 
     /// <summary>The most simulations that may wait for the engine; more are refused as busy.</summary>
     public int MaxWaitingSimulations { get; init; } = 32;
+
+    long _simulationsRun;
+    /// <summary>Blocks simulated on the engine since the start (pbs_status: <c>simulations</c>).</summary>
+    public long SimulationsRun => Interlocked.Read(ref _simulationsRun);
     /// <summary>The most reads that may wait for the engine (public RPC reads; more are refused as busy), and the most
     /// priority simulations (a relay's close; they go before every other use of the engine).</summary>
     public int MaxWaitingReads { get; init; } = 16;
@@ -181,6 +185,7 @@ public sealed class Derivation(L2Engine engine, System.Numerics.BigInteger l2Cha
         }
         finally { Interlocked.Decrement(ref _waitingSimulations[lane]); }
         ct = CancellationToken.None; // a simulation, once started, always ends with its rollback
+        Interlocked.Increment(ref _simulationsRun);
         try
         {
             await EnsureEngineAtTipAsync();

@@ -152,7 +152,7 @@ public sealed class L2RpcServer(Derivation derivation, Mempool mempool, BigInteg
                 return derivation.ByNumber(n) is { } b ? Describe(b) : null;
             }
             case "pbs_status":
-                return new JsonObject { ["tip"] = Describe(derivation.Tip), ["l1"] = Describe(derivation.Confirmed), ["mempool"] = mempool.Count };
+                return new JsonObject { ["tip"] = Describe(derivation.Tip), ["l1"] = Describe(derivation.Confirmed), ["mempool"] = mempool.Count, ["simulations"] = derivation.SimulationsRun };
             case "pbs_simulateBlock" when relayPort:
                 return await SimulateAsync(ps, ct);
             default:

@@ -75,6 +75,11 @@ public sealed class RelayOptions
     /// so that the close never has to simulate a block too slow for the slot.</summary>
     [Range(0, long.MaxValue)] public long OptimisticMaxGasUsed { get; set; } = 5_000_000;
 
+    /// <summary>Optimistic mode: a bid that arrives less than this long before its auction closes is simulated before its
+    /// receipt, as in pessimistic mode, so that the close finds every optimistic bid already simulated during the auction
+    /// and need not simulate while the proposer waits (a last-moment bid would otherwise always be simulated then).</summary>
+    [Range(0, 60_000)] public int OptimisticCutoffMs { get; set; } = 200;
+
     /// <summary>Slots a builder whose optimistic bid failed execution stays demoted (its bids simulated before their receipt).</summary>
     [Range(1, 1_000_000)] public int DemotionSlots { get; set; } = 64;
     [Range(1, 64 * 1024 * 1024)] public int MaxPayloadBytes { get; set; } = 1024 * 1024;

@@ -4,6 +4,7 @@ using PbsMarket.Core;
 using PbsMarket.Relay.Auctions;
 using PbsMarket.Testing;
 using PbsMarket.Testing.Market;
+using Microsoft.Extensions.DependencyInjection;
 using StackExchange.Redis;
 
 namespace PbsMarket.L2.Tests;
@@ -29,17 +30,20 @@ public sealed class OptimisticSimulationTests(TestServers servers) : IAsyncLifet
         var options = new L2NodeOptions { L1Rpc = _market.Anvil.RpcUrl, EngineRpc = engine.RpcUrl, PollMs = 50 };
         _node = L2Node.Build(options, _market.Deployment);
         await _node.StartAsync();
-        _relay = await _market.StartRelayAsync(c =>
-        {
-            c["Relay:L2Rpc"] = _node.RelayRpcUrl;
-            c["Relay:Simulation"] = "optimistic";
-            c["Relay:DemotionSlots"] = "1000";
-            c["Relay:OptimisticMaxGasUsed"] = "30000"; // heavier blocks are simulated before their receipt
-        });
+        _relay = await StartOptimisticRelayAsync();
         options.Relays = [_relay.Url];
         _relayPort = new JsonRpcClient(_node.RelayRpcUrl, TimeSpan.FromSeconds(10));
         _redis = await ConnectionMultiplexer.ConnectAsync(_market.RedisConnection);
     }
+
+    Task<RelayInstance> StartOptimisticRelayAsync(int? cutoffMs = null) => _market.StartRelayAsync(c =>
+    {
+        c["Relay:L2Rpc"] = _node.RelayRpcUrl;
+        c["Relay:Simulation"] = "optimistic";
+        c["Relay:DemotionSlots"] = "1000";
+        c["Relay:OptimisticMaxGasUsed"] = "30000"; // heavier blocks are simulated before their receipt
+        if (cutoffMs is { } ms) c["Relay:OptimisticCutoffMs"] = ms.ToString(System.Globalization.CultureInfo.InvariantCulture);
+    });
 
     public async ValueTask DisposeAsync()
     {
@@ -210,5 +214,51 @@ public sealed class OptimisticSimulationTests(TestServers servers) : IAsyncLifet
             .Select(d => d.GetProperty("builder").GetString()!.ToLowerInvariant()).ToList();
         Assert.DoesNotContain(b[0].Address.ToString().ToLowerInvariant(), demoted);
         Assert.Contains(b[1].Address.ToString().ToLowerInvariant(), demoted);
+    }
+
+    [Fact]
+    public async Task Instances_sharing_the_node_simulate_a_block_once_and_a_bid_late_in_the_auction_is_simulated_before_its_receipt()
+    {
+        var b = TestMarket.Builders;
+        var twin = await StartOptimisticRelayAsync();
+        // OptimisticCutoffMs longer than the whole auction: every bid this instance takes arrives "late".
+        var late = await StartOptimisticRelayAsync(cutoffMs: 10_000);
+        var a = await AuctionAtTipAsync();
+
+        // Every instance closes every slot, and all share the L2 node: a block the close needs is simulated once, by the
+        // instance that claims it, and read by the others (the prefetch is stopped, so that only the closes simulate it).
+        var instances = new[] { _relay, twin };
+        foreach (var r in instances) await r.App.Services.GetRequiredService<SimulationPrefetcher>().StopAsync(CancellationToken.None);
+        var bid = TestMarket.Bid(a, b[0], 7_000, PayloadCodec.Encode([EngineTests.Transfer(Keys[10], 0, Recipient, 1)]), 21_000);
+        var hash = (await _relay.Client.SubmitAsync(bid.Header, bid.Signature, bid.Payload)).HeaderHash;
+        var before = _node.Derivation.SimulationsRun;
+        using (var budget = new CancellationTokenSource(TimeSpan.FromSeconds(10)))
+        {
+            var closes = await Task.WhenAll(instances.Select(r => r.App.Services.GetRequiredService<SimulationVerdicts>()
+                .EnsureAsync(a.Slot, hash, bid.Header, null, final: true, budget.Token)));
+            Assert.All(closes, v => Assert.Equal("valid", v!.Code));
+        }
+        Assert.Equal(1, _node.Derivation.SimulationsRun - before);
+        await _market.WaitClosedAsync(a.Slot, _relay);
+        await _market.WaitClosedAsync(a.Slot, twin);
+        Assert.Equal(hash.ToString(), (await HeaderServedAsync(a.Slot)).GetProperty("header_hash").GetString());
+        Assert.Equal(1, _node.Derivation.SimulationsRun - before); // the closes found the stored verdict
+
+        // Near the close a bid is checked before its receipt even from a builder in good standing, so the close never has
+        // to simulate a last-moment bid while the proposer waits: an invalid one is refused with its code, nobody demoted.
+        var a2 = await AuctionAtTipAsync();
+        var refused = await Assert.ThrowsAsync<RelayRefusedException>(() =>
+        {
+            var bad = TestMarket.Bid(a2, b[1], 8_000, PayloadCodec.Encode([EngineTests.Transfer(Keys[11], 0, Recipient, 1, gas: 50_000)]), 30_000);
+            return late.Client.SubmitAsync(bad.Header, bad.Signature, bad.Payload);
+        });
+        Assert.Equal("wrong_gas_used", refused.Code);
+        var checkedFirst = TestMarket.Bid(a2, b[2], 5_000, PayloadCodec.Empty, 0);
+        var valid = (await late.Client.SubmitAsync(checkedFirst.Header, checkedFirst.Signature, checkedFirst.Payload)).HeaderHash;
+        await _market.WaitClosedAsync(a2.Slot, late);
+        Assert.Empty((await GetAsync($"{late.Url}/relay/v1/data/demotions")).GetProperty("demotions").EnumerateArray());
+        var slot = await GetAsync($"{late.Url}/relay/v1/data/slots/{a2.Slot}");
+        var lateBid = slot.GetProperty("bids").EnumerateArray().Single(x => x.GetProperty("header_hash").GetString() == valid.ToString());
+        Assert.Equal("valid", lateBid.GetProperty("simulation").GetString()); // simulated before its receipt
     }
 }

@@ -19,6 +19,9 @@ public sealed class RedisKeys(string network)
     public RedisKey Evidence(ulong slot) => $"pbs:{Tag(slot)}:evidence";
     /// <summary>Simulation verdicts of optimistically accepted bids, by header hash, each stored once (SimulationVerdicts).</summary>
     public RedisKey Verdicts(ulong slot) => $"pbs:{Tag(slot)}:verdicts";
+    /// <summary>Which relay instance's close is simulating a bid's block now, so that instances sharing the L2 node do not
+    /// simulate it twice; short-lived (SimulationVerdicts).</summary>
+    public RedisKey VerdictClaim(ulong slot, string headerHash) => $"pbs:{Tag(slot)}:close-claim:{headerHash}";
     /// <summary>Builders demoted after a failed optimistic bid: builder -> JSON record (SimulationVerdicts).</summary>
     public RedisKey Demotions => $"pbs:{{{network}}}:demotions";
 

@@ -39,10 +39,12 @@ public sealed class SimulationVerdicts(IConnectionMultiplexer redis, RedisKeys k
     /// <summary>Whether this instance simulates bids at all (Relay:L2Rpc).</summary>
     public bool Enabled => simulation.Enabled;
 
-    /// <summary>Whether a bid may skip its simulation before the receipt: optimistic mode, a builder not demoted, and a block
-    /// light enough for the close to simulate it in time (<see cref="RelayOptions.OptimisticMaxGasUsed"/>).</summary>
+    /// <summary>Whether a bid may skip its simulation before the receipt: optimistic mode, a builder not demoted, a block
+    /// light enough for the close to simulate it in time (<see cref="RelayOptions.OptimisticMaxGasUsed"/>), and time left
+    /// before the close to simulate it during the auction (<see cref="RelayOptions.OptimisticCutoffMs"/>).</summary>
     public bool MayAcceptUnsimulated(Header h) =>
-        Optimistic && h.GasUsed <= (ulong)market.Options.OptimisticMaxGasUsed && !IsDemoted(h.Builder, h.Slot);
+        Optimistic && h.GasUsed <= (ulong)market.Options.OptimisticMaxGasUsed && !IsDemoted(h.Builder, h.Slot)
+        && market.Clock.NowMs + (ulong)market.Options.OptimisticCutoffMs < market.Clock.AuctionClosesMs(h.Slot);
 
     /// <summary>The stored verdicts of a slot's bids.</summary>
     public async Task<IReadOnlyDictionary<Hash32, StoredVerdict>> AllAsync(ulong slot)
@@ -69,6 +71,18 @@ public sealed class SimulationVerdicts(IConnectionMultiplexer redis, RedisKeys k
         StoredVerdict? verdict = null;
         if (!simulation.Enabled) verdict = new StoredVerdict("unavailable", "this relay instance does not simulate bids (Relay:L2Rpc is not set)", null);
         else if (final && ct.IsCancellationRequested) verdict = OverBudget();
+        if (verdict is null && final && !await ClaimCloseAsync(slot, headerHash))
+        {
+            // Another instance's close is simulating this block now: wait for its verdict within the budget (an instance
+            // that died holding the claim then costs the slot its winner, as any check the close cannot get in time does).
+            while (!ct.IsCancellationRequested)
+            {
+                try { await Task.Delay(ClaimPollMs, ct); } catch (OperationCanceledException) { break; }
+                stored = await Db.HashGetAsync(keys.Verdicts(slot), headerHash.ToString());
+                if (!stored.IsNull) return Parse(stored!);
+            }
+            verdict = OverBudget();
+        }
         if (verdict is null)
         {
             payload ??= await store.GetPayloadAsync(slot, headerHash);
@@ -101,6 +115,19 @@ public sealed class SimulationVerdicts(IConnectionMultiplexer redis, RedisKeys k
         }
         return Parse((await Db.HashGetAsync(key, headerHash.ToString()))!);
     }
+
+    const int ClaimPollMs = 5;
+
+    /// <summary>Claims a close's simulation of a bid's block for this instance. Every instance closes each slot (its
+    /// scheduler, proposers' requests), and all share the L2 node: without the claim each would simulate the same block in
+    /// the priority lane, one after the other, while the proposer waits. The others read the claimer's stored verdict.
+    /// (The prefetch needs no claim: a bid is accepted, and so offered to a prefetcher, by one instance only.) A claim
+    /// lives as long as a simulation may take.</summary>
+    Task<bool> ClaimCloseAsync(ulong slot, Hash32 headerHash) =>
+        Db.StringSetAsync(keys.VerdictClaim(slot, headerHash.ToString()), _instance,
+            TimeSpan.FromMilliseconds(market.Options.L2SimulationTimeoutMs + 500), When.NotExists);
+
+    readonly string _instance = Guid.NewGuid().ToString("N");
 
     StoredVerdict OverBudget() => new("unavailable", $"not simulated within the close's budget of {CloseBudgetMs} ms", null);
 
