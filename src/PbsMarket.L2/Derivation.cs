@@ -191,12 +191,10 @@ public sealed class Derivation(L2Engine engine, System.Numerics.BigInteger l2Cha
             await EnsureEngineAtTipAsync();
             var tip = _chain[^1];
             if (tip.HeaderHash != parentHash) return null;
-            var before = await BalanceAsync(builder, ct);
             var executed = await ExecuteOnEngineAsync(tip, timestampMs, builder, payload, ct);
             try
             {
-                var after = await BalanceAsync(builder, ct);
-                return new SimulatedBlock(executed.Block.Number, executed.Block.GasUsed, after - before, executed.Skipped);
+                return new SimulatedBlock(executed.Block.Number, executed.Block.GasUsed, executed.CoinbaseGain, executed.Skipped);
             }
             finally
             {
@@ -219,9 +217,6 @@ public sealed class Derivation(L2Engine engine, System.Numerics.BigInteger l2Cha
         logger.LogWarning("the engine is at block {Height}, above the derived tip {Tip}: rolling back {Depth} block(s)", height, tip.Number, height - tip.Number);
         await engine.RollbackAsync(height - tip.Number, CancellationToken.None);
     }
-
-    async Task<System.Numerics.BigInteger> BalanceAsync(Address a, CancellationToken ct) =>
-        Quantity.ToBig(await engine.Rpc.CallAsync("eth_getBalance", [a.ToString(), "latest"], ct));
 
     async Task<ExecutedBlock> ExecuteOnEngineAsync(DerivedBlock parent, ulong timestampMs, Address coinbase, byte[] payload, CancellationToken ct)
     {
