@@ -76,8 +76,9 @@ public sealed class RelayOptions
     [Range(0, long.MaxValue)] public long OptimisticMaxGasUsed { get; set; } = 5_000_000;
 
     /// <summary>Optimistic mode: a bid that arrives less than this long before its auction closes is simulated before its
-    /// receipt, as in pessimistic mode, so that the close finds every optimistic bid already simulated during the auction
-    /// and need not simulate while the proposer waits (a last-moment bid would otherwise always be simulated then).</summary>
+    /// receipt, so that the close finds every optimistic bid already simulated and need not simulate while the proposer
+    /// waits (a last-moment bid would otherwise always be simulated then). If the node cannot answer before the close, the
+    /// bid is taken optimistically after all (never refused for the node's sake: docs/l2.md).</summary>
     [Range(0, 60_000)] public int OptimisticCutoffMs { get; set; } = 200;
 
     /// <summary>Slots a builder whose optimistic bid failed execution stays demoted (its bids simulated before their receipt).</summary>

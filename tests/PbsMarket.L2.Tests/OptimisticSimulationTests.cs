@@ -190,17 +190,24 @@ public sealed class OptimisticSimulationTests(TestServers servers) : IAsyncLifet
         await WaitVerdictWhileOpenAsync(a, invalid);
         await _market.WaitClosedAsync(a.Slot, _relay);
 
+        var late = await StartOptimisticRelayAsync(cutoffMs: 10_000); // every bid it takes is "late"
         var a2 = await AuctionAtTipAsync();
         var checkedLow = await SubmitAsync(a2, b[1], 2_000, PayloadCodec.Empty, 0); // demoted: simulated before its receipt
         // The L2 node goes away (down, or kept busy by an attacker); a better optimistic bid is still taken.
         await _node.DisposeAsync();
         _nodeStopped = true;
         var unchecked_ = await SubmitAsync(a2, b[0], 9_000, PayloadCodec.Empty, 0);
+        // A late bid would be simulated before its receipt, but the node cannot answer: it is taken optimistically, not
+        // refused (else whoever can slow the node could keep better last-moment bids out and let a lower one win).
+        var lateBid = TestMarket.Bid(a2, b[2], 8_500, PayloadCodec.Empty, 0);
+        var lateReceipt = await late.Client.SubmitAsync(lateBid.Header, lateBid.Signature, lateBid.Payload);
         await _market.WaitClosedAsync(a2.Slot, _relay);
 
         var slot = await GetAsync($"{_relay.Url}/relay/v1/data/slots/{a2.Slot}");
         Assert.Equal(JsonValueKind.Null, slot.GetProperty("winner").ValueKind); // not the checked 2,000 bid
-        var bids = slot.GetProperty("bids").EnumerateArray().ToDictionary(x => x.GetProperty("header_hash").GetString()!, x => x.GetProperty("simulation").GetString());
+        var bids = slot.GetProperty("bids").EnumerateArray().ToDictionary(x => x.GetProperty("header_hash").GetString()!,
+            x => x.TryGetProperty("simulation", out var v) ? v.GetString() : null);
+        Assert.True(bids.ContainsKey(lateReceipt.HeaderHash.ToString())); // in the bids root like every accepted bid
         Assert.Equal("unavailable", bids[unchecked_.ToString()]);
         Assert.Equal("valid", bids[checkedLow.ToString()]);
         var proposer = _market.ProposerOf(a2.Slot);

@@ -111,7 +111,9 @@ public sealed class BidService(AuctionStore store, Market market, IChainView cha
         // check). Optimistic: a builder in good standing, whose value step 5 bounded by its free collateral, is simulated after
         // its receipt (during the auction, and at the latest at the close, before any header is served); a demoted one now.
         var optimistic = verdicts.MayAcceptUnsimulated(h);
-        var simulated = optimistic ? null : await simulation.CheckAsync(h, bid.Payload, ct);
+        var simulated = !optimistic ? await simulation.CheckAsync(h, bid.Payload, ct)
+            : verdicts.IsLate(h) ? await verdicts.CheckLateAsync(h, bid.Payload, ct) : null;
+        if (simulated is not null) optimistic = false; // checked before its receipt (a late bid the node could answer)
         if (simulated?.Error is { } simError) return No(simError.Code, simError.Message);
 
         // 7. the atomic step: still open, still on the head, within the builder's bid limit

@@ -39,12 +39,39 @@ public sealed class SimulationVerdicts(IConnectionMultiplexer redis, RedisKeys k
     /// <summary>Whether this instance simulates bids at all (Relay:L2Rpc).</summary>
     public bool Enabled => simulation.Enabled;
 
-    /// <summary>Whether a bid may skip its simulation before the receipt: optimistic mode, a builder not demoted, a block
-    /// light enough for the close to simulate it in time (<see cref="RelayOptions.OptimisticMaxGasUsed"/>), and time left
-    /// before the close to simulate it during the auction (<see cref="RelayOptions.OptimisticCutoffMs"/>).</summary>
+    /// <summary>Whether a bid may skip its simulation before the receipt: optimistic mode, a builder not demoted, and a block
+    /// light enough for the close to simulate it in time (<see cref="RelayOptions.OptimisticMaxGasUsed"/>). A late one
+    /// (<see cref="IsLate"/>) is still simulated first when the node can answer before the close (<see cref="CheckLateAsync"/>).</summary>
     public bool MayAcceptUnsimulated(Header h) =>
-        Optimistic && h.GasUsed <= (ulong)market.Options.OptimisticMaxGasUsed && !IsDemoted(h.Builder, h.Slot)
-        && market.Clock.NowMs + (ulong)market.Options.OptimisticCutoffMs < market.Clock.AuctionClosesMs(h.Slot);
+        Optimistic && h.GasUsed <= (ulong)market.Options.OptimisticMaxGasUsed && !IsDemoted(h.Builder, h.Slot);
+
+    /// <summary>Whether the bid arrives with too little time left for the prefetch to simulate it during the auction
+    /// (<see cref="RelayOptions.OptimisticCutoffMs"/>).</summary>
+    public bool IsLate(Header h) => market.Clock.NowMs + (ulong)market.Options.OptimisticCutoffMs >= market.Clock.AuctionClosesMs(h.Slot);
+
+    /// <summary>
+    /// A late optimistic bid: simulated now, before its receipt, so that the close need not simulate it while the proposer
+    /// waits. Null when the node cannot answer before the auction closes (busy, slow, down, or loaded by whoever wants this
+    /// bid out): the bid is then taken optimistically, exactly as it would have been earlier in the auction, and the close
+    /// checks it (or leaves the slot without a winner). Refusing it instead would let anyone who can slow the node keep
+    /// better last-moment bids out, and a lower one win.
+    /// </summary>
+    public async Task<PbsMarket.L2.SimulationVerdict?> CheckLateAsync(Header h, byte[] payload, CancellationToken ct)
+    {
+        var left = (long)market.Clock.AuctionClosesMs(h.Slot) - (long)market.Clock.NowMs;
+        if (left <= 0) return null; // the atomic step refuses it as closed
+        using var untilClose = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        untilClose.CancelAfter(TimeSpan.FromMilliseconds(left));
+        try
+        {
+            var verdict = await simulation.CheckAsync(h, payload, untilClose.Token);
+            return verdict?.Error?.Code == "unavailable" ? null : verdict;
+        }
+        catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+        {
+            return null;
+        }
+    }
 
     /// <summary>The stored verdicts of a slot's bids.</summary>
     public async Task<IReadOnlyDictionary<Hash32, StoredVerdict>> AllAsync(ulong slot)
@@ -57,6 +84,19 @@ public sealed class SimulationVerdicts(IConnectionMultiplexer redis, RedisKeys k
 
     static StoredVerdict Parse(string json) => JsonSerializer.Deserialize<StoredVerdict>(json, Json)!;
 
+    /// <summary>A verdict stored by another instance (or an earlier call): a failure demotes its builder here too at once,
+    /// not only at the next refresh of the demotions.</summary>
+    StoredVerdict ReadBack(ulong slot, Address builder, string json)
+    {
+        var v = Parse(json);
+        if (!v.IsValid && v.Code != "unavailable")
+        {
+            var until = slot + (ulong)market.Options.DemotionSlots;
+            _demotedUntil.AddOrUpdate(builder, until, (_, was) => Math.Max(was, until));
+        }
+        return v;
+    }
+
     /// <summary>
     /// The bid's verdict: the stored one, or a simulation of its block stored once (a failure demotes its builder). Null
     /// when the node could not simulate it now and <paramref name="final"/> is false (the bid is tried again later); a
@@ -66,68 +106,89 @@ public sealed class SimulationVerdicts(IConnectionMultiplexer redis, RedisKeys k
     /// <param name="payload">The block's payload, or null to read it from the slot's stored payloads (each builder's latest).</param>
     public async Task<StoredVerdict?> EnsureAsync(ulong slot, Hash32 headerHash, Header header, byte[]? payload, bool final, CancellationToken ct)
     {
-        var stored = await Db.HashGetAsync(keys.Verdicts(slot), headerHash.ToString());
-        if (!stored.IsNull) return Parse(stored!);
+        var key = keys.Verdicts(slot);
+        var field = headerHash.ToString();
+        var stored = await Db.HashGetAsync(key, field);
+        if (!stored.IsNull) return ReadBack(slot, header.Builder, stored!);
         StoredVerdict? verdict = null;
         if (!simulation.Enabled) verdict = new StoredVerdict("unavailable", "this relay instance does not simulate bids (Relay:L2Rpc is not set)", null);
         else if (final && ct.IsCancellationRequested) verdict = OverBudget();
-        if (verdict is null && final && !await ClaimCloseAsync(slot, headerHash))
+        var claimed = false;
+        if (verdict is null && final)
         {
-            // Another instance's close is simulating this block now: wait for its verdict within the budget (an instance
-            // that died holding the claim then costs the slot its winner, as any check the close cannot get in time does).
-            while (!ct.IsCancellationRequested)
+            // Another instance's close may be simulating this block now: wait for its verdict within the budget, claiming it
+            // again on every poll (a claimer that failed lets the claim go, and then it is this close's).
+            while (!(claimed = await ClaimCloseAsync(slot, headerHash)))
             {
-                try { await Task.Delay(ClaimPollMs, ct); } catch (OperationCanceledException) { break; }
-                stored = await Db.HashGetAsync(keys.Verdicts(slot), headerHash.ToString());
-                if (!stored.IsNull) return Parse(stored!);
+                if (ct.IsCancellationRequested) { verdict = OverBudget(); break; }
+                try { await Task.Delay(ClaimPollMs, ct); } catch (OperationCanceledException) { }
+                stored = await Db.HashGetAsync(key, field);
+                if (!stored.IsNull) return ReadBack(slot, header.Builder, stored!);
             }
-            verdict = OverBudget();
         }
-        if (verdict is null)
+        try
         {
-            payload ??= await store.GetPayloadAsync(slot, headerHash);
-            // Only a builder's latest payload is kept, and only a latest bid can win: a missing one is a relay fault, not the builder's.
-            if (payload is null) verdict = new StoredVerdict("unavailable", "the bid's payload is no longer stored", null);
-        }
-        if (verdict is null)
-        {
-            PbsMarket.L2.SimulationVerdict? simulated;
-            try
+            if (verdict is null)
             {
-                simulated = await simulation.CheckAsync(header, payload!, ct, priority: final);
+                payload ??= await store.GetPayloadAsync(slot, headerHash);
+                // Only a builder's latest payload is kept, and only a latest bid can win: a missing one is a relay fault, not the builder's.
+                if (payload is null) verdict = new StoredVerdict("unavailable", "the bid's payload is no longer stored", null);
             }
-            catch (OperationCanceledException) when (final && ct.IsCancellationRequested)
+            if (verdict is null)
             {
-                simulated = null;
+                PbsMarket.L2.SimulationVerdict? simulated;
+                try
+                {
+                    simulated = await simulation.CheckAsync(header, payload!, ct, priority: final);
+                }
+                catch (OperationCanceledException) when (final && ct.IsCancellationRequested)
+                {
+                    simulated = null;
+                }
+                if (simulated is null) verdict = OverBudget();
+                else verdict = simulated.Error is { } e ? new StoredVerdict(e.Code, e.Message, null) : new StoredVerdict(StoredVerdict.Valid, "", simulated.CoinbaseGain);
             }
-            if (simulated is null) verdict = OverBudget();
-            else verdict = simulated.Error is { } e ? new StoredVerdict(e.Code, e.Message, null) : new StoredVerdict(StoredVerdict.Valid, "", simulated.CoinbaseGain);
+            if (verdict.Code == "unavailable" && !final) return null;
+            // A failure demotes before it is stored: a crash in between leaves a demotion and no verdict (the next reader
+            // simulates again and finds the same), never a stored failure nobody demoted for.
+            if (!verdict.IsValid && verdict.Code != "unavailable") await DemoteAsync(slot, headerHash, header.Builder, verdict);
+            if (await Db.HashSetAsync(key, field, JsonSerializer.Serialize(verdict, Json), When.NotExists))
+            {
+                await Db.KeyExpireAsync(key, TimeSpan.FromSeconds(market.Options.SlotTtlSeconds), ExpireWhen.HasNoExpiry);
+                return verdict;
+            }
+            return ReadBack(slot, header.Builder, (await Db.HashGetAsync(key, field))!);
         }
-        if (verdict.Code == "unavailable" && !final) return null;
-        // A failure demotes before it is stored: a crash in between leaves a demotion and no verdict (the next reader
-        // simulates again and finds the same), never a stored failure nobody demoted for.
-        if (!verdict.IsValid && verdict.Code != "unavailable") await DemoteAsync(slot, headerHash, header.Builder, verdict);
-        var key = keys.Verdicts(slot);
-        if (await Db.HashSetAsync(key, headerHash.ToString(), JsonSerializer.Serialize(verdict, Json), When.NotExists))
+        catch when (claimed)
         {
-            await Db.KeyExpireAsync(key, TimeSpan.FromSeconds(market.Options.SlotTtlSeconds), ExpireWhen.HasNoExpiry);
-            return verdict;
+            // Failed without a verdict (Redis, the node): the claim goes at once, so another close (or this one's retry) may try.
+            try { await Db.ScriptEvaluateAsync(DeleteClaimIfOurs, new { key = keys.VerdictClaim(slot, field), value = _instance }); }
+            catch (RedisException) { } // it expires by itself
+            throw;
         }
-        return Parse((await Db.HashGetAsync(key, headerHash.ToString()))!);
     }
 
     const int ClaimPollMs = 5;
 
-    /// <summary>Claims a close's simulation of a bid's block for this instance. Every instance closes each slot (its
-    /// scheduler, proposers' requests), and all share the L2 node: without the claim each would simulate the same block in
-    /// the priority lane, one after the other, while the proposer waits. The others read the claimer's stored verdict.
-    /// (The prefetch needs no claim: a bid is accepted, and so offered to a prefetcher, by one instance only.) A claim
-    /// lives as long as a simulation may take.</summary>
-    Task<bool> ClaimCloseAsync(ulong slot, Hash32 headerHash) =>
-        Db.StringSetAsync(keys.VerdictClaim(slot, headerHash.ToString()), _instance,
-            TimeSpan.FromMilliseconds(market.Options.L2SimulationTimeoutMs + 500), When.NotExists);
+    /// <summary>Claims a close's simulation of a bid's block for this instance (true also when this instance already holds
+    /// it). Every instance closes each slot (its scheduler, proposers' requests), and all share the L2 node: without the
+    /// claim each would simulate the same block in the priority lane, one after the other, while the proposer waits. The
+    /// others read the claimer's stored verdict. (The prefetch needs no claim: a bid is accepted, and so offered to a
+    /// prefetcher, by one instance only.) A claim lives as long as a simulation may take (a claimer that fails lets it go at
+    /// once; one that dies costs that slot its winner, as any check the close cannot get in time does).</summary>
+    async Task<bool> ClaimCloseAsync(ulong slot, Hash32 headerHash)
+    {
+        var claim = keys.VerdictClaim(slot, headerHash.ToString());
+        return await Db.StringSetAsync(claim, _instance, TimeSpan.FromMilliseconds(market.Options.L2SimulationTimeoutMs + 500), When.NotExists)
+            || await Db.StringGetAsync(claim) == _instance;
+    }
 
     readonly string _instance = Guid.NewGuid().ToString("N");
+
+    static readonly LuaScript DeleteClaimIfOurs = LuaScript.Prepare("""
+        if redis.call('GET', @key) == @value then return redis.call('DEL', @key) end
+        return 0
+        """);
 
     StoredVerdict OverBudget() => new("unavailable", $"not simulated within the close's budget of {CloseBudgetMs} ms", null);
 
