@@ -45,7 +45,12 @@ public sealed class L2Engine(JsonRpcClient rpc)
     public async Task<EngineBlock> BlockAsync(ulong? number = null, CancellationToken ct = default)
     {
         var b = await Rpc.CallAsync("eth_getBlockByNumber", [number is { } n ? Quantity.Of(n) : "latest", false], ct);
-        if (b.ValueKind == JsonValueKind.Null) throw new InvalidOperationException($"the L2 engine has no block {number}");
+        return Block(b, number);
+    }
+
+    static EngineBlock Block(JsonElement b, ulong? number)
+    {
+        if (b.ValueKind == JsonValueKind.Null) throw new InvalidOperationException($"the L2 engine has no block {number?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "latest"}");
         return EngineBlock.FromJson(b);
     }
 
@@ -81,7 +86,7 @@ public sealed class L2Engine(JsonRpcClient rpc)
     {
         var skipped = new List<SkippedTx>();
         var decoded = new List<(int Index, byte[] Raw, Hash32 Hash, ulong Nonce, Address Sender)>();
-        var senders = new List<Address>();
+        var senders = new List<Address>(); // distinct, in payload order
         for (var i = 0; i < rawTxs.Count; i++)
         {
             var raw = rawTxs[i];
@@ -93,15 +98,15 @@ public sealed class L2Engine(JsonRpcClient rpc)
             decoded.Add((i, raw, tx.TxHash, tx.Nonce, sender));
             if (!senders.Contains(sender)) senders.Add(sender);
         }
-        var before = await Rpc.BatchAsync([
+        (string, JsonArray)[] setup = [
             ("eth_getBalance", new JsonArray(coinbase.ToString(), "latest")),
             ("anvil_dropAllTransactions", []),
             ("anvil_setCoinbase", new JsonArray(coinbase.ToString())),
             ("evm_setNextBlockTimestamp", new JsonArray(timestamp)),
-            ("anvil_setNextBlockBaseFeePerGas", new JsonArray("0x0")),
-            .. senders.Select(a => ("eth_getTransactionCount", new JsonArray(a.ToString(), "latest")))], ct);
+            ("anvil_setNextBlockBaseFeePerGas", new JsonArray("0x0"))];
+        var before = await Rpc.BatchAsync([.. setup, .. senders.Select(a => ("eth_getTransactionCount", new JsonArray(a.ToString(), "latest")))], ct);
         var balanceBefore = Quantity.ToBig(before[0]);
-        var nextNonce = senders.Select((a, k) => (a, k)).ToDictionary(x => x.a, x => Quantity.ToUInt64(before[5 + x.k]));
+        var nextNonce = senders.Select((a, k) => (a, k)).ToDictionary(x => x.a, x => Quantity.ToUInt64(before[setup.Length + x.k]));
         var sent = new List<(int Index, Hash32 Hash)>();
         foreach (var (index, raw, hash, nonce, sender) in decoded)
         {
@@ -127,8 +132,7 @@ public sealed class L2Engine(JsonRpcClient rpc)
             ("eth_getBlockByNumber", new JsonArray("latest", false)),
             ("eth_getBalance", new JsonArray(coinbase.ToString(), "latest")),
             ("anvil_dropAllTransactions", [])], ct);
-        if (after[0].ValueKind == JsonValueKind.Null) throw new InvalidOperationException("the L2 engine has no latest block");
-        var block = EngineBlock.FromJson(after[0]);
+        var block = Block(after[0], null);
         if (!block.BaseFee.IsZero) throw new InvalidOperationException($"the engine mined block {block.Number} with base fee {block.BaseFee}; the chain rules say 0");
         var included = block.Transactions.ToHashSet();
         foreach (var (index, hash) in sent)

@@ -16,6 +16,8 @@ public sealed record StoredVerdict(string Code, string Message, BigInteger? Fees
 {
     public const string Valid = "valid";
     public bool IsValid => Code == Valid;
+    /// <summary>The block failed execution (the builder's fault, which demotes it): neither valid nor unavailable.</summary>
+    public bool IsFailure => !IsValid && Code != "unavailable";
 }
 
 /// <summary>A builder demoted after a failed optimistic bid: the failure, and the slot through which the demotion holds.</summary>
@@ -89,11 +91,7 @@ public sealed class SimulationVerdicts(IConnectionMultiplexer redis, RedisKeys k
     StoredVerdict ReadBack(ulong slot, Address builder, string json)
     {
         var v = Parse(json);
-        if (!v.IsValid && v.Code != "unavailable")
-        {
-            var until = slot + (ulong)market.Options.DemotionSlots;
-            _demotedUntil.AddOrUpdate(builder, until, (_, was) => Math.Max(was, until));
-        }
+        if (v.IsFailure) DemotedThrough(builder, slot + (ulong)market.Options.DemotionSlots);
         return v;
     }
 
@@ -151,7 +149,7 @@ public sealed class SimulationVerdicts(IConnectionMultiplexer redis, RedisKeys k
             if (verdict.Code == "unavailable" && !final) return null;
             // A failure demotes before it is stored: a crash in between leaves a demotion and no verdict (the next reader
             // simulates again and finds the same), never a stored failure nobody demoted for.
-            if (!verdict.IsValid && verdict.Code != "unavailable") await DemoteAsync(slot, headerHash, header.Builder, verdict);
+            if (verdict.IsFailure) await DemoteAsync(slot, headerHash, header.Builder, verdict);
             if (await Db.HashSetAsync(key, field, JsonSerializer.Serialize(verdict, Json), When.NotExists))
             {
                 await Db.KeyExpireAsync(key, TimeSpan.FromSeconds(market.Options.SlotTtlSeconds), ExpireWhen.HasNoExpiry);
@@ -204,11 +202,14 @@ public sealed class SimulationVerdicts(IConnectionMultiplexer redis, RedisKeys k
 
     public const int RefreshMs = 1000;
 
+    /// <summary>This instance's view: the builder is demoted through <paramref name="until"/> (the latest of its demotions).</summary>
+    void DemotedThrough(Address builder, ulong until) => _demotedUntil.AddOrUpdate(builder, until, (_, was) => Math.Max(was, until));
+
     async Task DemoteAsync(ulong slot, Hash32 headerHash, Address builder, StoredVerdict verdict)
     {
         var until = slot + (ulong)market.Options.DemotionSlots;
         var record = new Demotion(builder, slot, headerHash, verdict.Code, verdict.Message, (ulong)DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), until);
-        _demotedUntil.AddOrUpdate(builder, until, (_, was) => Math.Max(was, until));
+        DemotedThrough(builder, until);
         // One record per builder and failing slot (a demoted builder cannot fail optimistically again until it expires, so
         // this is bounded by the funded builders); the first record of a slot stays.
         if (await Db.HashSetAsync(keys.Demotions, $"{builder}|{slot}", JsonSerializer.Serialize(record, Json), When.NotExists))
@@ -241,7 +242,7 @@ public sealed class SimulationVerdicts(IConnectionMultiplexer redis, RedisKeys k
             var d = JsonSerializer.Deserialize<Demotion>((string)e.Value!, Json)!;
             if (d.UntilSlot + (ulong)market.Options.DemotionSlots < now)
                 await Db.ScriptEvaluateAsync(DeleteIfSame, new { key = keys.Demotions, field = (string)e.Name!, value = (string)e.Value! });
-            _demotedUntil.AddOrUpdate(d.Builder, d.UntilSlot, (_, was) => Math.Max(was, d.UntilSlot));
+            DemotedThrough(d.Builder, d.UntilSlot);
         }
         foreach (var (builder, until) in _demotedUntil)
             if (until < now) _demotedUntil.TryRemove(KeyValuePair.Create(builder, until));
