@@ -33,7 +33,14 @@ public static class BidsMerkle
     public static Hash32[] Tree(IEnumerable<(Hash32 HeaderHash, ulong ReceivedAtMs)> leaves)
     {
         ArgumentNullException.ThrowIfNull(leaves);
-        var hashes = leaves.Select(l => LeafHash(l.HeaderHash, l.ReceivedAtMs)).ToArray();
+        return TreeOfLeaves(leaves.Select(l => LeafHash(l.HeaderHash, l.ReceivedAtMs)));
+    }
+
+    /// <summary>The tree over leaf hashes already computed (<see cref="LeafHash"/>), in any order.</summary>
+    public static Hash32[] TreeOfLeaves(IEnumerable<Hash32> leafHashes)
+    {
+        ArgumentNullException.ThrowIfNull(leafHashes);
+        var hashes = leafHashes.ToArray();
         if (hashes.Length == 0) return [];
         Array.Sort(hashes);
         var tree = new Hash32[2 * hashes.Length - 1];

@@ -1,7 +1,6 @@
 using System.Buffers.Binary;
 using System.Diagnostics.CodeAnalysis;
 using System.Numerics;
-using Org.BouncyCastle.Crypto.Digests;
 
 namespace PbsMarket.Core;
 
@@ -200,21 +199,14 @@ public readonly struct Signature : IEquatable<Signature>
 /// <summary>Keccak-256 (the Ethereum hash, not SHA3-256).</summary>
 public static class Keccak
 {
-    [ThreadStatic] private static KeccakDigest? t_digest;
-
     public static Hash32 Hash(ReadOnlySpan<byte> data)
     {
         var output = new byte[32];
-        Hash(data, output);
+        KeccakF.Hash256(data, output);
         return Hash32.Own(output);
     }
 
-    public static void Hash(ReadOnlySpan<byte> data, Span<byte> output32)
-    {
-        var d = t_digest ??= new KeccakDigest(256);
-        d.BlockUpdate(data);
-        d.DoFinal(output32);
-    }
+    public static void Hash(ReadOnlySpan<byte> data, Span<byte> output32) => KeccakF.Hash256(data, output32);
 }
 
 /// <summary>0x hex helpers. Decoding accepts any case; encoding is lowercase.</summary>

@@ -61,6 +61,47 @@ public sealed class MultiRelayTests(TestServers servers) : IAsyncLifetime
         Assert.Equal(BidsMerkle.Root(archived.Select(b => (b.HeaderHash, b.ReceivedAtMs))).ToString(), doc.RootElement.GetProperty("bids_root").GetString());
     }
 
+    /// <summary>
+    /// The close takes an instance's own bids from its memory and reads only the others' (issue 17). An instance that
+    /// holds none of them, with the bid order list gone too (bids stored by a relay that keeps no such list), reads every
+    /// record instead; one that finds a result without its bid list (the closer died between the two writes) writes the
+    /// list itself. Every way gives the same slot, byte for byte.
+    /// </summary>
+    [Fact]
+    public async Task An_instance_without_the_bids_in_memory_closes_to_the_same_slot_and_completes_a_half_written_result()
+    {
+        var a = await _market.NextAuctionAsync(_r1.Client, 2000);
+        var rng = new Random(11);
+        var values = Enumerable.Range(0, 12).Select(i => 1_000 + rng.Next(100_000)).ToArray();
+        var receipts = new ConcurrentBag<BidReceiptResponse>();
+        await Task.WhenAll(Enumerable.Range(0, 12).Select(i => Task.Run(async () =>
+        {
+            var bid = TestMarket.Bid(a, TestMarket.Builders[i % 3], values[i]);
+            receipts.Add(await (i % 2 == 0 ? _r1 : _r2).Client.SubmitAsync(bid.Header, bid.Signature, bid.Payload));
+        })));
+        await _market.WaitClosedAsync(a.Slot);
+        var original = await SlotJsonAsync(_r1, a.Slot);
+        Assert.Equal(original, await SlotJsonAsync(_r2, a.Slot));
+        using (var doc = JsonDocument.Parse(original))
+            Assert.Equal(receipts.Select(r => r.HeaderHash.ToString()).Order(), doc.RootElement.GetProperty("bids").EnumerateArray().Select(b => b.GetProperty("header_hash").GetString()!).Order());
+
+        var keys = new Auctions.RedisKeys(_market.Network);
+        using var redis = await StackExchange.Redis.ConnectionMultiplexer.ConnectAsync(_market.Redis.ConnectionString);
+        var db = redis.GetDatabase();
+
+        // The closer died after storing the result, before its bid list: a fresh instance completes it.
+        Assert.True(await db.KeyDeleteAsync(keys.ResultBids(a.Slot)));
+        await using (var r3 = await _market.StartRelayAsync(TestMarket.Unlimited))
+            Assert.Equal(original, await SlotJsonAsync(r3, a.Slot));
+        Assert.True(await db.KeyExistsAsync(keys.ResultBids(a.Slot)));
+
+        // No result, no list and no order list: a fresh instance closes from every stored record, to the same slot.
+        Assert.Equal(3, await db.KeyDeleteAsync([keys.Result(a.Slot), keys.ResultBids(a.Slot), keys.BidOrder(a.Slot)]));
+        await using (var r4 = await _market.StartRelayAsync(TestMarket.Unlimited))
+            Assert.Equal(original, await SlotJsonAsync(r4, a.Slot));
+        Assert.True(await db.KeyExistsAsync(keys.Result(a.Slot)));
+    }
+
     [Fact]
     public async Task A_bid_racing_the_close_is_in_the_result_or_refused_never_lost()
     {

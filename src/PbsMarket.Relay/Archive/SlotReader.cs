@@ -76,8 +76,13 @@ public sealed class SlotReader(AuctionStore store, ResultService results, Market
     async Task<SlotView?> ClosedViewAsync(ulong slot)
     {
         if (_closed.TryGetValue(slot, out var cached)) return cached;
+        // The result and its bid list are stored apart (ResultService); a result without its list (its closer died between
+        // the two) is completed by this instance's own close.
         var json = await store.GetResultJsonAsync(slot);
-        var view = json is not null ? JsonSerializer.Deserialize<SlotView>(json, WireJson.Options) : (await results.EnsureClosedAsync(slot))?.View;
+        var list = json is null ? null : await store.GetBidListJsonAsync(slot);
+        var view = list is not null
+            ? JsonSerializer.Deserialize<SlotView>(json!, WireJson.Options)! with { Bids = JsonSerializer.Deserialize<List<BidView>>(list, WireJson.Options) }
+            : (await results.EnsureClosedAsync(slot))?.View;
         if (view is null) return null;
         var current = market.Clock.CurrentSlot;
         if (slot + CachedSlots >= current)

@@ -110,6 +110,7 @@ public sealed class AuctionStore(IConnectionMultiplexer redis, RedisKeys keys, R
         var r = (RedisResult[])(await Db.ScriptEvaluateAsync(Scripts.Accept, new
         {
             bids = keys.Bids(header.Slot),
+            order = keys.BidOrder(header.Slot),
             auction = keys.Auction(header.Slot),
             counts = keys.Counts(header.Slot),
             payloads = keys.Payloads(header.Slot),
@@ -125,9 +126,15 @@ public sealed class AuctionStore(IConnectionMultiplexer redis, RedisKeys keys, R
             payload,
             ttl = options.SlotTtlSeconds,
         }))!;
+        if ((string)r[0]! == "ok")
+        {
+            var accepted = new Accepted((ulong)(long)r[1], (long)r[2]);
+            // The same fields the record holds, as FromRecord would read them back.
+            _mirror.Add(header.Slot, new StoredBid(header, headerHash, signature, txCount, accepted.ReceivedAtMs, accepted.Sequence) { Fees = fees, Optimistic = optimistic });
+            return accepted;
+        }
         return (string)r[0]! switch
         {
-            "ok" => new Accepted((ulong)(long)r[1], (long)r[2]),
             "dup" => new Duplicate(StoredBid.ReceivedAtOf((string)r[1]!)),
             _ => new Refused((string)r[1]!, (string)r[2]!),
         };
@@ -138,20 +145,84 @@ public sealed class AuctionStore(IConnectionMultiplexer redis, RedisKeys keys, R
     public sealed record NoAuction : CloseOutcome;
     public sealed record ClosedAuction(Hash32 Parent, ulong Number, Address Proposer, ulong ClosedAtMs, IReadOnlyList<StoredBid> Bids) : CloseOutcome;
 
-    /// <summary>Closes the auction if its time has come (on Redis's clock) and returns its final bids.</summary>
+    /// <summary>
+    /// Closes the auction if its time has come (on Redis's clock) and returns its final bids, in sequence order. The close
+    /// script returns only how many bids the frozen auction holds; the bids this instance accepted itself come from its
+    /// mirror, and only the others' (or all, after a restart) are read: their hashes from the order list, their records
+    /// from the bids hash. If the order list does not account for every sequence number (bids stored by an instance
+    /// that kept none), every record is read instead.
+    /// </summary>
     public async Task<CloseOutcome> CloseAsync(ulong slot)
     {
-        var r = (RedisResult[])(await Db.ScriptEvaluateAsync(Scripts.Close, new { auction = keys.Auction(slot), bids = keys.Bids(slot) }))!;
+        var r = (RedisResult[])(await Db.ScriptEvaluateAsync(Scripts.Close, new { auction = keys.Auction(slot) }))!;
         switch ((string)r[0]!)
         {
             case "early": return new NotYet((long)r[1]);
             case "none": return new NoAuction();
         }
-        var bids = new List<StoredBid>((r.Length - 5) / 2);
-        for (var i = 5; i + 1 < r.Length; i += 2) bids.Add(StoredBid.FromRecord((string)r[i + 1]!));
+        var count = long.Parse((string)r[5]!, CultureInfo.InvariantCulture);
+        var bids = await FrozenBidsAsync(slot, count);
+        // A copy that is not what Redis holds (a failover lost bids it kept and gave their sequence numbers to others):
+        // the close goes by Redis alone, as every other instance does.
+        if (Checksum(bids) != long.Parse((string)r[6]!, CultureInfo.InvariantCulture)) bids = await AllRecordsAsync(slot, count);
         return new ClosedAuction(Hash32.Parse((string)r[1]!), ulong.Parse((string)r[2]!, CultureInfo.InvariantCulture),
             Address.Parse((string)r[3]!), ulong.Parse((string)r[4]!, CultureInfo.InvariantCulture), bids);
     }
+
+    async Task<IReadOnlyList<StoredBid>> FrozenBidsAsync(ulong slot, long count)
+    {
+        var bids = new StoredBid?[count];
+        var mine = _mirror.Of(slot);
+        var missing = new List<(long From, long To)>(); // sequence numbers, inclusive
+        for (var seq = 1L; seq <= count; seq++)
+        {
+            if (mine is not null && mine.TryGetValue(seq, out var b)) { bids[seq - 1] = b; continue; }
+            if (missing.Count > 0 && missing[^1].To == seq - 1) missing[^1] = (missing[^1].From, seq);
+            else missing.Add((seq, seq));
+        }
+        if (missing.Count == 0) return bids!;
+        var db = Db;
+        var ranges = missing.Select(m => db.ListRangeAsync(keys.BidOrder(slot), m.From - 1, m.To - 1)).ToArray();
+        var hashes = new List<(long Seq, RedisValue Hash)>();
+        for (var i = 0; i < missing.Count; i++)
+        {
+            var got = await ranges[i];
+            if (got.Length != missing[i].To - missing[i].From + 1) return await AllRecordsAsync(slot, count);
+            for (var j = 0; j < got.Length; j++) hashes.Add((missing[i].From + j, got[j]));
+        }
+        var records = await db.HashGetAsync(keys.Bids(slot), [.. hashes.Select(h => h.Hash)]);
+        for (var i = 0; i < records.Length; i++)
+        {
+            if (records[i].IsNull) return await AllRecordsAsync(slot, count);
+            var bid = StoredBid.FromRecord(records[i]!);
+            if (bid.Sequence != hashes[i].Seq) return await AllRecordsAsync(slot, count);
+            bids[bid.Sequence - 1] = bid;
+        }
+        return bids!;
+    }
+
+    /// <summary>The accept script's checksum over the bids' (sequence, hash) pairs.</summary>
+    static long Checksum(IReadOnlyList<StoredBid> bids)
+    {
+        var sum = 0L;
+        foreach (var b in bids)
+        {
+            var h = b.HeaderHash.Span;
+            sum += (h[0] << 16 | h[1] << 8 | h[2]) * (b.Sequence % 4096 + 1);
+        }
+        return sum;
+    }
+
+    /// <summary>Every record of the slot, read and parsed (the close's fallback).</summary>
+    async Task<IReadOnlyList<StoredBid>> AllRecordsAsync(ulong slot, long count)
+    {
+        var all = await Db.HashGetAllAsync(keys.Bids(slot));
+        var bids = all.Select(e => StoredBid.FromRecord(e.Value!)).OrderBy(b => b.Sequence).ToList();
+        if (bids.Count != count) throw new InvalidOperationException($"slot {slot}'s frozen auction counts {count} bids but {bids.Count} records are stored");
+        return bids;
+    }
+
+    readonly BidMirror _mirror = new();
 
     public async Task<byte[]?> GetPayloadAsync(ulong slot, Hash32 headerHash)
     {
@@ -170,6 +241,16 @@ public sealed class AuctionStore(IConnectionMultiplexer redis, RedisKeys keys, R
         var v = await Db.StringGetAsync(keys.Result(slot));
         return v.IsNull ? null : (string)v!;
     }
+
+    public async Task<string?> GetBidListJsonAsync(ulong slot)
+    {
+        var v = await Db.StringGetAsync(keys.ResultBids(slot));
+        return v.IsNull ? null : (string)v!;
+    }
+
+    /// <summary>Stores the closed slot's bid list once (a second writer's is the same list, from the same frozen bids).</summary>
+    public Task<bool> TryStoreBidListAsync(ulong slot, string json) =>
+        Db.StringSetAsync(keys.ResultBids(slot), json, TimeSpan.FromSeconds(options.SlotTtlSeconds), When.NotExists);
 
     /// <summary>Stores the slot's result once; returns true for the instance that stored it.</summary>
     public Task<bool> TryStoreResultAsync(ulong slot, string json) =>

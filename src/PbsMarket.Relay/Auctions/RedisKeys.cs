@@ -12,9 +12,13 @@ public sealed class RedisKeys(string network)
 
     public RedisKey Auction(ulong slot) => $"pbs:{Tag(slot)}:auction";
     public RedisKey Bids(ulong slot) => $"pbs:{Tag(slot)}:bids";
+    /// <summary>The accepted bids' header hashes in receipt order: element i is the bid of sequence number i + 1.</summary>
+    public RedisKey BidOrder(ulong slot) => $"pbs:{Tag(slot)}:order";
     public RedisKey Payloads(ulong slot) => $"pbs:{Tag(slot)}:payloads";
     public RedisKey Counts(ulong slot) => $"pbs:{Tag(slot)}:counts";
     public RedisKey Result(ulong slot) => $"pbs:{Tag(slot)}:result";
+    /// <summary>The closed slot's bid list (JSON array of bid views), stored after its result (ResultService).</summary>
+    public RedisKey ResultBids(ulong slot) => $"pbs:{Tag(slot)}:result-bids";
     public RedisKey Proposal(ulong slot) => $"pbs:{Tag(slot)}:proposal";
     public RedisKey Evidence(ulong slot) => $"pbs:{Tag(slot)}:evidence";
     /// <summary>Simulation verdicts of optimistically accepted bids, by header hash, each stored once (SimulationVerdicts).</summary>

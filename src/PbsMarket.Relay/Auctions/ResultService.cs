@@ -21,13 +21,15 @@ public sealed class ResultService(
     /// <summary>The slot's result, closing the auction first if its time has come; null if it is still open or absent.</summary>
     public async Task<Closed?> EnsureClosedAsync(ulong slot)
     {
+        // A closed slot's result never changes: once this instance has it (and has booked its debt), it is served from memory.
+        if (_closed.TryGetValue(slot, out var known)) return known;
         var started = System.Diagnostics.Stopwatch.GetTimestamp();
         var outcome = await store.CloseAsync(slot);
         if (outcome is not AuctionStore.ClosedAuction closed) return null;
         var read = System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds;
 
         var existing = await store.GetResultJsonAsync(slot);
-        if (existing is not null) return await BookAsync(Rehydrate(existing, closed.Bids));
+        if (existing is not null) return Remember(await BookAsync(await RehydrateAsync(slot, existing, closed)));
 
         // One resolution per slot on this instance however many callers arrive at once (proposers, bids booking the
         // previous slot, the scheduler): the close's simulations run once and its budget is spent once.
@@ -44,7 +46,9 @@ public sealed class ResultService(
         var (result, bids) = resolved;
         var resolvedMs = System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds;
         closed = closed with { Bids = bids };
-        var root = BidsMerkle.Root(closed.Bids.Select(b => (b.HeaderHash, b.ReceivedAtMs)));
+        var tree = BidsMerkle.TreeOfLeaves(closed.Bids.Select(b => b.Leaf));
+        var root = tree.Length == 0 ? Hash32.Zero : tree[0];
+        var rootMs = System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds;
         var winner = result.Winner is { } w ? closed.Bids.First(b => b.HeaderHash == w.HeaderHash) : null;
         var auctionResult = new AuctionResult(slot, winner?.HeaderHash ?? Hash32.Zero, result.Price, root, (uint)closed.Bids.Count);
         var signature = key.Key.Sign(Eip712.Digest(market.Domain, auctionResult));
@@ -53,7 +57,7 @@ public sealed class ResultService(
         if (result.RunnerUp(market.PriceRule, market.Reserve) is { } r)
         {
             var bid = closed.Bids.First(b => b.HeaderHash == r.HeaderHash);
-            var proof = BidsMerkle.Proof(closed.Bids.Select(b => (b.HeaderHash, b.ReceivedAtMs)), bid.HeaderHash, bid.ReceivedAtMs)!;
+            var proof = BidsMerkle.ProofFromTree(tree, bid.Leaf)!;
             runnerUp = RunnerUpView.From(new RunnerUpEvidence(bid.Header.GasLimit, bid.Header.GasUsed, bid.Header.PayloadHash, bid.Header.Builder,
                 bid.ReceivedAtMs, bid.Signature, proof));
         }
@@ -67,8 +71,6 @@ public sealed class ResultService(
             Number = closed.Number,
             ClosesAtMs = market.Clock.AuctionClosesMs(slot),
             ClosedAtMs = closed.ClosedAtMs,
-            Bids = closed.Bids.OrderBy(b => b.Sequence)
-                .Select(b => new BidView(b.HeaderHash, b.Header.Builder, b.Header.Value, b.Header.GasUsed, b.TxCount, b.ReceivedAtMs, b.Fees, b.Simulation)).ToList(),
             Winner = winner is null ? null : new WinnerView(winner.HeaderHash, winner.Header.Builder, winner.Header.Value),
             Price = result.Price,
             BidsRoot = root,
@@ -77,7 +79,11 @@ public sealed class ResultService(
             Relay = key.Address,
             RunnerUp = runnerUp,
         };
+        var viewMs = System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds;
+        // Stored in two parts: the result itself (all a proposer needs, and all the relay signs; a few KB) first, then the
+        // slot's bid list for the data API, so that the header is servable before thousands of bid views are written.
         var json = JsonSerializer.Serialize(view, WireJson.Options);
+        var jsonMs = System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds;
         // The debt is booked before the result exists (the result is a pure function of the frozen bids, so every
         // instance books the same winner and price, once per slot): no crash can leave a stored result unbooked.
         await ledger.BookAsync(slot, winner?.Header.Builder ?? Address.Zero, winner is null ? 0 : result.Price);
@@ -85,17 +91,32 @@ public sealed class ResultService(
         if (await store.TryStoreResultAsync(slot, json))
         {
             var storedMs = System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds;
+            view = view with { Bids = BidViews(closed.Bids) };
+            var done = Remember(new Closed(view, closed.Bids, winner));
+            await store.TryStoreBidListAsync(slot, JsonSerializer.Serialize(view.Bids, WireJson.Options));
             // Only the instance that stored the result archives and announces it.
             await archive.EnqueueResultAsync(view, closed.Bids);
             metrics.AuctionBids.Record(closed.Bids.Count);
             metrics.AuctionsClosed.Add(1, RelayMetrics.Tag("outcome", winner is null ? "empty" : "won"));
             await events.PublishAsync(JsonSerializer.Serialize(new { type = "closed", slot = slot.ToString(), bid_count = closed.Bids.Count.ToString(), winner = view.Winner?.Builder.ToString(), price = result.Price.ToString() }));
             var totalMs = System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds;
-            log.LogInformation("slot {Slot} closed: {Bids} bids, winner {Winner}, price {Price} wei, root {Root}; result stored {Stored:0} ms after the freeze began (read {Read:0}, resolve {Resolve:0}, root, signature and JSON {Build:0}, store {Store:0}; archive and event {Archive:0} more)",
-                slot, closed.Bids.Count, view.Winner?.Builder.ToString() ?? "none", result.Price, root, storedMs, read, resolvedMs - read, builtMs - resolvedMs, storedMs - builtMs, totalMs - storedMs);
-            return new Closed(view, closed.Bids, winner);
+            log.LogInformation("slot {Slot} closed: {Bids} bids, winner {Winner}, price {Price} wei, root {Root}; result stored {Stored:0} ms after the freeze began (read {Read:0}, resolve {Resolve:0}, root {Root:0}, signature and proof {Signature:0}, JSON {Json:0}, debt {Debt:0}, store {Store:0}; bid list, archive and event {Archive:0} more)",
+                slot, closed.Bids.Count, view.Winner?.Builder.ToString() ?? "none", result.Price, root, storedMs, read, resolvedMs - read, rootMs - resolvedMs, viewMs - rootMs, jsonMs - viewMs, builtMs - jsonMs, storedMs - builtMs, totalMs - storedMs);
+            return done;
         }
-        return await BookAsync(Rehydrate((await store.GetResultJsonAsync(slot))!, closed.Bids));
+        return Remember(await BookAsync(await RehydrateAsync(slot, (await store.GetResultJsonAsync(slot))!, closed)));
+    }
+
+    /// <summary>Closed results this instance holds, the newest <see cref="ClosedKept"/> slots.</summary>
+    readonly System.Collections.Concurrent.ConcurrentDictionary<ulong, Closed> _closed = new();
+    const int ClosedKept = 16;
+
+    Closed Remember(Closed c)
+    {
+        _closed[c.View.Slot] = c;
+        if (_closed.Count > ClosedKept)
+            foreach (var old in _closed.Keys.Order().Take(_closed.Count - ClosedKept)) _closed.TryRemove(old, out _);
+        return c;
     }
 
     /// <summary>
@@ -205,10 +226,25 @@ public sealed class ResultService(
         }
     }
 
-    static Closed Rehydrate(string json, IReadOnlyList<StoredBid> bids)
+    static List<BidView> BidViews(IEnumerable<StoredBid> bids) =>
+        [.. bids.OrderBy(b => b.Sequence).Select(b => new BidView(b.HeaderHash, b.Header.Builder, b.Header.Value, b.Header.GasUsed, b.TxCount, b.ReceivedAtMs, b.Fees, b.Simulation))];
+
+    /// <summary>
+    /// The result another instance stored, with its bid list. If that instance died between the two (the list is not
+    /// there), this one writes the list from the frozen bids as the closer would have (each bid with its stored verdict).
+    /// </summary>
+    async Task<Closed> RehydrateAsync(ulong slot, string json, AuctionStore.ClosedAuction closed)
     {
         var view = JsonSerializer.Deserialize<SlotView>(json, WireJson.Options)!;
-        var winner = view.Winner is { } w ? bids.FirstOrDefault(b => b.HeaderHash == w.HeaderHash) : null;
-        return new Closed(view, bids, winner);
+        var list = await store.GetBidListJsonAsync(slot);
+        if (list is null)
+        {
+            var annotated = Annotate(closed.Bids, closed.Bids.Any(b => b.Optimistic) ? await verdicts.AllAsync(slot) : null);
+            await store.TryStoreBidListAsync(slot, JsonSerializer.Serialize(BidViews(annotated), WireJson.Options));
+            list = (await store.GetBidListJsonAsync(slot))!;
+        }
+        view = view with { Bids = JsonSerializer.Deserialize<List<BidView>>(list, WireJson.Options)! };
+        var winner = view.Winner is { } w ? closed.Bids.FirstOrDefault(b => b.HeaderHash == w.HeaderHash) : null;
+        return new Closed(view, closed.Bids, winner);
     }
 }

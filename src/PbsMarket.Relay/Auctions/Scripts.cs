@@ -61,7 +61,7 @@ internal static class Scripts
           prevLen = tonumber(string.sub(latest, sep + 1))
         end
         local used = tonumber(redis.call('HGET', @counts, 'b:' .. @builder) or '0')
-        local seqLen = string.len(tostring(now)) + 24
+        local seqLen = string.len(tostring(now)) + 24 + string.len(@hash) -- the receipt prefix, and the order list's entry
         local after = used - prevLen + string.len(@record) + seqLen + string.len(@payload)
         if after > tonumber(@maxBytes) then
           redis.call('HINCRBY', @counts, @builder, -1)
@@ -70,6 +70,10 @@ internal static class Scripts
         local seq = redis.call('HINCRBY', @auction, 'seq', 1)
         local record = now .. '|' .. seq .. '|' .. @record
         redis.call('HSET', @bids, @hash, record)
+        redis.call('RPUSH', @order, @hash)
+        -- A checksum over (sequence, hash): the close checks an instance's own copy of its bids against it.
+        redis.call('HINCRBY', @auction, 'check', tonumber(string.sub(@hash, 3, 8), 16) * (seq % 4096 + 1))
+        redis.call('EXPIRE', @order, @ttl, 'NX')
         if prevHash then redis.call('HDEL', @payloads, prevHash) end
         redis.call('HSET', @payloads, @hash, @payload)
         redis.call('HSET', @counts, 'b:' .. @builder, after, 'p:' .. @builder, @hash .. '|' .. string.len(@payload))
@@ -80,9 +84,10 @@ internal static class Scripts
         """);
 
     /// <summary>
-    /// Closes an auction once its close time has passed on Redis's clock, and returns the frozen
-    /// auction and every accepted bid: {'early', ms_left} | {'none'} | {'closed', parent, number, proposer, closed_at, [hash, record]...}.
-    /// After this runs no bid can be accepted, so the returned set is final.
+    /// Closes an auction once its close time has passed on Redis's clock, and returns the frozen auction and how many
+    /// bids it accepted: {'early', ms_left} | {'none'} | {'closed', parent, number, proposer, closed_at, bid_count, checksum}.
+    /// After this runs no bid can be accepted, so the count is final: the bids are those of sequence numbers 1 to
+    /// bid_count, which the caller reads (AuctionStore.CloseAsync) only where its own copy lacks them.
     /// </summary>
     public static readonly LuaScript Close = LuaScript.Prepare("""
         local a = redis.call('HMGET', @auction, 'status', 'parent', 'number', 'proposer', 'closes_at', 'closed_at')
@@ -95,10 +100,8 @@ internal static class Scripts
           redis.call('HSET', @auction, 'status', 'closed', 'closed_at', now)
           closedAt = tostring(now)
         end
-        local out = {'closed', a[2], a[3], a[4], closedAt}
-        local bids = redis.call('HGETALL', @bids)
-        for i = 1, #bids do out[#out + 1] = bids[i] end
-        return out
+        local c = redis.call('HMGET', @auction, 'seq', 'check')
+        return {'closed', a[2], a[3], a[4], closedAt, c[1] or '0', c[2] or '0'}
         """);
 
     /// <summary>

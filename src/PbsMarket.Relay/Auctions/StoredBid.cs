@@ -18,6 +18,9 @@ public sealed record StoredBid(Header Header, Hash32 HeaderHash, Signature Signa
     /// <summary>Accepted before its simulation (optimistic): it may win or set the price only with a stored valid verdict.</summary>
     public bool Optimistic { get; init; }
 
+    /// <summary>The bid's leaf in the bids root (two keccaks), computed once with the record.</summary>
+    public Hash32 Leaf { get; } = BidsMerkle.LeafHash(HeaderHash, ReceivedAtMs);
+
     public AcceptedBid ToAccepted() => new(HeaderHash, Header.Builder, Header.Value, ReceivedAtMs, Header.ParentHash, Sequence, Header.GasUsed, TxCount);
 
     /// <summary>The JSON part of the Redis record (the script prefixes "received_ms|seq|").</summary>

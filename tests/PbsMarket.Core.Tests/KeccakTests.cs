@@ -1,0 +1,36 @@
+using Org.BouncyCastle.Crypto.Digests;
+
+namespace PbsMarket.Core.Tests;
+
+/// <summary>The relay's own Keccak-256 against published vectors and against BouncyCastle's, at every length around the
+/// sponge's 136-byte rate and at random contents (seed logged).</summary>
+public class KeccakTests
+{
+    [Theory]
+    [InlineData("", "0xc5d2460186f7233c927e7db2dcc703c0e500b653ca82273b7bfad8045d85a470")]
+    [InlineData("abc", "0x4e03657aea45a94fc7d47ba826c8d667c0d1e6e33a64a036ec44f58fa12d6c45")]
+    [InlineData("The quick brown fox jumps over the lazy dog", "0x4d741b6f1eb29cb2a9b9911c82f56fa8d73b04959d3d9d222895df6c0b28aa15")]
+    public void Published_vectors(string text, string expected) =>
+        Assert.Equal(expected, Keccak.Hash(System.Text.Encoding.ASCII.GetBytes(text)).ToString());
+
+    [Fact]
+    public void Equals_bouncy_castle_at_every_length_up_to_three_blocks()
+    {
+        var seed = Random.Shared.Next();
+        TestContext.Current.TestOutputHelper?.WriteLine($"seed {seed}");
+        var random = new Random(seed);
+        var reference = new KeccakDigest(256);
+        for (var length = 0; length <= 3 * 136 + 1; length++)
+        {
+            for (var trial = 0; trial < 3; trial++)
+            {
+                var data = new byte[length];
+                random.NextBytes(data);
+                var expected = new byte[32];
+                reference.BlockUpdate(data);
+                reference.DoFinal(expected);
+                Assert.True(expected.AsSpan().SequenceEqual(Keccak.Hash(data).Span), $"length {length}, seed {seed}");
+            }
+        }
+    }
+}
