@@ -6,9 +6,9 @@ namespace PbsMarket.Core;
 
 /// <summary>
 /// Keccak-256 (Ethereum's padding 0x01, rate 136 bytes) over a stack-held 25-lane state, with the
-/// Keccak-f[1600] rounds unrolled per lane. About 4 times faster than BouncyCastle's KeccakDigest for the
-/// 32- and 64-byte inputs the relay hashes most (leaves and nodes of the bids root, EIP-712 structs);
-/// checked against it and against published vectors in the core tests.
+/// Keccak-f[1600] rounds unrolled per lane, allocation-free. Measured about 1.3 times faster than
+/// BouncyCastle's KeccakDigest on the bids root (25 against 32 ms over 10,000 bids) and the header hash
+/// (2.2 against 2.8 µs); checked against it and against published vectors in the core tests.
 /// </summary>
 internal static class KeccakF
 {
