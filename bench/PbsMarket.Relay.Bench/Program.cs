@@ -183,23 +183,43 @@ if (cluster is not null)
         string.Join(", ", after.Select(m => $"{m.Key} {(m.Value - callsBefore!.GetValueOrDefault(m.Key)) / (double)Math.Max(1, accepted):0.00}")));
 }
 
-// The auction's result must hold every accepted bid. From the close time on, the data API is asked every few ms: the
-// first answer with the result is when a proposer could have had the header (closing included: with --optimistic,
-// simulating whatever the result needs that the prefetch did not do).
+// From the close time on, the slot's proposer asks for its header every 2 ms, as `pbs proposer` does (signed
+// HeaderRequest): the first 200 is when it has the header (closing included: with --optimistic, simulating whatever the
+// result needs that the prefetch did not do). Then 200 more requests time the header served from a closed slot.
 await Task.Delay(TimeSpan.FromMilliseconds(Math.Max(0, (long)clock.AuctionClosesMs(slot) - DateTimeOffset.UtcNow.ToUnixTimeMilliseconds())));
+var headerSignature = market.ProposerOf(slot).Sign(Eip712.Digest(domain, new HeaderRequest(slot, proposer))).ToString();
+async Task<HttpStatusCode> HeaderAsync()
+{
+    using var request = new HttpRequestMessage(HttpMethod.Get, $"relay/v1/proposer/header/{slot.ToString(CultureInfo.InvariantCulture)}");
+    request.Headers.Add("X-Pbs-Signature", headerSignature);
+    using var response = await http.SendAsync(request);
+    await response.Content.ReadAsByteArrayAsync();
+    return response.StatusCode;
+}
 double resultAfterMs;
 while (true)
 {
-    using var poll = await relay.Client.GetJsonAsync($"relay/v1/data/slots/{slot}");
-    if (poll.RootElement.GetProperty("status").GetString() != "open")
+    var status = await HeaderAsync();
+    if (status is HttpStatusCode.OK or HttpStatusCode.NoContent)
     {
         resultAfterMs = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() - (long)clock.AuctionClosesMs(slot);
         break;
     }
     await Task.Delay(2);
 }
+var served = new double[200];
+var servedOther = 0;
+for (var i = 0; i < served.Length; i++)
+{
+    await Task.Delay(6); // under the relay's 200 requests/s per address
+    var t = Stopwatch.GetTimestamp();
+    if (await HeaderAsync() is not (HttpStatusCode.OK or HttpStatusCode.NoContent)) servedOther++;
+    served[i] = Stopwatch.GetElapsedTime(t).TotalMilliseconds;
+}
+Array.Sort(served);
+if (servedOther > 0) Console.WriteLine($"{servedOther} of the {served.Length} timed header requests were not answered 200/204");
 using (var doc = await relay.Client.GetJsonAsync($"relay/v1/data/slots/{slot}"))
-    Console.WriteLine($"slot {slot} closed with bid_count {doc.RootElement.GetProperty("bid_count").GetString()} (accepted {accepted}); result {resultAfterMs:0} ms after the close, winner {(doc.RootElement.GetProperty("winner").ValueKind != System.Text.Json.JsonValueKind.Object ? "none" : l2node is null ? "(not simulated)" : "simulated")}");
+    Console.WriteLine($"slot {slot} closed with bid_count {doc.RootElement.GetProperty("bid_count").GetString()} (accepted {accepted}); header to its proposer {resultAfterMs:0} ms after the close, winner {(doc.RootElement.GetProperty("winner").ValueKind != System.Text.Json.JsonValueKind.Object ? "none" : l2node is null ? "(not simulated)" : "simulated")}; then served in p50 {served[100]:0.00} ms, p99 {served[197]:0.00} ms");
 if (l2node is not null)
 {
     // The simulation alone, as the relay calls it: one call at a time on the node's relay port.

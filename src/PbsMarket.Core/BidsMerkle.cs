@@ -25,9 +25,15 @@ public static class BidsMerkle
     public static Hash32 NodeHash(Hash32 a, Hash32 b)
     {
         Span<byte> buf = stackalloc byte[64];
-        if (a.CompareTo(b) <= 0) { a.Span.CopyTo(buf); b.Span.CopyTo(buf[32..]); }
-        else { b.Span.CopyTo(buf); a.Span.CopyTo(buf[32..]); }
+        WritePair(a, b, buf);
         return Keccak.Hash(buf);
+    }
+
+    /// <summary>A node's preimage: the two children, lower first.</summary>
+    static void WritePair(Hash32 a, Hash32 b, Span<byte> dest64)
+    {
+        if (a.CompareTo(b) <= 0) { a.Span.CopyTo(dest64); b.Span.CopyTo(dest64[32..]); }
+        else { b.Span.CopyTo(dest64); a.Span.CopyTo(dest64[32..]); }
     }
 
     /// <summary>The whole tree in the library's array layout (empty for no leaves).</summary>
@@ -48,7 +54,16 @@ public static class BidsMerkle
         Array.Sort(hashes);
         var tree = new Hash32[2 * hashes.Length - 1];
         for (var i = 0; i < hashes.Length; i++) tree[tree.Length - 1 - i] = hashes[i];
-        for (var i = tree.Length - 1 - hashes.Length; i >= 0; i--) tree[i] = NodeHash(tree[2 * i + 1], tree[2 * i + 2]);
+        // Inner nodes from the last down, four at a time while the four's children (2i - 5 and up) are all above i.
+        var node = tree.Length - 1 - hashes.Length;
+        Span<byte> input = stackalloc byte[256], output = stackalloc byte[128];
+        for (; node >= 6; node -= 4)
+        {
+            for (var k = 0; k < 4; k++) WritePair(tree[2 * (node - k) + 1], tree[2 * (node - k) + 2], input.Slice(64 * k, 64));
+            KeccakF.Hash256x4Of64(input, output);
+            for (var k = 0; k < 4; k++) tree[node - k] = Hash32.Own(output.Slice(32 * k, 32).ToArray());
+        }
+        for (; node >= 0; node--) tree[node] = NodeHash(tree[2 * node + 1], tree[2 * node + 2]);
         return tree;
     }
 

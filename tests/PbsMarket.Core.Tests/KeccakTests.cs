@@ -33,4 +33,40 @@ public class KeccakTests
             }
         }
     }
+
+    [Fact]
+    public void Four_64_byte_inputs_at_once_equal_four_single_hashes()
+    {
+        var seed = Random.Shared.Next();
+        TestContext.Current.TestOutputHelper?.WriteLine($"seed {seed}, 256-bit vectors accelerated: {System.Runtime.Intrinsics.Vector256.IsHardwareAccelerated}");
+        var random = new Random(seed);
+        var input = new byte[256];
+        var output = new byte[128];
+        for (var trial = 0; trial < 200; trial++)
+        {
+            random.NextBytes(input);
+            if (trial == 0) Array.Clear(input);
+            KeccakF.Hash256x4Of64(input, output);
+            for (var i = 0; i < 4; i++)
+                Assert.True(Keccak.Hash(input.AsSpan(64 * i, 64)).Span.SequenceEqual(output.AsSpan(32 * i, 32)), $"input {i}, trial {trial}, seed {seed}");
+        }
+    }
+
+    [Fact]
+    public void The_bids_tree_hashed_four_nodes_at_a_time_equals_the_tree_hashed_node_by_node()
+    {
+        var seed = Random.Shared.Next();
+        TestContext.Current.TestOutputHelper?.WriteLine($"seed {seed}");
+        var random = new Random(seed);
+        foreach (var n in Enumerable.Range(0, 70).Concat([127, 128, 129, 1000, 1001]))
+        {
+            var leaves = Enumerable.Range(0, n).Select(_ => { var b = new byte[32]; random.NextBytes(b); return Hash32.FromBytes(b); }).ToArray();
+            var tree = BidsMerkle.TreeOfLeaves(leaves);
+            var sorted = leaves.Order().ToArray();
+            var reference = new Hash32[Math.Max(0, 2 * n - 1)];
+            for (var i = 0; i < n; i++) reference[reference.Length - 1 - i] = sorted[i];
+            for (var i = reference.Length - 1 - n; i >= 0; i--) reference[i] = BidsMerkle.NodeHash(reference[2 * i + 1], reference[2 * i + 2]);
+            Assert.True(reference.SequenceEqual(tree), $"{n} leaves, seed {seed}");
+        }
+    }
 }

@@ -1,3 +1,4 @@
+using Microsoft.Extensions.DependencyInjection;
 using System.Collections.Concurrent;
 using System.Globalization;
 using System.Text.Json;
@@ -82,6 +83,9 @@ public sealed class MultiRelayTests(TestServers servers) : IAsyncLifetime
         await _market.WaitClosedAsync(a.Slot);
         var original = await SlotJsonAsync(_r1, a.Slot);
         Assert.Equal(original, await SlotJsonAsync(_r2, a.Slot));
+        // Each instance took its own bids from memory and read only the other's: neither read every record.
+        static long FullReads(RelayInstance r) => r.App.Services.GetRequiredService<Auctions.AuctionStore>().FullReads;
+        Assert.Equal(0, FullReads(_r1) + FullReads(_r2));
         using (var doc = JsonDocument.Parse(original))
             Assert.Equal(receipts.Select(r => r.HeaderHash.ToString()).Order(), doc.RootElement.GetProperty("bids").EnumerateArray().Select(b => b.GetProperty("header_hash").GetString()!).Order());
 
@@ -92,13 +96,19 @@ public sealed class MultiRelayTests(TestServers servers) : IAsyncLifetime
         // The closer died after storing the result, before its bid list: a fresh instance completes it.
         Assert.True(await db.KeyDeleteAsync(keys.ResultBids(a.Slot)));
         await using (var r3 = await _market.StartRelayAsync(TestMarket.Unlimited))
+        {
             Assert.Equal(original, await SlotJsonAsync(r3, a.Slot));
+            Assert.Equal(0, FullReads(r3)); // through the order list
+        }
         Assert.True(await db.KeyExistsAsync(keys.ResultBids(a.Slot)));
 
         // No result, no list and no order list: a fresh instance closes from every stored record, to the same slot.
         Assert.Equal(3, await db.KeyDeleteAsync([keys.Result(a.Slot), keys.ResultBids(a.Slot), keys.BidOrder(a.Slot)]));
         await using (var r4 = await _market.StartRelayAsync(TestMarket.Unlimited))
+        {
             Assert.Equal(original, await SlotJsonAsync(r4, a.Slot));
+            Assert.True(FullReads(r4) >= 1, "the close without an order list read every record");
+        }
         Assert.True(await db.KeyExistsAsync(keys.Result(a.Slot)));
     }
 

@@ -76,14 +76,12 @@ public sealed class SlotReader(AuctionStore store, ResultService results, Market
     async Task<SlotView?> ClosedViewAsync(ulong slot)
     {
         if (_closed.TryGetValue(slot, out var cached)) return cached;
-        // The result and its bid list are stored apart (ResultService); a result without its list (its closer died between
-        // the two) is completed by this instance's own close.
-        var json = await store.GetResultJsonAsync(slot);
-        var list = json is null ? null : await store.GetBidListJsonAsync(slot);
-        var view = list is not null
-            ? JsonSerializer.Deserialize<SlotView>(json!, WireJson.Options)! with { Bids = JsonSerializer.Deserialize<List<BidView>>(list, WireJson.Options) }
-            : (await results.EnsureClosedAsync(slot))?.View;
-        if (view is null) return null;
+        // The result and its bid list are stored apart (ResultService): the result first, so that proposers have it sooner.
+        var json = await store.GetResultJsonAsync(slot) ?? (await results.EnsureClosedAsync(slot))?.ResultJson;
+        if (json is null) return null;
+        var view = JsonSerializer.Deserialize<SlotView>(json, WireJson.Options)!;
+        if (await results.BidListAsync(slot, view.ClosedAtMs ?? 0) is not { } list) return null;
+        view = view with { Bids = JsonSerializer.Deserialize<List<BidView>>(list, WireJson.Options) };
         var current = market.Clock.CurrentSlot;
         if (slot + CachedSlots >= current)
         {

@@ -16,20 +16,29 @@ public sealed class ResultService(
     AuctionStore store, Market market, RelayKey key, DebtLedger ledger, ArchiveQueue archive,
     EventHub events, RelayMetrics metrics, SimulationVerdicts verdicts, ILogger<ResultService> log)
 {
-    public sealed record Closed(SlotView View, IReadOnlyList<StoredBid> Bids, StoredBid? Winner);
+    /// <summary>A closed slot: its result as stored (<paramref name="ResultJson"/>; the view without its bid list, which
+    /// <see cref="BidListAsync"/> serves), the frozen bids, the winner.</summary>
+    public sealed record Closed(SlotView View, IReadOnlyList<StoredBid> Bids, StoredBid? Winner, string ResultJson);
 
     /// <summary>The slot's result, closing the auction first if its time has come; null if it is still open or absent.</summary>
     public async Task<Closed?> EnsureClosedAsync(ulong slot)
     {
-        // A closed slot's result never changes: once this instance has it (and has booked its debt), it is served from memory.
-        if (_closed.TryGetValue(slot, out var known)) return known;
+        // A closed slot's result never changes: once this instance has it, it is served from memory, as long as Redis
+        // still holds the same result (one small read: a failover that lost it makes this instance close again, not
+        // serve a result nobody else can see), and its debt is booked again (idempotent: a booking lost to a crash or a
+        // failover heals at the next reader, as DebtLedger promises).
+        if (_closed.TryGetValue(slot, out var known))
+        {
+            if (await store.GetResultJsonAsync(slot) == known.ResultJson) return await BookAsync(known);
+            _closed.TryRemove(KeyValuePair.Create(slot, known));
+        }
         var started = System.Diagnostics.Stopwatch.GetTimestamp();
         var outcome = await store.CloseAsync(slot);
         if (outcome is not AuctionStore.ClosedAuction closed) return null;
         var read = System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds;
 
         var existing = await store.GetResultJsonAsync(slot);
-        if (existing is not null) return Remember(await BookAsync(await RehydrateAsync(slot, existing, closed)));
+        if (existing is not null) return Remember(await BookAsync(Rehydrate(existing, closed)));
 
         // One resolution per slot on this instance however many callers arrive at once (proposers, bids booking the
         // previous slot, the scheduler): the close's simulations run once and its budget is spent once.
@@ -91,11 +100,19 @@ public sealed class ResultService(
         if (await store.TryStoreResultAsync(slot, json))
         {
             var storedMs = System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds;
-            view = view with { Bids = BidViews(closed.Bids) };
-            var done = Remember(new Closed(view, closed.Bids, winner));
-            await store.TryStoreBidListAsync(slot, JsonSerializer.Serialize(view.Bids, WireJson.Options));
+            var done = Remember(new Closed(view, closed.Bids, winner, json));
+            var bidViews = BidViews(closed.Bids);
+            try
+            {
+                await store.TryStoreBidListAsync(slot, JsonSerializer.Serialize(bidViews, WireJson.Options));
+            }
+            catch (RedisException e)
+            {
+                // Not fatal: a reader completes a missing list (BidListAsync); the archive and the event must still go.
+                log.LogWarning(e, "slot {Slot}: storing the bid list failed; readers will complete it", slot);
+            }
             // Only the instance that stored the result archives and announces it.
-            await archive.EnqueueResultAsync(view, closed.Bids);
+            await archive.EnqueueResultAsync(view with { Bids = bidViews }, closed.Bids);
             metrics.AuctionBids.Record(closed.Bids.Count);
             metrics.AuctionsClosed.Add(1, RelayMetrics.Tag("outcome", winner is null ? "empty" : "won"));
             await events.PublishAsync(JsonSerializer.Serialize(new { type = "closed", slot = slot.ToString(), bid_count = closed.Bids.Count.ToString(), winner = view.Winner?.Builder.ToString(), price = result.Price.ToString() }));
@@ -104,12 +121,12 @@ public sealed class ResultService(
                 slot, closed.Bids.Count, view.Winner?.Builder.ToString() ?? "none", result.Price, root, storedMs, read, resolvedMs - read, rootMs - resolvedMs, viewMs - rootMs, jsonMs - viewMs, builtMs - jsonMs, storedMs - builtMs, totalMs - storedMs);
             return done;
         }
-        return Remember(await BookAsync(await RehydrateAsync(slot, (await store.GetResultJsonAsync(slot))!, closed)));
+        return Remember(await BookAsync(Rehydrate((await store.GetResultJsonAsync(slot))!, closed)));
     }
 
     /// <summary>Closed results this instance holds, the newest <see cref="ClosedKept"/> slots.</summary>
     readonly System.Collections.Concurrent.ConcurrentDictionary<ulong, Closed> _closed = new();
-    const int ClosedKept = 16;
+    const int ClosedKept = 8; // the proposer's slot and those before it that a bid's booking pass reaches (HeadRules.LateSlots)
 
     Closed Remember(Closed c)
     {
@@ -163,6 +180,7 @@ public sealed class ResultService(
     static List<StoredBid> Annotate(IReadOnlyList<StoredBid> bids, IReadOnlyDictionary<Hash32, StoredVerdict>? stored) =>
         [.. bids.Select(b => stored is not null && stored.TryGetValue(b.HeaderHash, out var v)
             ? b with { Fees = v.Fees ?? b.Fees, Simulation = v.Code }
+            : b.Simulation == (b.Fees is null ? null : StoredVerdict.Valid) ? b // unchanged: no copy (a close may annotate 10,000)
             : b with { Simulation = b.Fees is null ? null : StoredVerdict.Valid })];
 
     async Task<Closed> BookAsync(Closed c)
@@ -229,22 +247,34 @@ public sealed class ResultService(
     static List<BidView> BidViews(IEnumerable<StoredBid> bids) =>
         [.. bids.OrderBy(b => b.Sequence).Select(b => new BidView(b.HeaderHash, b.Header.Builder, b.Header.Value, b.Header.GasUsed, b.TxCount, b.ReceivedAtMs, b.Fees, b.Simulation))];
 
-    /// <summary>
-    /// The result another instance stored, with its bid list. If that instance died between the two (the list is not
-    /// there), this one writes the list from the frozen bids as the closer would have (each bid with its stored verdict).
-    /// </summary>
-    async Task<Closed> RehydrateAsync(ulong slot, string json, AuctionStore.ClosedAuction closed)
+    static Closed Rehydrate(string json, AuctionStore.ClosedAuction closed)
     {
         var view = JsonSerializer.Deserialize<SlotView>(json, WireJson.Options)!;
-        var list = await store.GetBidListJsonAsync(slot);
-        if (list is null)
-        {
-            var annotated = Annotate(closed.Bids, closed.Bids.Any(b => b.Optimistic) ? await verdicts.AllAsync(slot) : null);
-            await store.TryStoreBidListAsync(slot, JsonSerializer.Serialize(BidViews(annotated), WireJson.Options));
-            list = (await store.GetBidListJsonAsync(slot))!;
-        }
-        view = view with { Bids = JsonSerializer.Deserialize<List<BidView>>(list, WireJson.Options)! };
         var winner = view.Winner is { } w ? closed.Bids.FirstOrDefault(b => b.HeaderHash == w.HeaderHash) : null;
-        return new Closed(view, closed.Bids, winner);
+        return new Closed(view, closed.Bids, winner, json);
+    }
+
+    /// <summary>How long after a slot's close its bid list may still be on its way from the instance that stored the result.</summary>
+    const ulong BidListGraceMs = 2_000;
+
+    /// <summary>
+    /// A closed slot's bid list (JSON array of bid views), for the data API. The instance that stored the result writes it
+    /// right after; a reader that finds none waits for it until <see cref="BidListGraceMs"/> after the close, then writes it
+    /// itself from the frozen bids, each with its stored verdict, as the closer would have (the closer died between the
+    /// two writes, or its write failed). Null when the slot has not closed.
+    /// </summary>
+    public async Task<string?> BidListAsync(ulong slot, ulong closedAtMs)
+    {
+        while (true)
+        {
+            if (await store.GetBidListJsonAsync(slot) is { } list) return list;
+            if (market.Clock.NowMs >= closedAtMs + BidListGraceMs) break;
+            await Task.Delay(10);
+        }
+        if (await store.CloseAsync(slot) is not AuctionStore.ClosedAuction closed) return null;
+        var annotated = Annotate(closed.Bids, closed.Bids.Any(b => b.Optimistic) ? await verdicts.AllAsync(slot) : null);
+        var mine = JsonSerializer.Serialize(BidViews(annotated), WireJson.Options);
+        log.LogWarning("slot {Slot}: its bid list was missing {Ms} ms after the close; written from the frozen bids", slot, market.Clock.NowMs - closedAtMs);
+        return await store.TryStoreBidListAsync(slot, mine) ? mine : await store.GetBidListJsonAsync(slot) ?? mine;
     }
 }

@@ -71,8 +71,8 @@ internal static class Scripts
         local record = now .. '|' .. seq .. '|' .. @record
         redis.call('HSET', @bids, @hash, record)
         redis.call('RPUSH', @order, @hash)
-        -- A checksum over (sequence, hash): the close checks an instance's own copy of its bids against it.
-        redis.call('HINCRBY', @auction, 'check', tonumber(string.sub(@hash, 3, 8), 16) * (seq % 4096 + 1))
+        -- A checksum over (sequence, hash, receipt time, flags): the close checks an instance's own copy of its bids against it.
+        redis.call('HINCRBY', @auction, 'check', (tonumber(string.sub(@hash, 3, 8), 16) + now % 16777216 + tonumber(@flags)) * (seq % 4096 + 1))
         redis.call('EXPIRE', @order, @ttl, 'NX')
         if prevHash then redis.call('HDEL', @payloads, prevHash) end
         redis.call('HSET', @payloads, @hash, @payload)
