@@ -58,7 +58,14 @@ public class AuctionBench
             Keccak.Hash(BitConverter.GetBytes(i)), builders[rng.Next(builders.Length)], rng.Next(1, 1_000_000),
             (ulong)(1_700_000_000_000 + i / 10), rng.Next(20) == 0 ? Keccak.Hash("old"u8) : _head, i, 21_000, 1)).ToArray();
         _leaves = _bids.Select(b => (b.HeaderHash, b.ReceivedAtMs)).ToArray();
+        _leafHashes = _leaves.Select(l => BidsMerkle.LeafHash(l.Item1, l.Item2)).ToArray();
     }
+
+    private Hash32[] _leafHashes = null!;
+
+    /// <summary>The close's share of the bids root: the leaves are hashed as bids arrive, the close builds the tree.</summary>
+    [Benchmark]
+    public Hash32[] BidsTreeOfLeaves() => BidsMerkle.TreeOfLeaves(_leafHashes);
 
     [Benchmark]
     public AuctionOutcome Resolve() => AuctionRules.Resolve(_bids, _head, 1000, PriceRule.SecondPrice);

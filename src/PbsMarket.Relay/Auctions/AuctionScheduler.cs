@@ -55,6 +55,13 @@ public sealed class AuctionScheduler(
         }
     }
 
+    /// <summary>A clean stop finishes what follows the results already stored (their archive records and events).</summary>
+    public override async Task StopAsync(CancellationToken ct)
+    {
+        await base.StopAsync(ct);
+        await results.DrainAsync().WaitAsync(ct);
+    }
+
     async Task TickAsync()
     {
         var clock = market.Clock;

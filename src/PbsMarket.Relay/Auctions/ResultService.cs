@@ -32,6 +32,9 @@ public sealed class ResultService(
             if (await store.GetResultJsonAsync(slot) == known.ResultJson) return await BookAsync(known);
             _closed.TryRemove(KeyValuePair.Create(slot, known));
         }
+        // A close under way here: wait for it rather than read the frozen bids again (a proposer polling every few ms
+        // would otherwise assemble 10,000 bids per request while the close needs the cores).
+        if (_closing.TryGetValue(slot, out var underWay)) return await underWay.Value;
         var started = System.Diagnostics.Stopwatch.GetTimestamp();
         var outcome = await store.CloseAsync(slot);
         if (outcome is not AuctionStore.ClosedAuction closed) return null;
@@ -40,19 +43,25 @@ public sealed class ResultService(
         var existing = await store.GetResultJsonAsync(slot);
         if (existing is not null) return Remember(await BookAsync(Rehydrate(existing, closed)));
 
-        // One resolution per slot on this instance however many callers arrive at once (proposers, bids booking the
-        // previous slot, the scheduler): the close's simulations run once and its budget is spent once.
-        var resolving = _resolving.GetOrAdd(slot, _ => new Lazy<Task<(AuctionOutcome, IReadOnlyList<StoredBid>)>>(() => ResolveExecutedAsync(slot, closed)));
-        (AuctionOutcome, IReadOnlyList<StoredBid>) resolved;
+        // One close per slot on this instance however many callers arrive at once (proposers, bids booking the previous
+        // slot, the scheduler, the data API): the close's simulations run once, its budget is spent once, and its result
+        // is built, signed and stored once; every caller gets it as soon as it is stored.
+        var closing = _closing.GetOrAdd(slot, _ => new Lazy<Task<Closed>>(() => CloseAndStoreAsync(slot, closed, started, read)));
         try
         {
-            resolved = await resolving.Value;
+            return await closing.Value;
         }
         finally
         {
-            _resolving.TryRemove(KeyValuePair.Create(slot, resolving)); // done (or failed): later callers find the stored result
+            _closing.TryRemove(KeyValuePair.Create(slot, closing)); // done (or failed): later callers find the stored result
         }
-        var (result, bids) = resolved;
+    }
+
+    async Task<Closed> CloseAndStoreAsync(ulong slot, AuctionStore.ClosedAuction closed, long started, double read)
+    {
+        var gcBefore = (GC.CollectionCount(0), GC.CollectionCount(1), GC.CollectionCount(2), GC.GetTotalPauseDuration());
+        var cpuBefore = System.Diagnostics.Process.GetCurrentProcess().TotalProcessorTime;
+        var (result, bids) = await ResolveExecutedAsync(slot, closed);
         var resolvedMs = System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds;
         closed = closed with { Bids = bids };
         var tree = BidsMerkle.TreeOfLeaves(closed.Bids.Select(b => b.Leaf));
@@ -101,28 +110,55 @@ public sealed class ResultService(
         {
             var storedMs = System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds;
             var done = Remember(new Closed(view, closed.Bids, winner, json));
-            var bidViews = BidViews(closed.Bids);
-            try
-            {
-                await store.TryStoreBidListAsync(slot, JsonSerializer.Serialize(bidViews, WireJson.Options));
-            }
-            catch (RedisException e)
-            {
-                // Not fatal: a reader completes a missing list (BidListAsync); the archive and the event must still go.
-                log.LogWarning(e, "slot {Slot}: storing the bid list failed; readers will complete it", slot);
-            }
-            // Only the instance that stored the result archives and announces it.
-            await archive.EnqueueResultAsync(view with { Bids = bidViews }, closed.Bids);
-            metrics.AuctionBids.Record(closed.Bids.Count);
-            metrics.AuctionsClosed.Add(1, RelayMetrics.Tag("outcome", winner is null ? "empty" : "won"));
-            await events.PublishAsync(JsonSerializer.Serialize(new { type = "closed", slot = slot.ToString(), bid_count = closed.Bids.Count.ToString(), winner = view.Winner?.Builder.ToString(), price = result.Price.ToString() }));
-            var totalMs = System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds;
-            log.LogInformation("slot {Slot} closed: {Bids} bids, winner {Winner}, price {Price} wei, root {Root}; result stored {Stored:0} ms after the freeze began (read {Read:0}, resolve {Resolve:0}, root {Root:0}, signature and proof {Signature:0}, JSON {Json:0}, debt {Debt:0}, store {Store:0}; bid list, archive and event {Archive:0} more)",
-                slot, closed.Bids.Count, view.Winner?.Builder.ToString() ?? "none", result.Price, root, storedMs, read, resolvedMs - read, rootMs - resolvedMs, viewMs - rootMs, jsonMs - viewMs, builtMs - jsonMs, storedMs - builtMs, totalMs - storedMs);
+            // What follows needs no caller to wait for it (the result is servable): it runs on, tracked so that a clean
+            // stop finishes it (DrainAsync).
+            var timings = $"read {read:0}, resolve {resolvedMs - read:0}, root {rootMs - resolvedMs:0}, signature and proof {viewMs - rootMs:0}, JSON {jsonMs - viewMs:0}, debt {builtMs - jsonMs:0}, store {storedMs - builtMs:0}; garbage collections gen0/1/2 {GC.CollectionCount(0) - gcBefore.Item1}/{GC.CollectionCount(1) - gcBefore.Item2}/{GC.CollectionCount(2) - gcBefore.Item3}, paused {(GC.GetTotalPauseDuration() - gcBefore.Item4).TotalMilliseconds:0} ms; process CPU {(System.Diagnostics.Process.GetCurrentProcess().TotalProcessorTime - cpuBefore).TotalMilliseconds:0} ms";
+            Track(Task.Run(() => AfterStoreAsync(slot, view, closed, winner, result, root, started, storedMs, timings)));
             return done;
         }
         return Remember(await BookAsync(Rehydrate((await store.GetResultJsonAsync(slot))!, closed)));
     }
+
+    /// <summary>After the result is stored, by the instance that stored it: the bid list, the archive record, the
+    /// metrics, the <c>closed</c> event (last: whoever reacts to it finds the list), the log line.</summary>
+    async Task AfterStoreAsync(ulong slot, SlotView view, AuctionStore.ClosedAuction closed, StoredBid? winner, AuctionOutcome result, Hash32 root,
+        long started, double storedMs, string timings)
+    {
+        var bidViews = BidViews(closed.Bids);
+        try
+        {
+            await store.TryStoreBidListAsync(slot, JsonSerializer.Serialize(bidViews, WireJson.Options));
+        }
+        catch (RedisException e)
+        {
+            // Not fatal: a reader completes a missing list (BidListAsync); the archive and the event must still go.
+            log.LogWarning(e, "slot {Slot}: storing the bid list failed; readers will complete it", slot);
+        }
+        // Only the instance that stored the result archives and announces it.
+        await archive.EnqueueResultAsync(view with { Bids = bidViews }, closed.Bids);
+        metrics.AuctionBids.Record(closed.Bids.Count);
+        metrics.AuctionsClosed.Add(1, RelayMetrics.Tag("outcome", winner is null ? "empty" : "won"));
+        await events.PublishAsync(JsonSerializer.Serialize(new { type = "closed", slot = slot.ToString(), bid_count = closed.Bids.Count.ToString(), winner = view.Winner?.Builder.ToString(), price = result.Price.ToString() }));
+        var totalMs = System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds;
+        var lateMs = (long)closed.ClosedAtMs - (long)market.Clock.AuctionClosesMs(slot);
+        log.LogInformation("slot {Slot} closed: {Bids} bids, winner {Winner}, price {Price} wei, root {Root}; frozen {Late} ms after the close time, result stored {Stored:0} ms after the freeze began ({Timings}); bid list, archive and event {Archive:0} more",
+            slot, closed.Bids.Count, view.Winner?.Builder.ToString() ?? "none", result.Price, root, lateMs, storedMs, timings, totalMs - storedMs);
+    }
+
+    readonly System.Collections.Concurrent.ConcurrentDictionary<Task, byte> _afterStore = new();
+
+    void Track(Task work)
+    {
+        _afterStore[work] = 0;
+        work.ContinueWith(t =>
+        {
+            _afterStore.TryRemove(t, out _);
+            if (t.Exception is { } e) log.LogError(e.GetBaseException(), "a closed slot's bid list, archive record or event failed");
+        }, TaskScheduler.Default);
+    }
+
+    /// <summary>Waits for the work that follows stored results (on a clean stop: no archive record left behind).</summary>
+    public Task DrainAsync() => Task.WhenAll(_afterStore.Keys);
 
     /// <summary>Closed results this instance holds, the newest <see cref="ClosedKept"/> slots.</summary>
     readonly System.Collections.Concurrent.ConcurrentDictionary<ulong, Closed> _closed = new();
@@ -189,7 +225,7 @@ public sealed class ResultService(
         return c;
     }
 
-    readonly System.Collections.Concurrent.ConcurrentDictionary<ulong, Lazy<Task<(AuctionOutcome, IReadOnlyList<StoredBid>)>>> _resolving = new();
+    readonly System.Collections.Concurrent.ConcurrentDictionary<ulong, Lazy<Task<Closed>>> _closing = new();
 
     ulong _bookedBefore;
 
