@@ -60,9 +60,13 @@ public class KeccakTests
         var random = new Random(seed);
         foreach (var n in Enumerable.Range(0, 70).Concat([127, 128, 129, 1000, 1001]))
         {
-            var leaves = Enumerable.Range(0, n).Select(_ => { var b = new byte[32]; random.NextBytes(b); return Hash32.FromBytes(b); }).ToArray();
-            var tree = BidsMerkle.TreeOfLeaves(leaves);
-            var sorted = leaves.Order().ToArray();
+            // Random leaves, then some sharing their first 8, 16 or 24 bytes with another (the sort's tie-breaks), and a duplicate.
+            var leaves = Enumerable.Range(0, n).Select(_ => { var b = new byte[32]; random.NextBytes(b); return b; }).ToArray();
+            for (var i = 1; i < n; i += 3) Array.Copy(leaves[i - 1], leaves[i], 8 * (1 + i % 3));
+            if (n > 4) leaves[4] = (byte[])leaves[0].Clone();
+            var hashes = leaves.Select(b => Hash32.FromBytes(b)).ToArray();
+            var tree = BidsMerkle.TreeOfLeaves(hashes);
+            var sorted = hashes.Order().ToArray();
             var reference = new Hash32[Math.Max(0, 2 * n - 1)];
             for (var i = 0; i < n; i++) reference[reference.Length - 1 - i] = sorted[i];
             for (var i = reference.Length - 1 - n; i >= 0; i--) reference[i] = BidsMerkle.NodeHash(reference[2 * i + 1], reference[2 * i + 2]);

@@ -59,7 +59,7 @@ public sealed class AuctionScheduler(
     public override async Task StopAsync(CancellationToken ct)
     {
         await base.StopAsync(ct);
-        await results.DrainAsync().WaitAsync(ct);
+        await results.DrainAsync(ct);
     }
 
     async Task TickAsync()

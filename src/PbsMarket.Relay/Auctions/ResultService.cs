@@ -32,21 +32,11 @@ public sealed class ResultService(
             if (await store.GetResultJsonAsync(slot) == known.ResultJson) return await BookAsync(known);
             _closed.TryRemove(KeyValuePair.Create(slot, known));
         }
-        // A close under way here: wait for it rather than read the frozen bids again (a proposer polling every few ms
-        // would otherwise assemble 10,000 bids per request while the close needs the cores).
-        if (_closing.TryGetValue(slot, out var underWay)) return await underWay.Value;
-        var started = System.Diagnostics.Stopwatch.GetTimestamp();
-        var outcome = await store.CloseAsync(slot);
-        if (outcome is not AuctionStore.ClosedAuction closed) return null;
-        var read = System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds;
-
-        var existing = await store.GetResultJsonAsync(slot);
-        if (existing is not null) return Remember(await BookAsync(Rehydrate(existing, closed)));
-
-        // One close per slot on this instance however many callers arrive at once (proposers, bids booking the previous
-        // slot, the scheduler, the data API): the close's simulations run once, its budget is spent once, and its result
-        // is built, signed and stored once; every caller gets it as soon as it is stored.
-        var closing = _closing.GetOrAdd(slot, _ => new Lazy<Task<Closed>>(() => CloseAndStoreAsync(slot, closed, started, read)));
+        // One close per slot on this instance however many callers arrive at once (proposers polling every few ms, bids
+        // booking the previous slot, the scheduler, the data API), from the freeze on: the frozen bids are assembled once,
+        // the close's simulations run once and its budget is spent once, and its result is built, signed and stored once;
+        // every caller gets it as soon as it is stored. Not yet closable (or no auction): null, and the next caller tries.
+        var closing = _closing.GetOrAdd(slot, _ => new Lazy<Task<Closed?>>(() => Task.Run(() => CloseAsync(slot))));
         try
         {
             return await closing.Value;
@@ -57,10 +47,21 @@ public sealed class ResultService(
         }
     }
 
+    async Task<Closed?> CloseAsync(ulong slot)
+    {
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
+        var outcome = await store.CloseAsync(slot);
+        if (outcome is not AuctionStore.ClosedAuction closed) return null;
+        var read = System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds;
+        var existing = await store.GetResultJsonAsync(slot);
+        if (existing is not null) return Remember(await BookAsync(Rehydrate(existing, closed)));
+        return await CloseAndStoreAsync(slot, closed, started, read);
+    }
+
     async Task<Closed> CloseAndStoreAsync(ulong slot, AuctionStore.ClosedAuction closed, long started, double read)
     {
         var gcBefore = (GC.CollectionCount(0), GC.CollectionCount(1), GC.CollectionCount(2), GC.GetTotalPauseDuration());
-        var cpuBefore = System.Diagnostics.Process.GetCurrentProcess().TotalProcessorTime;
+        var cpuBefore = Environment.CpuUsage.TotalTime;
         var (result, bids) = await ResolveExecutedAsync(slot, closed);
         var resolvedMs = System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds;
         closed = closed with { Bids = bids };
@@ -110,17 +111,21 @@ public sealed class ResultService(
         {
             var storedMs = System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds;
             var done = Remember(new Closed(view, closed.Bids, winner, json));
+            // The slot's archive row and its event before any caller has the result: the proposal and posting records
+            // that follow (they update the row) always find it, and `closed` comes before `proposed`.
+            await archive.EnqueueResultAsync(view, []);
+            await events.PublishAsync(JsonSerializer.Serialize(new { type = "closed", slot = slot.ToString(), bid_count = closed.Bids.Count.ToString(), winner = view.Winner?.Builder.ToString(), price = result.Price.ToString() }));
             // What follows needs no caller to wait for it (the result is servable): it runs on, tracked so that a clean
             // stop finishes it (DrainAsync).
-            var timings = $"read {read:0}, resolve {resolvedMs - read:0}, root {rootMs - resolvedMs:0}, signature and proof {viewMs - rootMs:0}, JSON {jsonMs - viewMs:0}, debt {builtMs - jsonMs:0}, store {storedMs - builtMs:0}; garbage collections gen0/1/2 {GC.CollectionCount(0) - gcBefore.Item1}/{GC.CollectionCount(1) - gcBefore.Item2}/{GC.CollectionCount(2) - gcBefore.Item3}, paused {(GC.GetTotalPauseDuration() - gcBefore.Item4).TotalMilliseconds:0} ms; process CPU {(System.Diagnostics.Process.GetCurrentProcess().TotalProcessorTime - cpuBefore).TotalMilliseconds:0} ms";
+            var timings = $"read {read:0}, resolve {resolvedMs - read:0}, root {rootMs - resolvedMs:0}, signature and proof {viewMs - rootMs:0}, JSON {jsonMs - viewMs:0}, debt {builtMs - jsonMs:0}, store {storedMs - builtMs:0}; garbage collections gen0/1/2 {GC.CollectionCount(0) - gcBefore.Item1}/{GC.CollectionCount(1) - gcBefore.Item2}/{GC.CollectionCount(2) - gcBefore.Item3}, paused {(GC.GetTotalPauseDuration() - gcBefore.Item4).TotalMilliseconds:0} ms; process CPU {(Environment.CpuUsage.TotalTime - cpuBefore).TotalMilliseconds:0} ms";
             Track(Task.Run(() => AfterStoreAsync(slot, view, closed, winner, result, root, started, storedMs, timings)));
             return done;
         }
         return Remember(await BookAsync(Rehydrate((await store.GetResultJsonAsync(slot))!, closed)));
     }
 
-    /// <summary>After the result is stored, by the instance that stored it: the bid list, the archive record, the
-    /// metrics, the <c>closed</c> event (last: whoever reacts to it finds the list), the log line.</summary>
+    /// <summary>After the result is stored, by the instance that stored it: the bid list, the bids' archive record, the
+    /// metrics, the log line. (A data-API reader that comes first waits for the list: BidListAsync.)</summary>
     async Task AfterStoreAsync(ulong slot, SlotView view, AuctionStore.ClosedAuction closed, StoredBid? winner, AuctionOutcome result, Hash32 root,
         long started, double storedMs, string timings)
     {
@@ -129,16 +134,29 @@ public sealed class ResultService(
         {
             await store.TryStoreBidListAsync(slot, JsonSerializer.Serialize(bidViews, WireJson.Options));
         }
-        catch (RedisException e)
+        catch (Exception e) when (e is RedisException or TimeoutException)
         {
             // Not fatal: a reader completes a missing list (BidListAsync); the archive and the event must still go.
             log.LogWarning(e, "slot {Slot}: storing the bid list failed; readers will complete it", slot);
         }
-        // Only the instance that stored the result archives and announces it.
-        await archive.EnqueueResultAsync(view with { Bids = bidViews }, closed.Bids);
+        // Only the instance that stored the result archives it: the row went first, the bids follow (retried: nothing
+        // else would write them).
+        if (closed.Bids.Count > 0)
+            for (var attempt = 1; ; attempt++)
+            {
+                try
+                {
+                    await archive.EnqueueResultAsync(view, closed.Bids);
+                    break;
+                }
+                catch (Exception e) when (attempt < 5 && e is RedisException or TimeoutException)
+                {
+                    log.LogWarning("slot {Slot}: queueing its {Count} bids for the archive failed ({Error}); retrying", slot, closed.Bids.Count, e.Message);
+                    await Task.Delay(200 * attempt);
+                }
+            }
         metrics.AuctionBids.Record(closed.Bids.Count);
         metrics.AuctionsClosed.Add(1, RelayMetrics.Tag("outcome", winner is null ? "empty" : "won"));
-        await events.PublishAsync(JsonSerializer.Serialize(new { type = "closed", slot = slot.ToString(), bid_count = closed.Bids.Count.ToString(), winner = view.Winner?.Builder.ToString(), price = result.Price.ToString() }));
         var totalMs = System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds;
         var lateMs = (long)closed.ClosedAtMs - (long)market.Clock.AuctionClosesMs(slot);
         log.LogInformation("slot {Slot} closed: {Bids} bids, winner {Winner}, price {Price} wei, root {Root}; frozen {Late} ms after the close time, result stored {Stored:0} ms after the freeze began ({Timings}); bid list, archive and event {Archive:0} more",
@@ -158,7 +176,15 @@ public sealed class ResultService(
     }
 
     /// <summary>Waits for the work that follows stored results (on a clean stop: no archive record left behind).</summary>
-    public Task DrainAsync() => Task.WhenAll(_afterStore.Keys);
+    public async Task DrainAsync(CancellationToken ct)
+    {
+        var pending = _afterStore.Keys.ToArray();
+        if (pending.Length == 0) return;
+        log.LogInformation("finishing the archive records of {Count} closed slot(s) before stopping", pending.Length);
+        // Failures were logged where they happened; a stop that runs out of time says so and stops.
+        await Task.WhenAll(pending).WaitAsync(ct).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        if (_afterStore.Count > 0) log.LogWarning("stopped with {Count} closed slot(s) whose bids may not be archived", _afterStore.Count);
+    }
 
     /// <summary>Closed results this instance holds, the newest <see cref="ClosedKept"/> slots.</summary>
     readonly System.Collections.Concurrent.ConcurrentDictionary<ulong, Closed> _closed = new();
@@ -225,7 +251,7 @@ public sealed class ResultService(
         return c;
     }
 
-    readonly System.Collections.Concurrent.ConcurrentDictionary<ulong, Lazy<Task<Closed>>> _closing = new();
+    readonly System.Collections.Concurrent.ConcurrentDictionary<ulong, Lazy<Task<Closed?>>> _closing = new();
 
     ulong _bookedBefore;
 
