@@ -194,6 +194,20 @@ else
       echo "forge test exited with $rc without a failed test"; broken=$((broken + 1))
     fi
     [ "$fx" -gt 0 ] && echo "replay the fuzz inputs: PBS_FUZZ_SEED=$seed_fuzz scripts/test.sh (or: cd contracts && forge test --fuzz-seed $seed_fuzz)"
+    # The C# deploy reads the committed artifacts: the bytecode forge just built must be the committed one.
+    for artifact in ProposerRegistry.sol/ProposerRegistry BuilderEscrow.sol/BuilderEscrow Inbox.sol/Inbox; do
+      file="contracts/out/$artifact.json"
+      if ! git rev-parse --git-dir >/dev/null 2>&1; then break; fi
+      if ! python3 -c '
+import json, subprocess, sys
+path = sys.argv[1]
+built = json.load(open(path))["bytecode"]["object"]
+committed = json.loads(subprocess.run(["git", "show", "HEAD:" + path], capture_output=True, check=True).stdout)["bytecode"]["object"]
+sys.exit(0 if built == committed else 1)' "$file" 2>/dev/null; then
+        echo "FAILED: $file as committed differs from what forge builds from contracts/src (run forge build, then git add -f $file)"
+        broken=$((broken + 1))
+      fi
+    done
   fi
 
   if [ ${#skipped_parts[@]} -eq 0 ] || [ $self_only = 1 ]; then

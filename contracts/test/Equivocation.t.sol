@@ -136,13 +136,22 @@ contract EquivocationTest is Fixture {
     /// then posts its own block for the slot. The relay reports the HeaderPosted record against its proposal: the
     /// proposer is slashed, its remaining slots are empty at once and the inbox refuses its headers.
     function test_unbundlingAgainstHeaderPostedRecordSlashesAndUnschedules() public {
+        // two external calls: the IR pipeline's inliner otherwise makes one function too deep for the stack
+        (address p, bytes32 ownHash) = this.unbundleAndReport();
+        assertTrue(_slashed(p), "slashed");
+        this.assertUnscheduledFromNowOn(p, ownHash);
+    }
+
+    /// @dev The relay's copy is signed by the proposer, which then posts its own block for the slot; the relay
+    /// reports the HeaderPosted record against its proposal. Returns the proposer and its own block's hash.
+    function unbundleAndReport() external returns (address p, bytes32 ownHash) {
         PostedHeader memory relays = item(SLOT, 1, bytes32(0)); // the relay's copy, with the proposer's signature
-        address p = relays.header.proposer;
+        p = relays.header.proposer;
         PostedHeader memory own = ownBlock(SLOT, 1, bytes32(0)); // the stolen block, re-signed as its own
         vm.recordLogs();
         inbox.postHeaders(one(own));
-        Vm.Log[] memory logs = vm.getRecordedLogs();
         // read the record back from the HeaderPosted event, as the relay's watcher does
+        Vm.Log[] memory logs = vm.getRecordedLogs();
         bytes32 topic = keccak256("HeaderPosted(uint64,bytes32,address,address,address,uint256,bytes32,bytes)");
         Proposal memory onL1;
         bytes memory onL1Sig;
@@ -153,11 +162,13 @@ contract EquivocationTest is Fixture {
             onL1 = Proposal(uint64(uint256(logs[i].topics[1])), logs[i].topics[2], price, root, rel);
             onL1Sig = s;
         }
-        assertEq(onL1.headerHash, hashOf(own));
-        Proposal memory held = proposalOf(relays, relay);
-        inbox.reportEquivocation(held, relays.proposalSignature, onL1, onL1Sig);
-        assertTrue(_slashed(p), "slashed");
-        // every remaining slot of p is empty, from now on
+        ownHash = hashOf(own);
+        assertEq(onL1.headerHash, ownHash);
+        inbox.reportEquivocation(proposalOf(relays, relay), relays.proposalSignature, onL1, onL1Sig);
+    }
+
+    /// @dev Every remaining slot of the slashed `p` is empty from now on, and its header for one of them is refused.
+    function assertUnscheduledFromNowOn(address p, bytes32 headHash) external {
         uint64 later;
         uint64 lastScheduled = (registry.currentEpoch() + 2) * SLOTS_PER_EPOCH; // p leaves the set there
         for (uint64 s = SLOT + 1; s < lastScheduled; ++s) {
@@ -167,7 +178,7 @@ contract EquivocationTest is Fixture {
         assertTrue(later != 0, "p drawn again later");
         assertEq(registry.proposerForSlot(later), address(0));
         warpToSlot(later);
-        PostedHeader memory next = item(later, 2, hashOf(own));
+        PostedHeader memory next = item(later, 2, headHash);
         next.header.proposer = p;
         signItem(next, relayPk);
         vm.expectRevert(abi.encodeWithSelector(IPbsErrors.NoProposerForSlot.selector, later));

@@ -87,7 +87,9 @@ contract EscrowTest is Fixture {
         // a second request restarts the delay for the allocation's whole pending amount
         vm.prank(builder);
         escrow.requestWithdrawal(relay, 10 ether);
-        uint64 readyAt2 = uint64(block.timestamp) + WITHDRAWAL_DELAY;
+        // the time warped to above, not block.timestamp: the IR pipeline reads TIMESTAMP once per function (constant
+        // within a real transaction), so it would still see the time before the warp
+        uint64 readyAt2 = readyAt - 1 + WITHDRAWAL_DELAY;
         vm.warp(readyAt);
         vm.prank(builder);
         vm.expectRevert(abi.encodeWithSelector(IPbsErrors.WithdrawalNotReady.selector, readyAt2));
