@@ -37,19 +37,19 @@ public sealed class SlotReader(AuctionStore store, ResultService results, Market
 
     public async Task<object?> GetAsync(ulong slot, CancellationToken ct)
     {
-        if (IsRecent(slot) && await FromRedisAsync(slot) is { } recent) return recent;
+        if (IsRecent(slot) && await FromRedisAsync(slot, ct) is { } recent) return recent;
         return await FromPostgresAsync(slot, ct);
     }
 
     bool IsRecent(ulong slot) => slot + (ulong)market.Options.RecentSlots >= market.Clock.CurrentSlot;
 
-    async Task<object?> FromRedisAsync(ulong slot)
+    async Task<object?> FromRedisAsync(ulong slot, CancellationToken ct)
     {
         var auction = await store.GetAuctionAsync(slot);
         if (auction is null) return null;
         if (market.Clock.NowMs < auction.ClosesAtMs)
             return new OpenSlotView(slot, auction.Proposer, "open", auction.Parent, auction.Number, auction.ClosesAtMs);
-        var view = await ClosedViewAsync(slot);
+        var view = await ClosedViewAsync(slot, ct);
         if (view is null)
             return new OpenSlotView(slot, auction.Proposer, "open", auction.Parent, auction.Number, auction.ClosesAtMs);
         var proposal = await store.GetProposalAsync(slot);
@@ -73,14 +73,14 @@ public sealed class SlotReader(AuctionStore store, ResultService results, Market
     /// recent slots costs a few small Redis reads per slot, not the close script and every bid of each slot again
     /// (which let a few list requests a second stall the relay). Only a slot nobody has closed yet is closed here.
     /// </summary>
-    async Task<SlotView?> ClosedViewAsync(ulong slot)
+    async Task<SlotView?> ClosedViewAsync(ulong slot, CancellationToken ct)
     {
         if (_closed.TryGetValue(slot, out var cached)) return cached;
         // The result and its bid list are stored apart (ResultService): the result first, so that proposers have it sooner.
         var json = await store.GetResultJsonAsync(slot) ?? (await results.EnsureClosedAsync(slot))?.ResultJson;
         if (json is null) return null;
         var view = JsonSerializer.Deserialize<SlotView>(json, WireJson.Options)!;
-        if (await results.BidListAsync(slot, view.ClosedAtMs ?? 0) is not { } list) return null;
+        if (await results.BidListAsync(slot, view.ClosedAtMs ?? 0, ct) is not { } list) return null;
         view = view with { Bids = JsonSerializer.Deserialize<List<BidView>>(list, WireJson.Options) };
         var current = market.Clock.CurrentSlot;
         if (slot + CachedSlots >= current)
@@ -173,7 +173,7 @@ public sealed class SlotReader(AuctionStore store, ResultService results, Market
             ct.ThrowIfCancellationRequested();
             cursor--;
             budget--;
-            var view = await FromRedisAsync(cursor);
+            var view = await FromRedisAsync(cursor, ct);
             if (view is null) continue;
             slots.Add(view);
             bids += view is SlotView { Bids: { } b } ? b.Count : 0;

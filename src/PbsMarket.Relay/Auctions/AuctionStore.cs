@@ -162,15 +162,16 @@ public sealed class AuctionStore(IConnectionMultiplexer redis, RedisKeys keys, R
             case "none": return new NoAuction();
         }
         var count = long.Parse((string)r[5]!, CultureInfo.InvariantCulture);
-        var bids = await FrozenBidsAsync(slot, count);
+        var (bids, readAll) = await FrozenBidsAsync(slot, count);
         // A copy that is not what Redis holds (a failover lost bids it kept and gave their sequence numbers to others):
-        // the close goes by Redis alone, as every other instance does.
-        if (Checksum(bids) != long.Parse((string)r[6]!, CultureInfo.InvariantCulture)) bids = await AllRecordsAsync(slot, count, "its checksum disagrees with the bids assembled");
+        // the close goes by Redis alone, as every other instance does (unless it already read every record: once is enough).
+        if (!readAll && Checksum(bids) != long.Parse((string)r[6]!, CultureInfo.InvariantCulture)) bids = await AllRecordsAsync(slot, count, "its checksum disagrees with the bids assembled");
         return new ClosedAuction(Hash32.Parse((string)r[1]!), ulong.Parse((string)r[2]!, CultureInfo.InvariantCulture),
             Address.Parse((string)r[3]!), ulong.Parse((string)r[4]!, CultureInfo.InvariantCulture), bids);
     }
 
-    async Task<IReadOnlyList<StoredBid>> FrozenBidsAsync(ulong slot, long count)
+    /// <summary>The frozen bids in sequence order, and whether they are every record read from Redis (the fallback).</summary>
+    async Task<(IReadOnlyList<StoredBid> Bids, bool ReadAll)> FrozenBidsAsync(ulong slot, long count)
     {
         var bids = new StoredBid?[count];
         var mine = _mirror.Of(slot);
@@ -181,7 +182,7 @@ public sealed class AuctionStore(IConnectionMultiplexer redis, RedisKeys keys, R
             if (missing.Count > 0 && missing[^1].To == seq - 1) missing[^1] = (missing[^1].From, seq);
             else missing.Add((seq, seq));
         }
-        if (missing.Count == 0) return bids!;
+        if (missing.Count == 0) return (bids!, false);
         var db = Db;
         // Bids spread over instances leave many short gaps: past a few, one read of the whole span instead of one per gap.
         if (missing.Count > 8) missing = [(missing[0].From, missing[^1].To)];
@@ -190,19 +191,19 @@ public sealed class AuctionStore(IConnectionMultiplexer redis, RedisKeys keys, R
         for (var i = 0; i < missing.Count; i++)
         {
             var got = await ranges[i];
-            if (got.Length != missing[i].To - missing[i].From + 1) return await AllRecordsAsync(slot, count, "its order list is short");
+            if (got.Length != missing[i].To - missing[i].From + 1) return (await AllRecordsAsync(slot, count, "its order list is short"), true);
             for (var j = 0; j < got.Length; j++)
                 if (bids[missing[i].From + j - 1] is null) hashes.Add((missing[i].From + j, got[j]));
         }
         var records = await db.HashGetAsync(keys.Bids(slot), [.. hashes.Select(h => h.Hash)]);
         for (var i = 0; i < records.Length; i++)
         {
-            if (records[i].IsNull) return await AllRecordsAsync(slot, count, "a bid in its order list has no record");
+            if (records[i].IsNull) return (await AllRecordsAsync(slot, count, "a bid in its order list has no record"), true);
             var bid = StoredBid.FromRecord(records[i]!);
-            if (bid.Sequence != hashes[i].Seq) return await AllRecordsAsync(slot, count, "its order list and records disagree");
+            if (bid.Sequence != hashes[i].Seq) return (await AllRecordsAsync(slot, count, "its order list and records disagree"), true);
             bids[bid.Sequence - 1] = bid;
         }
-        return bids!;
+        return (bids!, false);
     }
 
     /// <summary>The accept script's checksum: the sum over the bids of (first 3 bytes of the header hash + receipt time mod

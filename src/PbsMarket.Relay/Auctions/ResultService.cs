@@ -212,7 +212,7 @@ public sealed class ResultService(
     async Task<(AuctionOutcome, IReadOnlyList<StoredBid>)> ResolveExecutedAsync(ulong slot, AuctionStore.ClosedAuction closed)
     {
         var accepted = closed.Bids.Select(b => b.ToAccepted()).ToList();
-        if (!closed.Bids.Any(b => b.Optimistic)) return (AuctionRules.Resolve(accepted, closed.Parent, market.Reserve, market.PriceRule), Annotate(closed.Bids, null));
+        if (!closed.Bids.Any(b => b.Optimistic)) return (AuctionRules.Resolve(accepted, closed.Parent, market.Reserve, market.PriceRule), await WithStoredVerdictsAsync(slot, closed.Bids));
         var byHash = closed.Bids.ToDictionary(b => b.HeaderHash);
         var failed = new HashSet<Hash32>();
         using var budget = new CancellationTokenSource(verdicts.CloseBudgetMs);
@@ -229,21 +229,35 @@ public sealed class ResultService(
                 {
                     log.LogWarning("slot {Slot}: no winner: the block of bid {Hash} (builder {Builder}) could not be simulated: {Reason}",
                         slot, bid.HeaderHash, bid.Header.Builder, verdict.Message);
-                    return (new AuctionOutcome(null, BigInteger.Zero, []), Annotate(closed.Bids, await verdicts.AllAsync(slot)));
+                    return (new AuctionOutcome(null, BigInteger.Zero, []), await WithStoredVerdictsAsync(slot, closed.Bids));
                 }
                 invalid = bid;
                 break;
             }
-            if (invalid is null) return (result, Annotate(closed.Bids, await verdicts.AllAsync(slot)));
+            if (invalid is null) return (result, await WithStoredVerdictsAsync(slot, closed.Bids));
             failed.Add(invalid.HeaderHash);
         }
     }
 
-    static List<StoredBid> Annotate(IReadOnlyList<StoredBid> bids, IReadOnlyDictionary<Hash32, StoredVerdict>? stored) =>
-        [.. bids.Select(b => stored is not null && stored.TryGetValue(b.HeaderHash, out var v)
-            ? b with { Fees = v.Fees ?? b.Fees, Simulation = v.Code }
-            : b.Simulation == (b.Fees is null ? null : StoredVerdict.Valid) ? b // unchanged: no copy (a close may annotate 10,000)
-            : b with { Simulation = b.Fees is null ? null : StoredVerdict.Valid })];
+    /// <summary>
+    /// The bids as the result and the archive show them: each optimistic bid with its stored verdict (fees, simulation
+    /// code), every other bid valid if simulated (it carries fees) and unsimulated otherwise. The one rule for the closer
+    /// and for a reader that completes a missing bid list (<see cref="BidListAsync"/>), so both write the same list.
+    /// </summary>
+    async Task<List<StoredBid>> WithStoredVerdictsAsync(ulong slot, IReadOnlyList<StoredBid> bids) =>
+        Annotate(bids, bids.Any(b => b.Optimistic) ? await verdicts.AllAsync(slot) : null);
+
+    static List<StoredBid> Annotate(IReadOnlyList<StoredBid> bids, IReadOnlyDictionary<Hash32, StoredVerdict>? stored)
+    {
+        var annotated = new List<StoredBid>(bids.Count);
+        foreach (var b in bids)
+        {
+            if (stored is not null && stored.TryGetValue(b.HeaderHash, out var v)) { annotated.Add(b with { Fees = v.Fees ?? b.Fees, Simulation = v.Code }); continue; }
+            var simulation = b.Fees is null ? null : StoredVerdict.Valid;
+            annotated.Add(b.Simulation == simulation ? b : b with { Simulation = simulation }); // unchanged: no copy (a close may annotate 10,000)
+        }
+        return annotated;
+    }
 
     async Task<Closed> BookAsync(Closed c)
     {
@@ -306,8 +320,13 @@ public sealed class ResultService(
         }
     }
 
-    static List<BidView> BidViews(IEnumerable<StoredBid> bids) =>
-        [.. bids.OrderBy(b => b.Sequence).Select(b => new BidView(b.HeaderHash, b.Header.Builder, b.Header.Value, b.Header.GasUsed, b.TxCount, b.ReceivedAtMs, b.Fees, b.Simulation))];
+    /// <summary>The bid list in sequence order (the frozen bids come in it already: sorted only when they do not).</summary>
+    static List<BidView> BidViews(IReadOnlyList<StoredBid> bids)
+    {
+        var ordered = true;
+        for (var i = 1; i < bids.Count && ordered; i++) ordered = bids[i - 1].Sequence < bids[i].Sequence;
+        return [.. (ordered ? bids : bids.OrderBy(b => b.Sequence).ToList()).Select(b => new BidView(b.HeaderHash, b.Header.Builder, b.Header.Value, b.Header.GasUsed, b.TxCount, b.ReceivedAtMs, b.Fees, b.Simulation))];
+    }
 
     static Closed Rehydrate(string json, AuctionStore.ClosedAuction closed)
     {
@@ -325,16 +344,16 @@ public sealed class ResultService(
     /// itself from the frozen bids, each with its stored verdict, as the closer would have (the closer died between the
     /// two writes, or its write failed). Null when the slot has not closed.
     /// </summary>
-    public async Task<string?> BidListAsync(ulong slot, ulong closedAtMs)
+    public async Task<string?> BidListAsync(ulong slot, ulong closedAtMs, CancellationToken ct)
     {
         while (true)
         {
             if (await store.GetBidListJsonAsync(slot) is { } list) return list;
             if (market.Clock.NowMs >= closedAtMs + BidListGraceMs) break;
-            await Task.Delay(10);
+            await Task.Delay(10, ct); // the reader gone: stop waiting for it
         }
         if (await store.CloseAsync(slot) is not AuctionStore.ClosedAuction closed) return null;
-        var annotated = Annotate(closed.Bids, closed.Bids.Any(b => b.Optimistic) ? await verdicts.AllAsync(slot) : null);
+        var annotated = await WithStoredVerdictsAsync(slot, closed.Bids);
         var mine = JsonSerializer.Serialize(BidViews(annotated), WireJson.Options);
         log.LogWarning("slot {Slot}: its bid list was missing {Ms} ms after the close; written from the frozen bids", slot, market.Clock.NowMs - closedAtMs);
         return await store.TryStoreBidListAsync(slot, mine) ? mine : await store.GetBidListJsonAsync(slot) ?? mine;
