@@ -197,14 +197,16 @@ else
     # The C# deploy reads the committed artifacts: the bytecode forge just built must be the committed one.
     for artifact in ProposerRegistry.sol/ProposerRegistry BuilderEscrow.sol/BuilderEscrow Inbox.sol/Inbox; do
       file="contracts/out/$artifact.json"
-      if ! git rev-parse --git-dir >/dev/null 2>&1; then break; fi
+      if ! git rev-parse --git-dir >/dev/null 2>&1; then
+        echo "FAILED: not in a git work tree (or git refuses it): the committed artifacts cannot be checked"; broken=$((broken + 1)); break
+      fi
       if ! python3 -c '
 import json, subprocess, sys
 path = sys.argv[1]
 built = json.load(open(path))["bytecode"]["object"]
 committed = json.loads(subprocess.run(["git", "show", "HEAD:" + path], capture_output=True, check=True).stdout)["bytecode"]["object"]
-sys.exit(0 if built == committed else 1)' "$file" 2>/dev/null; then
-        echo "FAILED: $file as committed differs from what forge builds from contracts/src (run forge build, then git add -f $file)"
+sys.exit(0 if built == committed else 1)' "$file"; then
+        echo "FAILED: $file as committed (HEAD) differs from what forge builds from contracts/src, or could not be read (above); run forge build, then commit it (git add -f $file)"
         broken=$((broken + 1))
       fi
     done
